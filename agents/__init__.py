@@ -1,0 +1,1 @@
+"""SPIRAL agent, policies and update rules. Lands with the SPIRAL issue."""

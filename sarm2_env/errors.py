@@ -1,0 +1,33 @@
+"""Typed errors. Each names the field, what was expected and what was got."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SARM2Error(Exception):
+    """Base class of every error the toolkit raises on purpose."""
+
+
+class ConfigError(SARM2Error, ValueError):
+    """A configuration value is out of range or of the wrong type."""
+
+
+class InvalidActionError(SARM2Error, ValueError):
+    """An action has the wrong shape, dtype or non-finite values."""
+
+
+class DatasetError(SARM2Error):
+    """A dataset file is missing, corrupt, or does not match what the reader expects."""
+
+
+class UnknownNameError(SARM2Error, ValueError):
+    """A task, backend or camera name is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")
+        self.kind, self.name, self.known = kind, name, known

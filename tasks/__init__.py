@@ -1,0 +1,63 @@
+"""MuJoCo task proxies of the SARM2 benchmark on a simulated bimanual YAM station.
+
+Every task is a Gymnasium env registered as ``SARM2/<Task>-v0``::
+
+    import gymnasium as gym
+    import tasks  # registers the ids
+
+    env = gym.make("SARM2/CleanWhiteboard-v0", image_size=128)
+
+Importing this package selects a headless OpenGL backend (EGL, else OSMesa) unless ``MUJOCO_GL``
+is set, which is why it must happen before anything imports ``mujoco``.
+"""
+
+from __future__ import annotations
+
+from tasks.rendering import configure_gl
+
+configure_gl()
+
+import gymnasium as gym  # noqa: E402
+
+from sarm2_env.errors import UnknownNameError  # noqa: E402
+
+#: Registered task ids -> (env entry point, scripted-expert entry point).
+TASKS: dict[str, tuple[str, str]] = {
+    "SARM2/FoldShorts-v0": ("tasks.fold_shorts:FoldShortsEnv", "tasks.fold_shorts:FoldShortsExpert"),
+    "SARM2/CleanWhiteboard-v0": (
+        "tasks.clean_whiteboard:CleanWhiteboardEnv",
+        "tasks.clean_whiteboard:CleanWhiteboardExpert",
+    ),
+}
+
+gym.register("SARM2/FoldShorts-v0", entry_point=TASKS["SARM2/FoldShorts-v0"][0], max_episode_steps=700)
+gym.register("SARM2/CleanWhiteboard-v0", entry_point=TASKS["SARM2/CleanWhiteboard-v0"][0], max_episode_steps=900)
+
+
+def resolve_task_id(name: str) -> str:
+    """Accept ``SARM2/FoldShorts-v0``, ``FoldShorts-v0`` or ``FoldShorts``; raise on unknown names."""
+    for task_id in TASKS:
+        short = task_id.split("/", 1)[1]
+        if name in (task_id, short, short.rsplit("-v", 1)[0]):
+            return task_id
+    raise UnknownNameError("task", name, TASKS)
+
+
+def make_env(task: str, **kwargs) -> gym.Env:
+    """``gym.make`` for a SARM2 task by full id or short name (``"FoldShorts"``)."""
+    return gym.make(resolve_task_id(task), **kwargs)
+
+
+def make_expert(env: gym.Env, skill: float = 1.0):
+    """The scripted expert of ``env``'s task, at the given skill in [0, 1]."""
+    from importlib import import_module
+
+    spec = env.unwrapped.spec
+    task_id = spec.id if spec is not None else None
+    if task_id not in TASKS:
+        raise UnknownNameError("task", str(task_id), TASKS)
+    module, cls = TASKS[task_id][1].split(":")
+    return getattr(import_module(module), cls)(env, skill=skill)
+
+
+__all__ = ["TASKS", "make_env", "make_expert", "resolve_task_id"]

@@ -1,0 +1,233 @@
+"""Base class of every simulated task: the YAM station, the spaces of DESIGN.md §3, rendering.
+
+A task subclass adds its objects to the station spec (:meth:`YamTaskEnv._build_task`), randomises
+them (:meth:`YamTaskEnv._reset_task`) and says how far the task has come
+(:meth:`YamTaskEnv.evaluate`, the single source of truth for ``success`` and ``progress``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
+from sarm2_env.errors import ConfigError, InvalidActionError
+from tasks.rendering import MultiCameraRenderer
+from tasks.station import (
+    GRIPPER_TRAVEL,
+    HOME_QPOS,
+    arm_joint_names,
+    build_station_spec,
+    ctrl_to_gripper,
+    gripper_to_ctrl,
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Ground truth of one state: ``progress`` in [0, 1], ``success``, and task-specific terms."""
+
+    progress: float
+    success: bool
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+def _parse_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and 16 <= s <= 1024 for s in size):
+        raise ConfigError(
+            f"`image_size` must be an int or (height, width) with values in [16, 1024]; got {image_size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+class YamTaskEnv(gym.Env):
+    """A manipulation task on the simulated bimanual YAM station with three D405 cameras.
+
+    Args:
+        render_mode: ``None`` or ``"rgb_array"`` (the three views side by side).
+        image_size: camera resolution, an int (square) or ``(height, width)``; default 128.
+        control_hz: control rate; physics runs at 500 Hz underneath. Must divide 500.
+        terminate_on_success: end the episode (``terminated=True``) once ``info["success"]``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    #: Set by subclasses.
+    task_name: ClassVar[str] = ""
+    instruction: ClassVar[str] = ""
+    #: Registered episode limit, in control steps at 10 Hz.
+    max_episode_steps: ClassVar[int] = 600
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        image_size: int | tuple[int, int] = 128,
+        control_hz: int = 10,
+        terminate_on_success: bool = True,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"`render_mode` must be None or 'rgb_array'; got {render_mode!r}")
+        self.height, self.width = _parse_image_size(image_size)
+        if not isinstance(control_hz, (int, np.integer)) or control_hz <= 0 or 500 % control_hz:
+            raise ConfigError(f"`control_hz` must be a positive divisor of 500 (e.g. 10, 25, 50); got {control_hz!r}")
+        self.render_mode = render_mode
+        self.control_hz = int(control_hz)
+        self.terminate_on_success = terminate_on_success
+        self.metadata = {**self.metadata, "render_fps": self.control_hz}
+
+        spec = build_station_spec()
+        self._build_task(spec)
+        self.model: mujoco.MjModel = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.n_substeps = int(round(1.0 / (self.control_hz * self.model.opt.timestep)))
+
+        self._arm_qadr = np.array([self.model.joint(n).qposadr[0] for arm in ARMS for n in arm_joint_names(arm)])
+        self._grip_qadr = np.array([self.model.joint(f"{arm}_joint7").qposadr[0] for arm in ARMS])
+        self._finger_qadr = np.array([self.model.joint(f"{arm}_joint{j}").qposadr[0] for arm in ARMS for j in (7, 8)])
+        joint_lo = np.concatenate([self._arm_range(arm)[0] for arm in ARMS])
+        joint_hi = np.concatenate([self._arm_range(arm)[1] for arm in ARMS])
+        lo = np.insert(joint_lo, [6, 12], 0.0).astype(np.float32)
+        hi = np.insert(joint_hi, [6, 12], 1.0).astype(np.float32)
+        self.action_space = spaces.Box(lo, hi, shape=(ACTION_DIM,), dtype=np.float32)
+        image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
+        self.observation_space = spaces.Dict(
+            {
+                "pixels": spaces.Dict({cam: image for cam in CAMERAS}),
+                "agent_pos": spaces.Box(lo, hi, shape=(STATE_DIM,), dtype=np.float32),
+            }
+        )
+        self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)
+        self._renderer: MultiCameraRenderer | None = None
+        self._last_pixels: dict[str, np.ndarray] | None = None
+        self._elapsed_steps = 0
+        #: Name of the primitive an expert is executing, reported as ``info["primitive"]`` when set.
+        self.current_primitive: str | None = None
+
+    # ------------------------------------------------------------------ task hooks
+    def _build_task(self, spec: mujoco.MjSpec) -> None:
+        """Add the task's objects, equalities and sites to the station spec."""
+
+    def _reset_task(self) -> None:
+        """Randomise the task's initial state with ``self.np_random`` (qpos already at home)."""
+
+    def _before_physics(self, action: np.ndarray) -> None:
+        """Called once per control step before the physics substeps (grasp assists, etc.)."""
+
+    def _after_physics(self) -> None:
+        """Called once per control step after the physics substeps (ink wiping, etc.)."""
+
+    def evaluate(self) -> Evaluation:
+        """Ground-truth progress and success of the current physics state."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self._arm_qadr] = np.concatenate([HOME_QPOS[:6], HOME_QPOS[:6]])
+        self.data.qpos[self._finger_qadr] = GRIPPER_TRAVEL
+        self.data.ctrl[:] = self._action_to_ctrl(self.home_action)
+        self._reset_task()
+        mujoco.mj_forward(self.model, self.data)
+        self._elapsed_steps = 0
+        self.current_primitive = None
+        obs = self._observe()
+        return obs, self._info(self.evaluate())
+
+    def step(self, action):
+        action = self._validate_action(action)
+        self.data.ctrl[:] = self._action_to_ctrl(action)
+        self._before_physics(action)
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        self._after_physics()
+        self._elapsed_steps += 1
+        if not np.all(np.isfinite(self.data.qpos)):
+            raise RuntimeError(f"{self.task_name}: simulation diverged at step {self._elapsed_steps}")
+        ev = self.evaluate()
+        obs = self._observe()
+        terminated = bool(ev.success and self.terminate_on_success)
+        return obs, float(ev.success), terminated, False, self._info(ev)
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        pixels = self._last_pixels if self._last_pixels is not None else self._render_pixels()
+        return np.concatenate([pixels[cam] for cam in CAMERAS], axis=1)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def elapsed_steps(self) -> int:
+        return self._elapsed_steps
+
+    def agent_pos(self) -> np.ndarray:
+        """The 14-d proprioceptive state: per arm 6 joint angles (rad) + gripper opening in [0, 1]."""
+        joints = self.data.qpos[self._arm_qadr].reshape(2, 6)
+        grip = ctrl_to_gripper(self.data.qpos[self._grip_qadr]).reshape(2, 1)
+        return np.concatenate([joints, grip], axis=1).reshape(-1).astype(np.float32)
+
+    def gripper_command(self) -> np.ndarray:
+        """Commanded opening (0 closed, 1 open) of the left and right grippers."""
+        idx = [self.model.actuator(f"{arm}_gripper").id for arm in ARMS]
+        return self.data.ctrl[idx] / GRIPPER_TRAVEL
+
+    def _arm_range(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = [self.model.joint(n).id for n in arm_joint_names(arm)]
+        return self.model.jnt_range[ids, 0], self.model.jnt_range[ids, 1]
+
+    def _validate_action(self, action) -> np.ndarray:
+        try:
+            arr = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActionError(
+                f"`action` must be a numeric array of shape ({ACTION_DIM},); got {action!r}"
+            ) from exc
+        if arr.shape != (ACTION_DIM,):
+            raise InvalidActionError(
+                f"`action` must have shape ({ACTION_DIM},) (2 x [6 joint targets in rad, gripper in [0, 1]]); "
+                f"got shape {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            bad = np.flatnonzero(~np.isfinite(arr)).tolist()
+            raise InvalidActionError(f"`action` must be finite; got NaN/inf at indices {bad}")
+        # Targets outside the joint limits are clipped, as the real arm's driver does.
+        return np.clip(arr, self.action_space.low, self.action_space.high)
+
+    def _action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
+        per_arm = np.asarray(action, dtype=np.float64).reshape(2, 7).copy()
+        per_arm[:, 6] = gripper_to_ctrl(per_arm[:, 6])
+        return per_arm.reshape(-1)
+
+    def _render_pixels(self) -> dict[str, np.ndarray]:
+        if self._renderer is None:
+            self._renderer = MultiCameraRenderer(self.model, CAMERAS, self.height, self.width)
+        return self._renderer.render(self.data)
+
+    def _observe(self) -> dict[str, Any]:
+        self._last_pixels = self._render_pixels()
+        return {"pixels": self._last_pixels, "agent_pos": self.agent_pos()}
+
+    def _info(self, ev: Evaluation) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "success": bool(ev.success),
+            "progress": float(np.clip(ev.progress, 0.0, 1.0)),
+            "task": self.instruction,
+            **{f"eval/{k}": float(v) for k, v in ev.terms.items()},
+        }
+        if self.current_primitive is not None:
+            if self.current_primitive not in PRIMITIVE_INDEX:
+                raise ConfigError(
+                    f"`current_primitive` must be one of the 22 SARM2 primitives; got {self.current_primitive!r}"
+                )
+            info["primitive"] = self.current_primitive
+        return info

@@ -1,0 +1,336 @@
+"""Cleaning Whiteboard: pick up an eraser, wipe a small whiteboard clean, put the eraser away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mujoco
+import numpy as np
+
+from tasks.base import Evaluation, YamTaskEnv
+from tasks.expert import ArmGoal, ScriptedExpert, Segment
+from tasks.grasping import WeldGrasp
+from tasks.station import STATION_CENTER_Y
+
+BOARD_CENTER = np.array([0.30, STATION_CENTER_Y])
+BOARD_HALF = np.array([0.065, 0.14, 0.005])
+BOARD_TOP = 2 * BOARD_HALF[2]
+INK_GRID = (6, 12)  # cells along x (depth) and y (width)
+ERASER_HALF = np.array([0.02, 0.055, 0.015])
+TRAY_CENTER = np.array([0.29, -0.51])
+TRAY_HALF = np.array([0.05, 0.08])
+INK_COLOURS = np.array([[0.1, 0.15, 0.55, 1.0], [0.08, 0.08, 0.08, 1.0], [0.6, 0.1, 0.1, 1.0]])
+
+
+class CleanWhiteboardEnv(YamTaskEnv):
+    """## Cleaning Whiteboard (``SARM2/CleanWhiteboard-v0``)
+
+    **Description.** A small whiteboard lies on the table between the arms with randomised ink
+    strokes. The left arm picks up an eraser from the left of the board and wipes the left half, hands
+    the eraser over to the right arm, which wipes the right half and puts the eraser on the tray to the
+    right of the board. Proxy of the paper's "Cleaning Whiteboard" task.
+
+    **Observation / action.** As every SARM2 task (DESIGN.md §3): three 128x128 RGB views
+    (``top``, ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
+
+    **Progress** (``info["progress"]``, from physics state, valid for any trajectory)::
+
+        0.1 * [eraser held or on the tray] + 0.8 * ink_cleared + 0.1 * placement
+
+    ``ink_cleared`` is the fraction of initially inked cells wiped: a cell is wiped when the flat
+    eraser's footprint covers it while the eraser's bottom is within 4 mm of the board. ``placement``
+    is 1 on the tray, and while the eraser is held after cleaning, how close it is to the tray.
+    Dropping the eraser costs the hold term; ink that is not wiped never counts.
+
+    **Success.** ``ink_cleared >= 0.95`` and the eraser resting, released, on the tray.
+
+    **Randomisation.** 2-4 ink strokes (random walks over a 6x12 cell grid, 25-60 % of cells, one of
+    three colours); eraser position (+-4 cm) and yaw (+-0.25 rad).
+
+    **Episode end.** Success (``terminated``) or 900 control steps (90 s at 10 Hz, ``truncated``).
+
+    **Expert primitives.** ``pick_grab``, ``erase``, ``pass``, ``place``, ``dummy``.
+
+    **Version history.** v0: initial release.
+    """
+
+    task_name = "CleanWhiteboard"
+    instruction = "Pick up the eraser, wipe the whiteboard clean, and put the eraser on the tray."
+    max_episode_steps = 900
+
+    def _build_task(self, spec: mujoco.MjSpec) -> None:
+        wb = spec.worldbody
+        cx, cy = BOARD_CENTER
+        wb.add_geom(
+            name="board_frame",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=[cx, cy, BOARD_HALF[2] - 0.001],
+            size=[BOARD_HALF[0] + 0.008, BOARD_HALF[1] + 0.008, BOARD_HALF[2] - 0.001],
+            rgba=[0.55, 0.57, 0.6, 1],
+            contype=0,
+            conaffinity=0,
+        )
+        wb.add_geom(
+            name="board",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=[cx, cy, BOARD_HALF[2]],
+            size=BOARD_HALF,
+            rgba=[0.96, 0.96, 0.96, 1],
+            friction=[0.25, 0.005, 0.0001],
+        )
+        nx, ny = INK_GRID
+        cell = 2 * BOARD_HALF[:2] / np.array([nx, ny])
+        self._cell_centers = np.array(
+            [
+                [cx - BOARD_HALF[0] + (i + 0.5) * cell[0], cy - BOARD_HALF[1] + (j + 0.5) * cell[1]]
+                for i in range(nx)
+                for j in range(ny)
+            ]
+        )
+        for k, (x, y) in enumerate(self._cell_centers):
+            wb.add_geom(
+                name=f"ink_{k}",
+                type=mujoco.mjtGeom.mjGEOM_BOX,
+                pos=[x, y, BOARD_TOP + 0.0004],
+                size=[cell[0] / 2, cell[1] / 2, 0.0004],
+                rgba=[0, 0, 0, 0],
+                contype=0,
+                conaffinity=0,
+            )
+        wb.add_geom(
+            name="tray",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=[*TRAY_CENTER, 0.0005],
+            size=[*TRAY_HALF, 0.0005],
+            rgba=[0.3, 0.6, 0.35, 1],
+            contype=0,
+            conaffinity=0,
+        )
+        eraser = wb.add_body(name="eraser", pos=[0.3, -0.08, ERASER_HALF[2]])
+        eraser.add_freejoint(name="eraser_free")
+        eraser.add_geom(
+            name="eraser_felt",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=ERASER_HALF,
+            mass=0.08,
+            rgba=[0.25, 0.25, 0.28, 1],
+            friction=[1.0, 0.01, 0.001],
+            condim=4,
+        )
+        eraser.add_geom(
+            name="eraser_grip",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=[0, 0, ERASER_HALF[2] * 0.6],
+            size=[ERASER_HALF[0] * 0.9, ERASER_HALF[1] * 0.9, ERASER_HALF[2] * 0.45],
+            rgba=[0.15, 0.35, 0.75, 1],
+            contype=0,
+            conaffinity=0,
+            mass=0.0,
+        )
+        for arm in ("left", "right"):
+            WeldGrasp.add_to_spec(spec, arm, "eraser")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.grasps = {arm: WeldGrasp(self.model, arm, "eraser") for arm in ("left", "right")}
+        self._ink_geoms = np.array([self.model.geom(f"ink_{k}").id for k in range(len(self._cell_centers))])
+        self._eraser = self.model.body("eraser").id
+        self._eraser_qadr = self.model.joint("eraser_free").qposadr[0]
+        self._inked = np.zeros(len(self._cell_centers), dtype=bool)
+        self._wiped = np.zeros(len(self._cell_centers), dtype=bool)
+
+    # ------------------------------------------------------------------ randomisation
+    def _reset_task(self) -> None:
+        rng = self.np_random
+        nx, ny = INK_GRID
+        while True:
+            ink = np.zeros((nx, ny), dtype=bool)
+            for _ in range(int(rng.integers(2, 5))):
+                i, j = int(rng.integers(nx)), int(rng.integers(ny))
+                for _ in range(int(rng.integers(6, 16))):
+                    ink[i, j] = True
+                    i = int(np.clip(i + rng.integers(-1, 2), 0, nx - 1))
+                    j = int(np.clip(j + rng.integers(-1, 2), 0, ny - 1))
+            if 0.25 <= ink.mean() <= 0.6:
+                break
+        self._inked = ink.reshape(-1)
+        self._wiped = np.zeros_like(self._inked)
+        colour = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
+        self.model.geom_rgba[self._ink_geoms] = np.where(self._inked[:, None], colour, 0.0)
+        x = 0.29 + rng.uniform(-0.04, 0.04)
+        y = -0.085 + rng.uniform(-0.015, 0.015)
+        yaw = rng.uniform(-0.25, 0.25)
+        self.data.qpos[self._eraser_qadr : self._eraser_qadr + 7] = [
+            x,
+            y,
+            ERASER_HALF[2],
+            np.cos(yaw / 2),
+            0,
+            0,
+            np.sin(yaw / 2),
+        ]
+        for grasp in self.grasps.values():
+            grasp.release(self.data)
+
+    # ------------------------------------------------------------------ per-step physics
+    def _before_physics(self, action: np.ndarray) -> None:
+        cmd = self.gripper_command()
+        for i, grasp in enumerate(self.grasps.values()):
+            grasp.update(self.model, self.data, float(cmd[i]))
+
+    def _after_physics(self) -> None:
+        rot = self.data.xmat[self._eraser].reshape(3, 3)
+        if rot[2, 2] < 0.95:  # not flat on the board: nothing is wiped
+            return
+        pos = self.data.xpos[self._eraser]
+        bottom = pos[2] - ERASER_HALF[2] * rot[2, 2]
+        if bottom > BOARD_TOP + 0.004:
+            return
+        local = (self._cell_centers - pos[:2]) @ rot[:2, :2]  # cell centres in the eraser's frame
+        under = np.all(np.abs(local) <= ERASER_HALF[:2], axis=1)
+        newly = under & self._inked & ~self._wiped
+        if newly.any():
+            self._wiped |= newly
+            self.model.geom_rgba[self._ink_geoms[newly], 3] = 0.0
+
+    # ------------------------------------------------------------------ ground truth
+    def ink_cleared(self) -> float:
+        return float(self._wiped.sum() / max(1, self._inked.sum()))
+
+    def remaining_ink(self) -> np.ndarray:
+        """Centres (N, 2) of inked cells not yet wiped (for the expert's recovery passes)."""
+        return self._cell_centers[self._inked & ~self._wiped]
+
+    def eraser_pose(self) -> tuple[np.ndarray, float]:
+        pos = self.data.xpos[self._eraser].copy()
+        rot = self.data.xmat[self._eraser].reshape(3, 3)
+        return pos, float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+    def evaluate(self) -> Evaluation:
+        ink = self.ink_cleared()
+        held = any(g.active(self.data) for g in self.grasps.values())
+        pos = self.data.xpos[self._eraser]
+        in_tray = (not held) and bool(np.all(np.abs(pos[:2] - TRAY_CENTER) <= TRAY_HALF)) and pos[2] < 0.03
+        if in_tray:
+            placement = 1.0
+        elif held and ink >= 0.95:
+            placement = float(np.clip(1.0 - np.linalg.norm(pos[:2] - TRAY_CENTER) / 0.35, 0.0, 1.0))
+        else:
+            placement = 0.0
+        progress = 0.1 * float(held or in_tray) + 0.8 * ink + 0.1 * placement
+        success = ink >= 0.95 and in_tray
+        return Evaluation(
+            progress, success, {"ink_cleared": ink, "eraser_held": float(held), "eraser_in_tray": float(in_tray)}
+        )
+
+
+class CleanWhiteboardExpert(ScriptedExpert):
+    """Left arm: pick, wipe the left half, hand over; right arm: wipe the right half, place on the tray."""
+
+    GRIP_OFFSET = 0.04  # each hand holds the eraser this far from its centre, along its long axis
+    TCP_ABOVE_BOTTOM = 0.012  # tool centre height above the eraser's bottom when grasped
+    MAX_RETRIES = 3
+
+    def plan(self) -> Iterator[Segment]:
+        env: CleanWhiteboardEnv = self.env
+        yield from self.maybe_hesitate()
+        # ---- pick the eraser with the left hand (retry missed grasps)
+        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+            yield from self._pick(env)
+            if env.grasps["left"].active(env.data):
+                break
+        else:
+            yield from self._give_up()
+            return
+        yield from self._wipe_half("left", env)
+        if not env.grasps["left"].active(env.data):
+            yield from self._give_up()
+            return
+        # ---- hand over to the right hand
+        yield from self._handover(env)
+        if not env.grasps["right"].active(env.data):
+            yield from self._give_up()
+            return
+        yield from self._wipe_half("right", env)
+        yield from self._place(env)
+
+    # ------------------------------------------------------------------ sub-plans
+    def _pick(self, env: CleanWhiteboardEnv) -> Iterator[Segment]:
+        pos, yaw = env.eraser_pose()
+        axis = np.array([-np.sin(yaw), np.cos(yaw)])  # eraser's long axis in the table plane
+        grasp_xy = pos[:2] + self.GRIP_OFFSET * axis + self.jitter(0.03, 2)
+        tool_yaw = yaw + np.pi / 2 + float(self.jitter(0.3, 1)[0])
+        above = ArmGoal((*grasp_xy, 0.10), yaw=tool_yaw, grip=1.0)
+        yield Segment("pick_grab", self.pace(1.6), left=above)
+        yield from self.maybe_hesitate()
+        yield Segment("pick_grab", self.pace(0.9), left=above.moved(dz=-0.10 + self.TCP_ABOVE_BOTTOM))
+        yield Segment("pick_grab", 0.7, left=self.goal("left").moved(grip=0.0))
+        yield Segment("pick_grab", self.pace(0.8), left=self.goal("left").moved(dz=0.08))
+        if not env.grasps["left"].active(env.data):  # missed: open and go up to look again
+            yield Segment("dummy", 0.6, left=self.goal("left").moved(dz=0.03, grip=1.0))
+
+    def _wipe_half(self, arm: str, env: CleanWhiteboardEnv) -> Iterator[Segment]:
+        sign = 1.0 if arm == "left" else -1.0
+        half_center_y = BOARD_CENTER[1] + sign * BOARD_HALF[1] / 2
+        wipe_z = BOARD_TOP + self.TCP_ABOVE_BOTTOM - 0.003
+        x_lo = BOARD_CENTER[0] - BOARD_HALF[0] + 0.005
+        x_hi = BOARD_CENTER[0] + BOARD_HALF[0] - 0.005
+        grip_dy = sign * self.GRIP_OFFSET
+        lines = [half_center_y + sign * 0.03, half_center_y - sign * 0.03]
+        start = ArmGoal((x_lo, lines[0] + grip_dy, wipe_z + 0.05), yaw=np.pi / 2, grip=0.0)
+        yield Segment("erase", self.pace(1.5), **{arm: start})
+        for k, y in enumerate(lines):
+            if k > 0 and self.chance(0.5):  # skipped stroke: leaves ink behind
+                continue
+            lift = max(0.0, float(self.rng.normal(0.004, 0.006))) * self.clumsiness  # too light a touch
+            down = ArmGoal((x_lo, y + grip_dy, wipe_z + lift), yaw=np.pi / 2, grip=0.0)
+            yield Segment("erase", self.pace(0.8), **{arm: down})
+            yield Segment("erase", self.pace(1.6), **{arm: down.moved(dx=x_hi - x_lo)})
+            yield Segment("erase", self.pace(1.6), **{arm: down})
+        # Recovery passes over ink that is left in this half (fewer at low skill).
+        for _ in range(2 if self.skill > 0.5 else (1 if self.skill > 0.2 else 0)):
+            left_over = env.remaining_ink()
+            left_over = left_over[sign * (left_over[:, 1] - BOARD_CENTER[1]) >= 0]
+            if len(left_over) == 0:
+                break
+            for x, y in left_over[:4]:
+                spot = ArmGoal((float(x), float(y) + grip_dy, wipe_z), yaw=np.pi / 2, grip=0.0)
+                yield Segment("erase", 0.6, **{arm: spot.moved(dz=0.02)})
+                yield Segment("erase", 0.5, **{arm: spot.moved(dx=-0.02)})
+                yield Segment("erase", 0.6, **{arm: spot.moved(dx=0.02)})
+        yield Segment("erase", 0.8, **{arm: self.goal(arm).moved(dz=0.06)})
+
+    def _handover(self, env: CleanWhiteboardEnv) -> Iterator[Segment]:
+        meet = np.array([BOARD_CENTER[0], BOARD_CENTER[1]])
+        z = 0.12
+        left = ArmGoal((meet[0], meet[1] + self.GRIP_OFFSET, z), yaw=np.pi / 2, grip=0.0)
+        yield Segment("pass", self.pace(1.5), left=left)
+        pos, _ = env.eraser_pose()
+        right_xy = pos[:2] + np.array([0.0, -self.GRIP_OFFSET]) + self.jitter(0.02, 2)
+        grasp_z = pos[2] - ERASER_HALF[2] + self.TCP_ABOVE_BOTTOM
+        right = ArmGoal((*right_xy, grasp_z + 0.08), yaw=np.pi / 2, grip=1.0)
+        yield Segment("pass", self.pace(1.4), right=right)
+        yield Segment("pass", self.pace(0.8), right=right.moved(dz=-0.08))
+        yield Segment("pass", 0.7, right=self.goal("right").moved(grip=0.0))
+        if env.grasps["right"].active(env.data) or self.chance(0.3):  # a clumsy operator may let go anyway
+            yield Segment("pass", 0.6, left=self.goal("left").moved(grip=1.0))
+            yield Segment(
+                "pass", self.pace(1.2), left=ArmGoal((0.25, 0.0, 0.15)), right=self.goal("right").moved(dz=0.04)
+            )
+
+    def _place(self, env: CleanWhiteboardEnv) -> Iterator[Segment]:
+        yield from self.maybe_hesitate()
+        drop_here = self.chance(0.15)
+        target = TRAY_CENTER + np.array([0.0, -self.GRIP_OFFSET]) + self.jitter(0.03, 2)
+        above = ArmGoal((*target, 0.10), yaw=np.pi / 2, grip=0.0)
+        if drop_here:  # drops the eraser in transit
+            yield Segment("place", self.pace(0.8), right=self.goal("right").moved(dz=0.03, grip=1.0))
+        else:
+            yield Segment("place", self.pace(1.5), right=above)
+            yield Segment("place", self.pace(0.9), right=above.moved(dz=-0.10 + self.TCP_ABOVE_BOTTOM + 0.004))
+            yield Segment("place", 0.6, right=self.goal("right").moved(grip=1.0))
+            yield Segment("place", 0.8, right=self.goal("right").moved(dz=0.08))
+        yield Segment("dummy", self.pace(1.2), left=ArmGoal((0.25, 0.0, 0.15)), right=ArmGoal((0.25, -0.61, 0.15)))
+
+    def _give_up(self) -> Iterator[Segment]:
+        yield Segment("dummy", 1.5, left=ArmGoal((0.25, 0.0, 0.15), grip=1.0), right=ArmGoal((0.25, -0.61, 0.15)))
