@@ -32,16 +32,16 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(tasks.TASKS))
     args = parser.parse_args()
 
-    print(f"{'task':26s} {'skill':>5s} {'success':>9s} {'95% CI':>13s} {'mean steps':>10s} {'mean final progress':>19s}")
+    header = f"{'task':26s} {'skill':>5s} {'success':>9s} {'95% CI':>13s} {'mean steps':>10s}"
+    print(f"{header} {'mean final progress':>19s}")
     for task in args.tasks.split(","):
         env = tasks.make_env(task, image_size=args.image_size)
         for skill in (float(s) for s in args.skills.split(",")):
             expert = tasks.make_expert(env, skill=skill)
             wins, steps, final = 0, 0, 0.0
             for seed in range(args.seeds):
-                n = 0
-                for _, _, _, info in run_expert_episode(env, expert, seed=seed):
-                    n += 1
+                rollout = list(run_expert_episode(env, expert, seed=seed))
+                n, info = len(rollout), rollout[-1][3]
                 wins += info["success"]
                 steps += n
                 final += info["progress"]

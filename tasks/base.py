@@ -37,6 +37,10 @@ class Evaluation:
     terms: dict[str, float] = field(default_factory=dict)
 
 
+#: Slack (rad) of the ``agent_pos`` bounds beyond the joint limits.
+JOINT_OVERSHOOT = 0.2
+
+
 def _parse_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
     size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and 16 <= s <= 1024 for s in size):
@@ -95,11 +99,14 @@ class YamTaskEnv(gym.Env):
         lo = np.insert(joint_lo, [6, 12], 0.0).astype(np.float32)
         hi = np.insert(joint_hi, [6, 12], 1.0).astype(np.float32)
         self.action_space = spaces.Box(lo, hi, shape=(ACTION_DIM,), dtype=np.float32)
+        state_margin = np.insert(np.full(12, JOINT_OVERSHOOT, dtype=np.float32), [6, 12], 0.0)
         image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(
             {
                 "pixels": spaces.Dict({cam: image for cam in CAMERAS}),
-                "agent_pos": spaces.Box(lo, hi, shape=(STATE_DIM,), dtype=np.float32),
+                # Measured joints can overshoot a limit they are driven into (soft limits here, motor
+                # compliance on the real arm), so the state space is wider than the action space.
+                "agent_pos": spaces.Box(lo - state_margin, hi + state_margin, shape=(STATE_DIM,), dtype=np.float32),
             }
         )
         self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)

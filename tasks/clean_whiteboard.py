@@ -218,7 +218,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
         else:
             placement = 0.0
         progress = 0.1 * float(held or in_tray) + 0.8 * ink + 0.1 * placement
-        success = ink >= 0.95 and in_tray
+        success = bool(ink >= 0.95 and in_tray)
         return Evaluation(
             progress, success, {"ink_cleared": ink, "eraser_held": float(held), "eraser_in_tray": float(in_tray)}
         )

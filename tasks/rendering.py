@@ -16,7 +16,8 @@ import numpy as np
 
 _INSTALL_HINT = (
     "headless rendering needs EGL or OSMesa: on Debian/Ubuntu `apt-get install libegl1 libgl1-mesa-dri` "
-    "(or `libosmesa6`), or set MUJOCO_GL to a backend that works on this machine"
+    "(or `libosmesa6`), and set MUJOCO_GL=egl (or osmesa) before anything imports mujoco: `import tasks` "
+    "does that for you only if it comes first"
 )
 
 
