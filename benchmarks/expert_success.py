@@ -40,8 +40,9 @@ def main() -> None:
             expert = tasks.make_expert(env, skill=skill)
             wins, steps, final = 0, 0, 0.0
             for seed in range(args.seeds):
-                rollout = list(run_expert_episode(env, expert, seed=seed))
-                n, info = len(rollout), rollout[-1][3]
+                n, info = 0, {}
+                for _, _, _, step_info in run_expert_episode(env, expert, seed=seed):  # stream: keep no frames
+                    n, info = n + 1, step_info
                 wins += info["success"]
                 steps += n
                 final += info["progress"]

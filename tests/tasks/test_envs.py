@@ -406,24 +406,24 @@ def _set_cloth(env, positions: np.ndarray) -> None:
     mujoco.mj_forward(env.model, env.data)
 
 
+def _mirror_half(p: np.ndarray, axis: int, lift: float) -> np.ndarray:
+    """Fold the half with the larger ``axis`` coordinate onto the other half, ``lift`` m up."""
+    p = p.copy()
+    mid = p[:, axis].mean()
+    moving = p[:, axis] > mid + 1e-9
+    p[moving, axis] = 2 * mid - p[moving, axis]
+    p[moving, 2] += lift
+    return p
+
+
 def _fold_far_onto_near(p: np.ndarray) -> np.ndarray:
     """Fold 1: the far half (+x) mirrored onto the near half, one layer up."""
-    p = p.copy()
-    xmid = p[:, 0].mean()
-    far = p[:, 0] > xmid + 1e-9
-    p[far, 0] = 2 * xmid - p[far, 0]
-    p[far, 2] += 0.006
-    return p
+    return _mirror_half(p, axis=0, lift=0.006)
 
 
 def _fold_left_onto_right(p: np.ndarray) -> np.ndarray:
     """Fold 2: the left half (+y) mirrored onto the right half, on top."""
-    p = p.copy()
-    ymid = p[:, 1].mean()
-    left = p[:, 1] > ymid + 1e-9
-    p[left, 1] = 2 * ymid - p[left, 1]
-    p[left, 2] += 0.012
-    return p
+    return _mirror_half(p, axis=1, lift=0.012)
 
 
 def test_fold_grid_layout(cached_env):
