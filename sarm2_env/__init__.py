@@ -1,30 +1,49 @@
 """Gymnasium-facing side of the sarm2 toolkit.
 
 Importing this package is cheap: constants and errors load eagerly, everything that needs torch
-or MuJoCo loads on first attribute access.
+or MuJoCo (``make_env``, ``SARM2RewardWrapper``) loads on first attribute access.
 """
 
 from __future__ import annotations
 
 from sarm2_env.constants import CAMERAS, PRIMITIVES, STATE_DIM
-from sarm2_env.errors import ConfigError, DatasetError, InvalidActionError, SARM2Error, UnknownNameError
+from sarm2_env.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    InputShapeError,
+    InvalidActionError,
+    NonFiniteError,
+    SARM2Error,
+    UnknownNameError,
+    WeightsNotFoundError,
+)
 
 __all__ = [
     "CAMERAS",
     "PRIMITIVES",
     "STATE_DIM",
+    "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "InputShapeError",
     "InvalidActionError",
+    "NonFiniteError",
     "SARM2Error",
+    "SARM2RewardWrapper",
     "UnknownNameError",
+    "WeightsNotFoundError",
     "make_env",
 ]
 
 
 def __getattr__(name: str):  # lazy heavy imports
     if name == "make_env":
-        from tasks import make_env
+        from sarm2_env.make import make_env
 
         return make_env
+    if name == "SARM2RewardWrapper":
+        from sarm2_env.wrapper import SARM2RewardWrapper
+
+        return SARM2RewardWrapper
     raise AttributeError(f"module 'sarm2_env' has no attribute {name!r}")

@@ -31,3 +31,19 @@ class UnknownNameError(SARM2Error, ValueError):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")
         self.kind, self.name, self.known = kind, name, known
+
+
+class InputShapeError(SARM2Error, ValueError):
+    """An image, embedding or state given to an encoder or reward model has the wrong shape, dtype or values."""
+
+
+class CheckpointError(SARM2Error):
+    """A reward-model checkpoint is missing, corrupt, or does not fit the encoder or task it is used with."""
+
+
+class WeightsNotFoundError(SARM2Error, FileNotFoundError):
+    """Pretrained weights were asked for but are not on disk; the message says what path to pass."""
+
+
+class NonFiniteError(SARM2Error, ValueError):
+    """A model produced or was given NaN or infinite values."""

@@ -41,3 +41,7 @@ def cached_env():
     yield get
     for env in envs.values():
         env.close()
+
+
+# reward-model fixtures (a tiny trained SARM2 checkpoint) shared by tests/rewards and tests/sarm2_env
+from tests.rewards.fixtures import tiny_sarm2_checkpoint  # noqa: E402,F401

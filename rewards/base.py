@@ -1,0 +1,170 @@
+"""The one reward-model interface every backend implements (DESIGN.md §3).
+
+Two entry points that must agree frame for frame:
+
+* offline ``predict_episode(episode) -> RewardOutput`` over a whole recorded episode;
+* online ``reset(task)`` then ``step(frame_embeddings, state) -> float`` using only the past.
+
+Batched online use (vector envs) goes through :meth:`RewardModel.start` / :meth:`RewardModel.step_batch`
+with one :class:`Session` per sub-env. A session keeps the episode's frame embeddings in memory, keyed by
+frame index, so every frame is encoded once however many windows later reuse it.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from sarm2_env.constants import PRIMITIVES
+from sarm2_env.errors import InputShapeError
+
+
+@dataclasses.dataclass
+class RewardOutput:
+    """Per-frame predictions for one episode.
+
+    ``progress (T,)`` in [0, 1]; ``primitive_probs (T, 22)`` when the model estimates primitives;
+    ``normalization`` says how raw scores became progress (``"none"``, ``"per-episode-minmax"``, ...);
+    ``query_indices`` are the frames the model was actually queried at (others interpolated);
+    ``extras`` holds model-specific per-frame arrays (e.g. MoE ``expert_weights (T, E)``, raw log-probs).
+    """
+
+    progress: np.ndarray
+    primitive_probs: np.ndarray | None = None
+    normalization: str = "none"
+    query_indices: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def primitive(self) -> list[str] | None:
+        """Most likely primitive name per frame, when the model estimates primitives."""
+        if self.primitive_probs is None:
+            return None
+        return [PRIMITIVES[i] for i in self.primitive_probs.argmax(-1)]
+
+
+@dataclasses.dataclass
+class Session:
+    """Online state of one live episode: the in-memory embedding cache and the last prediction."""
+
+    task: str
+    instruction: str
+    embeddings: list[np.ndarray] = dataclasses.field(default_factory=list)  # per frame: (C, D)
+    states: list[np.ndarray] = dataclasses.field(default_factory=list)  # per frame: (S,)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    last: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def frame(self) -> int:
+        """Index of the newest frame (-1 before the first step)."""
+        return len(self.embeddings) - 1
+
+
+class RewardModel(abc.ABC):
+    """Base class of every reward backend. Subclasses set ``name`` and implement the abstract methods."""
+
+    name: ClassVar[str] = ""
+    trainable: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._session: Session | None = None
+        self._image_encoder = None
+
+    # --- description -------------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """Human label for tables and plots (includes anything that qualifies the numbers)."""
+        return self.name
+
+    @property
+    def encoder_spec(self):
+        """The :class:`rewards.encoders.EncoderSpec` this model reads, or ``None`` if it takes raw frames."""
+        return None
+
+    def covers(self, task: str) -> bool:
+        """Whether the model was trained for (or can judge) ``task`` (a task id or instruction)."""
+        return True
+
+    # --- encoding ----------------------------------------------------------------------------------
+    @property
+    def image_encoder(self):
+        """The frozen image encoder matching :attr:`encoder_spec`, built on first use."""
+        if self._image_encoder is None:
+            from rewards.encoders import image_encoder_from_spec
+
+            self._image_encoder = image_encoder_from_spec(self.encoder_spec, **self._encoder_kwargs())
+        return self._image_encoder
+
+    def _encoder_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def set_image_encoder(self, encoder) -> None:
+        """Use an already-built encoder (its spec must match the model's)."""
+        from sarm2_env.errors import CheckpointError
+
+        if self.encoder_spec is not None and encoder.spec != self.encoder_spec:
+            raise CheckpointError(
+                f"`encoder`: this {self.name} model was trained on {self.encoder_spec.key}; got {encoder.spec.key}"
+            )
+        self._image_encoder = encoder
+
+    def features(self, episode, embeddings: Mapping[str, np.ndarray] | np.ndarray | None = None) -> EpisodeFeatures:
+        """An :class:`EpisodeFeatures` from features, or an episode plus embeddings, or an episode with frames."""
+        if isinstance(episode, EpisodeFeatures):
+            return episode
+        if embeddings is None:
+            if not getattr(episode, "frames", None):
+                raise InputShapeError(
+                    "`episode`: expected frames (load it with frames=True) or pass `embeddings`; got neither"
+                )
+            from sarm2_env.constants import CAMERAS
+
+            missing = [c for c in CAMERAS if c not in episode.frames]
+            if missing:
+                raise InputShapeError(f"`episode.frames`: expected cameras {list(CAMERAS)}; missing {missing}")
+            embeddings = {cam: self.image_encoder.encode(episode.frames[cam]) for cam in CAMERAS}
+        return EpisodeFeatures.from_episode(episode, embeddings)
+
+    # --- offline -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def predict_episode(self, episode, embeddings=None) -> RewardOutput:
+        """Per-frame progress for a whole episode (features, or an episode with frames or embeddings)."""
+
+    # --- online ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def start(self, task: str) -> Session:
+        """A new online session for an episode of ``task`` (a task id or an instruction)."""
+
+    @abc.abstractmethod
+    def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """Advance each session by one frame.
+
+        ``frame_embeddings (N, C, D)`` and ``states (N, 14)`` -> progress ``(N,)``; each session's ``last``
+        is updated with the prediction's details (primitive, gate group, ...).
+        """
+
+    def reset(self, task: str) -> None:
+        """Start the single online episode used by :meth:`step`."""
+        self._session = self.start(task)
+
+    def step(self, frame_embeddings: Mapping[str, np.ndarray] | np.ndarray, state: np.ndarray) -> float:
+        """Progress at the newest frame, from this frame's per-camera embeddings and the 14-d state."""
+        if self._session is None:
+            from sarm2_env.errors import SARM2Error
+
+            raise SARM2Error(f"{type(self).__name__}.step called before reset(task)")
+        emb = stack_cameras(frame_embeddings)
+        if emb.ndim != 2:
+            raise InputShapeError(f"`frame_embeddings`: expected one frame of shape (C, D); got {emb.shape}")
+        state = check_state(state)
+        return float(self.step_batch([self._session], emb[None], state[None])[0])
+
+    @property
+    def session(self) -> Session | None:
+        """The session of :meth:`reset` / :meth:`step` (``last`` holds the newest prediction's details)."""
+        return self._session

@@ -1,0 +1,128 @@
+"""Per-episode model inputs (frame embeddings, state, labels) built from a dataset and its embedding cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sarm2_env.constants import CAMERAS, STATE_DIM
+from sarm2_env.errors import InputShapeError, NonFiniteError
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EpisodeFeatures:
+    """What a reward model needs of one episode, frames already encoded.
+
+    ``embeddings (T, C, D)`` float32 in :data:`CAMERAS` order, ``state (T, 14)``, ``primitive (T,)`` label
+    indices (the expert's; -1 where unknown), ``progress (T,)`` physics ground truth from the simulator
+    (for evaluation only: training never reads it).
+    """
+
+    episode_id: str
+    task_id: str
+    instruction: str
+    success: bool
+    skill: float
+    embeddings: np.ndarray
+    state: np.ndarray
+    primitive: np.ndarray
+    progress: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @classmethod
+    def from_episode(cls, episode, embeddings: Mapping[str, np.ndarray] | np.ndarray) -> EpisodeFeatures:
+        """Pair a :class:`tasks.dataset.Episode` with its per-camera embeddings (a mapping or a (T, C, D) array)."""
+        stacked = stack_cameras(embeddings, name="embeddings")
+        if stacked.shape[0] != episode.length:
+            raise InputShapeError(
+                f"`embeddings`: expected {episode.length} frames for episode {episode.episode_id!r}; "
+                f"got {stacked.shape[0]}"
+            )
+        return cls(
+            episode_id=episode.episode_id,
+            task_id=episode.task_id,
+            instruction=episode.instruction,
+            success=bool(episode.success),
+            skill=float(episode.skill),
+            embeddings=stacked,
+            state=np.asarray(episode.state, dtype=np.float32),
+            primitive=np.asarray(episode.primitive, dtype=np.int64),
+            progress=np.asarray(episode.progress, dtype=np.float32),
+        )
+
+
+def stack_cameras(embeddings: Mapping[str, np.ndarray] | np.ndarray, name: str = "frame_embeddings") -> np.ndarray:
+    """``{camera: (..., D)}`` or an array ``(..., C, D)`` -> float32 ``(..., C, D)`` in :data:`CAMERAS` order.
+
+    Raises :class:`InputShapeError` for a missing camera or mismatched shapes, :class:`NonFiniteError` for NaN.
+    """
+    if isinstance(embeddings, Mapping):
+        missing = [c for c in CAMERAS if c not in embeddings]
+        if missing:
+            raise InputShapeError(f"`{name}`: expected cameras {list(CAMERAS)}; missing {missing}")
+        parts = [np.asarray(embeddings[c], dtype=np.float32) for c in CAMERAS]
+        shapes = {p.shape for p in parts}
+        if len(shapes) != 1:
+            raise InputShapeError(f"`{name}`: expected one shape for every camera; got {sorted(map(str, shapes))}")
+        array = np.stack(parts, axis=-2)
+    else:
+        array = np.asarray(embeddings, dtype=np.float32)
+        if array.ndim < 2 or array.shape[-2] != len(CAMERAS):
+            raise InputShapeError(
+                f"`{name}`: expected an array of shape (..., {len(CAMERAS)}, D) (cameras {list(CAMERAS)}); "
+                f"got shape {array.shape}"
+            )
+    if not np.isfinite(array).all():
+        raise NonFiniteError(f"`{name}`: expected finite values; got NaN or inf")
+    return array
+
+
+def check_state(state: np.ndarray, leading: tuple[int, ...] = (), name: str = "state") -> np.ndarray:
+    """Validate a ``(*leading, 14)`` state array: shape and finiteness."""
+    array = np.asarray(state, dtype=np.float32)
+    expected = (*leading, STATE_DIM)
+    if array.shape != expected:
+        raise InputShapeError(f"`{name}`: expected shape {expected}; got {array.shape}")
+    if not np.isfinite(array).all():
+        raise NonFiniteError(f"`{name}`: expected finite values; got NaN or inf")
+    return array
+
+
+def load_features(
+    dataset: str | os.PathLike | object,
+    encoder,
+    *,
+    episodes: Sequence[int] | None = None,
+    progress: bool = False,
+    cache_root: str | os.PathLike | None = None,
+) -> list[EpisodeFeatures]:
+    """Encode (once, through the on-disk :class:`rewards.cache.EmbeddingCache`) and load episodes' features."""
+    from rewards.cache import EmbeddingCache
+    from tasks.dataset import EpisodeDataset
+
+    data = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
+    cache = EmbeddingCache(data, encoder, root=cache_root)
+    indices = list(range(len(data))) if episodes is None else list(episodes)
+    cache.ensure(indices, progress=progress)
+    return [EpisodeFeatures.from_episode(data.load(i, frames=False), cache.get(i)) for i in indices]
+
+
+def split_episodes(features: Sequence[EpisodeFeatures], val_fraction: float, seed: int = 0) -> tuple[list, list]:
+    """Hold out ``val_fraction`` of the episodes of each task (at least one when a task has 2+)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for task in sorted({f.task_id for f in features}):
+        items = [f for f in features if f.task_id == task]
+        order = rng.permutation(len(items))
+        n_val = int(round(val_fraction * len(items)))
+        if val_fraction > 0 and n_val == 0 and len(items) >= 2:
+            n_val = 1
+        val += [items[i] for i in order[:n_val]]
+        train += [items[i] for i in order[n_val:]]
+    return train, val

@@ -1,0 +1,293 @@
+"""``SARM2RewardWrapper``: a learned, stage-aware dense reward for any Gymnasium env with the SARM2
+observation layout (three camera views under ``obs["pixels"]`` and the 14-d ``obs["agent_pos"]``).
+
+Each step encodes only the three new frames (the reward model's session keeps earlier embeddings in memory)
+and runs one model forward. On a vector env the frames of all sub-envs go through the encoder in one call
+and the model in one batched forward.
+
+Reward modes:
+    ``"delta"`` (default): p_t - p_{t-1}, potential-based shaping with potential = predicted progress;
+    ``"progress"``: p_t itself;
+    ``"delta+success"``: p_t - p_{t-1} plus ``success_bonus`` on steps where ``info["success"]`` is true.
+The env's own reward is kept in ``info["task_reward"]``; the wrapper adds ``info["sarm2/progress"]`` and
+``info["sarm2/primitive"]``, and never touches ``info["success"]`` or ``info["progress"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sarm2_env.constants import CAMERAS
+from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError
+
+MODES = ("delta", "progress", "delta+success")
+DEFAULT_BACKEND = "sarm2"
+
+
+def _train_hint(task: str) -> str:
+    return (
+        f"No reward model checkpoint covers task {task!r}. Train one on demonstrations of it:\n"
+        f"  python -m tasks.collect --task {task} --episodes 40 --out data/my_demos\n"
+        f"  python -m rewards.train --model sarm2 --data data/my_demos --out runs/my_sarm2\n"
+        f"then wrap with SARM2RewardWrapper(env, reward_model=make_reward_model('sarm2', checkpoint='runs/my_sarm2')) "
+        f"(make_reward_model is in rewards), or pass allow_unseen_tasks=True to use it anyway."
+    )
+
+
+def resolve_reward_model(reward_model: Any, device: Any = None):
+    """A reward model from an instance, a registered name (its default checkpoint), or a checkpoint directory."""
+    from rewards.base import RewardModel
+    from rewards.registry import REGISTRY, make_reward_model
+
+    if reward_model is None:
+        reward_model = DEFAULT_BACKEND
+    if isinstance(reward_model, RewardModel):
+        return reward_model
+    if isinstance(reward_model, (str, os.PathLike)):
+        text = os.fspath(reward_model)
+        if text in REGISTRY:
+            return make_reward_model(text, checkpoint="default", device=device)
+        if os.path.isdir(text):
+            import json
+
+            try:
+                name = json.loads(open(os.path.join(text, "config.json")).read())["model"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"`reward_model`: {text!r} is not a reward-model checkpoint ({exc})") from exc
+            return make_reward_model(name, checkpoint=text, device=device)
+        from sarm2_env.errors import UnknownNameError
+
+        raise UnknownNameError("reward model (name or checkpoint directory)", text, REGISTRY)
+    raise ConfigError(
+        f"`reward_model` must be a RewardModel, a registered name or a checkpoint directory; got {type(reward_model)}"
+    )
+
+
+def _task_id(env) -> str | None:
+    spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", None), "spec", None)
+    return spec.id if spec is not None else None
+
+
+def _check_coverage(model, task_id: str | None, allow_unseen: bool) -> None:
+    if allow_unseen or not hasattr(model, "covers"):
+        return
+    if task_id is None or not model.covers(task_id):
+        raise CheckpointError(_train_hint(task_id or "<your task>"))
+
+
+def _frames(obs: dict, batch: int | None) -> np.ndarray:
+    """``obs["pixels"]`` -> uint8 frames ``(C, H, W, 3)`` or ``(N * C, H, W, 3)`` (sub-env major)."""
+    pixels = obs.get("pixels") if isinstance(obs, dict) else None
+    if not isinstance(pixels, dict):
+        raise InputShapeError(f"`obs['pixels']`: expected a dict of camera images {list(CAMERAS)}; got {type(pixels)}")
+    missing = [c for c in CAMERAS if c not in pixels]
+    if missing:
+        raise InputShapeError(f"`obs['pixels']`: expected cameras {list(CAMERAS)}; missing {missing}")
+    images = [np.asarray(pixels[c]) for c in CAMERAS]
+    if batch is None:
+        return np.stack(images)  # (C, H, W, 3)
+    return np.stack(images, axis=1).reshape(-1, *images[0].shape[1:])  # (N * C, H, W, 3)
+
+
+def _state(obs: dict, batch: int | None) -> np.ndarray:
+    from rewards.data import check_state
+
+    if "agent_pos" not in obs:
+        raise InputShapeError("`obs['agent_pos']`: expected the 14-d joint state; missing")
+    return check_state(obs["agent_pos"], () if batch is None else (batch,), name="obs['agent_pos']")
+
+
+class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Replace an env's reward with a learned progress reward (see the module docstring for modes and keys).
+
+    ``SARM2RewardWrapper(env)`` on a ``SARM2/*`` task loads the shipped SARM2 checkpoint for the simulated
+    station; on a task it has no checkpoint for it raises :class:`CheckpointError` saying how to train one.
+    ``reward_model`` may be a :class:`rewards.RewardModel`, a registered backend name, or a checkpoint directory.
+    Given a Gymnasium vector env, this returns a :class:`SARM2VectorRewardWrapper`.
+    """
+
+    def __new__(cls, env, *args: Any, **kwargs: Any):
+        if isinstance(env, gym.vector.VectorEnv):
+            return SARM2VectorRewardWrapper(env, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        env: gym.Env,
+        reward_model: Any = None,
+        mode: str = "delta",
+        success_bonus: float = 1.0,
+        allow_unseen_tasks: bool = False,
+        device: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {MODES}; got {mode!r}")
+        model = resolve_reward_model(reward_model, device)
+        _check_coverage(model, _task_id(env), allow_unseen_tasks)
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            reward_model=_model_arg(model, reward_model),
+            mode=mode,
+            success_bonus=success_bonus,
+            allow_unseen_tasks=allow_unseen_tasks,
+        )
+        gym.Wrapper.__init__(self, env)
+        self.reward_model = model
+        self.mode, self.success_bonus = mode, float(success_bonus)
+        self._session = None
+        self._previous = 0.0
+
+    def _progress(self, obs: dict) -> float:
+        model = self.reward_model
+        state = _state(obs, None)
+        emb = model.image_encoder.encode(_frames(obs, None))  # (C, D): only this step's frames are encoded
+        return float(model.step_batch([self._session], emb[None], state[None])[0])
+
+    def _annotate(self, info: dict, progress: float) -> dict:
+        info["sarm2/progress"] = progress
+        info["sarm2/primitive"] = self._session.last.get("primitive")
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        task_id = _task_id(self.env)
+        task = task_id if task_id is not None and self.reward_model.covers(task_id) else info.get("task", task_id or "")
+        self._session = self.reward_model.start(task)
+        self._previous = self._progress(obs)
+        return obs, self._annotate(dict(info), self._previous)
+
+    def step(self, action):
+        if self._session is None:
+            raise gym.error.ResetNeeded("SARM2RewardWrapper: call reset() before step()")
+        obs, task_reward, terminated, truncated, info = self.env.step(action)
+        progress = self._progress(obs)
+        reward = _shape(self.mode, progress, self._previous, bool(info.get("success", False)), self.success_bonus)
+        self._previous = progress
+        info = self._annotate(dict(info), progress)
+        info["task_reward"] = task_reward
+        return obs, reward, terminated, truncated, info
+
+
+def _shape(mode: str, progress: float, previous: float, success: bool, bonus: float) -> float:
+    if mode == "progress":
+        return progress
+    reward = progress - previous
+    if mode == "delta+success" and success:
+        reward += bonus
+    return reward
+
+
+def _model_arg(model, given: Any) -> Any:
+    # record the name / checkpoint, not the module, so gym's spec stack stays serialisable
+    if isinstance(given, (str, os.PathLike)) or given is None:
+        return os.fspath(given) if given is not None else DEFAULT_BACKEND
+    path = getattr(model, "checkpoint_path", None)
+    return os.fspath(path) if path is not None else model.name
+
+
+class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
+    """The vector-env form of :class:`SARM2RewardWrapper`: one batched encoder call and one batched model
+    forward per step across all sub-envs. Handles Gymnasium's ``next_step`` and ``same_step`` autoreset modes.
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        reward_model: Any = None,
+        mode: str = "delta",
+        success_bonus: float = 1.0,
+        allow_unseen_tasks: bool = False,
+        device: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {MODES}; got {mode!r}")
+        super().__init__(env)
+        self.reward_model = resolve_reward_model(reward_model, device)
+        _check_coverage(self.reward_model, _task_id(env), allow_unseen_tasks)
+        self.mode, self.success_bonus = mode, float(success_bonus)
+        autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        if autoreset not in (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP):
+            raise ConfigError(f"`autoreset_mode` must be NEXT_STEP or SAME_STEP; got {autoreset}")
+        self.autoreset = autoreset
+        self._sessions: list = []
+        self._previous = np.zeros(self.num_envs, dtype=np.float32)
+        self._done = np.zeros(self.num_envs, dtype=bool)
+        self._tasks: list[str] = []
+
+    def _task_for(self, info: dict, i: int) -> str:
+        task_id = _task_id(self.env)
+        if task_id is not None and self.reward_model.covers(task_id):
+            return task_id
+        tasks = info.get("task")
+        return str(tasks[i]) if tasks is not None else (task_id or "")
+
+    def _split(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """``obs`` -> frames ``(N, C, H, W, 3)`` and states ``(N, 14)``."""
+        n = self.num_envs
+        frames = _frames(obs, n)
+        return frames.reshape(n, len(CAMERAS), *frames.shape[1:]), _state(obs, n)
+
+    def _advance(self, frames: np.ndarray, states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Step the sessions ``idx`` on their frames: one encoder call for all of them, one model forward."""
+        k = len(idx)
+        emb = self.reward_model.image_encoder.encode(frames[idx].reshape(-1, *frames.shape[2:]))  # (k * C, D)
+        sessions = [self._sessions[i] for i in idx]
+        return self.reward_model.step_batch(sessions, emb.reshape(k, len(CAMERAS), -1), states[idx])
+
+    def _annotate(self, info: dict, progress: np.ndarray) -> dict:
+        info["sarm2/progress"] = progress.copy()
+        info["sarm2/primitive"] = np.array([s.last.get("primitive") for s in self._sessions], dtype=object)
+        return info
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._sessions = [self.reward_model.start(self._task_for(info, i)) for i in range(self.num_envs)]
+        frames, states = self._split(obs)
+        self._previous = self._advance(frames, states, np.arange(self.num_envs)).astype(np.float32)
+        self._done[:] = False
+        return obs, self._annotate(dict(info), self._previous)
+
+    def step(self, actions):
+        if not self._sessions:
+            raise gym.error.ResetNeeded("SARM2VectorRewardWrapper: call reset() before step()")
+        obs, task_reward, terminated, truncated, info = self.env.step(actions)
+        info = dict(info)
+        n, everyone = self.num_envs, np.arange(self.num_envs)
+        success = np.asarray(info.get("success", np.zeros(n, dtype=bool)), dtype=bool).reshape(-1)
+        if success.shape != (n,):
+            success = np.zeros(n, dtype=bool)
+        frames, states = self._split(obs)
+        if self.autoreset == gym.vector.AutoresetMode.NEXT_STEP:
+            # sub-envs that ended on the previous step were reset by this one: their obs is a first frame
+            fresh = self._done.copy()
+            for i in np.flatnonzero(fresh):
+                self._sessions[i] = self.reward_model.start(self._task_for(info, i))
+            progress = self._advance(frames, states, everyone)
+            scored, previous = progress, np.where(fresh, progress, self._previous)
+        else:
+            # same-step autoreset: score the terminal frame (``final_obs``), then start the new episode
+            ended = np.flatnonzero(np.logical_or(terminated, truncated))
+            final = info.get("final_obs")
+            end_frames, end_states = frames.copy(), states.copy()
+            for i in ended:
+                end_frames[i] = np.stack([final[i]["pixels"][c] for c in CAMERAS])
+                end_states[i] = final[i]["agent_pos"]
+            scored = self._advance(end_frames, end_states, everyone)
+            progress, previous = scored.copy(), self._previous
+            for i in ended:
+                self._sessions[i] = self.reward_model.start(self._task_for(info, i))
+            if len(ended):
+                progress[ended] = self._advance(frames, states, ended)
+        reward = np.array(
+            [_shape(self.mode, scored[i], previous[i], success[i], self.success_bonus) for i in range(n)],
+            dtype=np.float32,
+        )
+        self._previous = np.asarray(progress, dtype=np.float32)
+        self._done = np.logical_or(terminated, truncated)
+        info = self._annotate(info, self._previous)
+        info["task_reward"] = task_reward
+        return obs, reward, terminated, truncated, info

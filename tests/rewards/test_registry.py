@@ -1,0 +1,37 @@
+"""The reward-model registry and the shipped default checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards import list_reward_models, make_reward_model
+from sarm2_env.errors import CheckpointError, UnknownNameError
+
+
+def test_unknown_name_lists_known_ones_and_suggests() -> None:
+    with pytest.raises(UnknownNameError) as err:
+        make_reward_model("sarm3")
+    message = str(err.value)
+    assert "sarm2" in message and "Did you mean 'sarm2'" in message
+
+
+def test_registered_backends_build_from_a_checkpoint(tiny_sarm2_checkpoint) -> None:
+    assert "sarm2" in list_reward_models()
+    model = make_reward_model("sarm2", checkpoint=tiny_sarm2_checkpoint, device="cpu")
+    assert model.name == "sarm2" and model.trainable and model.net is not None
+
+
+def test_missing_checkpoint_path_says_what_to_pass(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="--data <dataset dir>"):
+        make_reward_model("sarm2", checkpoint=tmp_path / "nowhere")
+
+
+def test_default_checkpoint_is_small_and_covers_every_task() -> None:
+    from rewards.sarm2.model import DEFAULT_CHECKPOINT
+    from tasks import TASKS
+
+    size = (DEFAULT_CHECKPOINT / "model.safetensors").stat().st_size
+    assert size < 8 * 2**20  # ships in the repo: a few MB of fp16 weights
+    model = make_reward_model("sarm2", checkpoint="default", device="cpu")
+    assert all(model.covers(task) for task in TASKS)
+    assert model.training_summary["held_out_mse_fp16"] < 0.05

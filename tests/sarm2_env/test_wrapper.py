@@ -1,0 +1,189 @@
+"""SARM2RewardWrapper on single and vector SARM2 envs: reward modes, info keys, batching, autoreset, errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from sarm2_env.constants import CAMERAS
+from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.wrapper import SARM2RewardWrapper, SARM2VectorRewardWrapper
+from tests.rewards.fixtures import SIM_TASKS
+
+TASK = SIM_TASKS[1]  # CleanWhiteboard: the faster of the two to simulate
+
+
+@pytest.fixture()
+def model(tiny_sarm2_checkpoint):
+    from rewards.sarm2.model import SARM2RewardModel
+
+    return SARM2RewardModel.load(tiny_sarm2_checkpoint, device="cpu")
+
+
+def hold_action(obs) -> np.ndarray:
+    return np.asarray(obs["agent_pos"], dtype=np.float32)
+
+
+def test_delta_reward_info_keys_and_task_reward(model) -> None:
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    obs, info = env.reset(seed=0)
+    assert 0.0 <= info["sarm2/progress"] <= 1.0 and info["sarm2/primitive"] is not None
+    first = previous = info["sarm2/progress"]
+    total = 0.0
+    for _ in range(4):
+        obs, reward, terminated, truncated, info = env.step(hold_action(obs))
+        assert reward == pytest.approx(info["sarm2/progress"] - previous)
+        assert info["task_reward"] == float(info["success"])  # the env's own reward, kept
+        assert "progress" in info and "success" in info  # ground truth untouched
+        previous, total = info["sarm2/progress"], total + reward
+    assert total == pytest.approx(previous - first)  # potential-based: the shaped return telescopes
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["progress", "delta+success"])
+def test_other_reward_modes(model, mode: str) -> None:
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model, mode=mode, success_bonus=5.0)
+    obs, info = env.reset(seed=1)
+    previous = info["sarm2/progress"]
+    obs, reward, *_, info = env.step(hold_action(obs))
+    expected = info["sarm2/progress"] if mode == "progress" else info["sarm2/progress"] - previous
+    assert reward == pytest.approx(expected)
+    env.close()
+
+
+def test_wrapper_reward_matches_offline_prediction_of_the_same_frames(model) -> None:
+    """The online reward sees the same progress as predict_episode on the recorded frames."""
+    from rewards.data import EpisodeFeatures
+
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model, mode="progress")
+    obs, info = env.reset(seed=2)
+    frames, states, online = [obs], [obs["agent_pos"]], [info["sarm2/progress"]]
+    for _ in range(12):
+        obs, reward, *_ = env.step(hold_action(obs))
+        frames.append(obs)
+        states.append(obs["agent_pos"])
+        online.append(reward)
+    emb = np.stack([model.image_encoder.encode(np.stack([o["pixels"][c] for c in CAMERAS])) for o in frames])
+    n = len(frames)
+    feats = EpisodeFeatures(
+        episode_id="live",
+        task_id=TASK,
+        instruction=info["task"],
+        success=False,
+        skill=1.0,
+        embeddings=emb,
+        state=np.asarray(states, np.float32),
+        primitive=np.full(n, -1),
+        progress=np.zeros(n, np.float32),
+    )
+    np.testing.assert_allclose(online, model.predict_episode(feats).progress, atol=1e-5)
+    env.close()
+
+
+def test_only_the_new_frames_are_encoded(model) -> None:
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    obs, _ = env.reset(seed=0)
+    encoder = model.image_encoder
+    calls, frames = encoder.calls, encoder.frames_encoded
+    for _ in range(5):
+        obs, *_ = env.step(hold_action(obs))
+    assert encoder.calls - calls == 5 and encoder.frames_encoded - frames == 5 * len(CAMERAS)
+    env.close()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_check_env_passes_on_the_wrapped_env(model) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32).unwrapped, reward_model=model, allow_unseen_tasks=True)
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+def test_vector_env_batches_encoder_and_model_and_handles_autoreset(model) -> None:
+    envs = gym.make_vec(TASK, num_envs=2, vectorization_mode="sync", image_size=32, max_episode_steps=3)
+    wrapped = SARM2RewardWrapper(envs, reward_model=model)
+    assert isinstance(wrapped, SARM2VectorRewardWrapper)
+    obs, info = wrapped.reset(seed=[0, 1])
+    assert info["sarm2/progress"].shape == (2,)
+    encoder = model.image_encoder
+    calls, frames = encoder.calls, encoder.frames_encoded
+    rewards, truncs = [], []
+    for _ in range(5):  # episode of 3 steps, then the next-step autoreset, then one more step
+        obs, reward, terminated, truncated, info = wrapped.step(obs["agent_pos"].astype(np.float32))
+        rewards.append(reward)
+        truncs.append(truncated)
+        assert info["sarm2/progress"].shape == (2,) and info["sarm2/primitive"].shape == (2,)
+        assert "task_reward" in info
+    assert encoder.calls - calls == 5  # one encoder call per step for both sub-envs
+    assert encoder.frames_encoded - frames == 5 * 2 * len(CAMERAS)
+    assert truncs[2].all()
+    np.testing.assert_array_equal(rewards[3], 0.0)  # the autoreset step starts a new episode: no reward
+    assert all(s.frame == 1 for s in wrapped._sessions)  # new sessions: reset frame + one step
+    wrapped.close()
+
+
+def test_uncovered_task_raises_with_training_instructions(tmp_path) -> None:
+    from rewards.encoders import make_image_encoder
+    from rewards.sarm2.config import SARM2Config
+    from rewards.sarm2.model import SARM2RewardModel
+    from tests.rewards.fixtures import synthetic_features
+
+    model = SARM2RewardModel(
+        SARM2Config.preset("tiny", steps=2),
+        encoder=make_image_encoder("tiny", device="cpu"),
+        text_encoder="tiny-hash",
+        device="cpu",
+    )
+    model.fit(synthetic_features(SIM_TASKS[0], 2), progress=False)  # FoldShorts only
+    with pytest.raises(CheckpointError, match="python -m rewards.train") as err:
+        SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    assert TASK in str(err.value)
+    SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model, allow_unseen_tasks=True).close()
+
+
+def test_bad_configuration_and_observations(model) -> None:
+    with pytest.raises(ConfigError, match="`mode` must be one of"):
+        SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model, mode="sparse")
+    from sarm2_env.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="sarm2"):
+        SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model="sarm3")
+    env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(InputShapeError, match="missing \\['left_wrist'\\]"):
+        env._progress(
+            {
+                "pixels": {"top": obs["pixels"]["top"], "right_wrist": obs["pixels"]["top"]},
+                "agent_pos": obs["agent_pos"],
+            }
+        )
+    with pytest.raises(InputShapeError, match="frames"):
+        env._progress({"pixels": {c: obs["pixels"][c][..., :2] for c in CAMERAS}, "agent_pos": obs["agent_pos"]})
+    with pytest.raises(NonFiniteError, match="agent_pos"):
+        env._progress({"pixels": obs["pixels"], "agent_pos": np.full(14, np.nan, np.float32)})
+    env.close()
+
+
+def test_default_checkpoint_works_on_every_sarm2_task() -> None:
+    """``SARM2RewardWrapper(env)`` with no other argument: the shipped checkpoint, for every registered task."""
+    from tasks import TASKS
+
+    for task_id in TASKS:
+        env = SARM2RewardWrapper(gym.make(task_id, image_size=64))
+        obs, info = env.reset(seed=0)
+        obs, reward, *_, info = env.step(hold_action(obs))
+        assert np.isfinite(reward) and 0.0 <= info["sarm2/progress"] <= 1.0
+        assert env.reward_model.encoder_spec.name == "efficientnet-lite0"
+        env.close()
+
+
+def test_make_env_builds_the_canonical_stack(model) -> None:
+    from sarm2_env import make_env
+
+    env = make_env("CleanWhiteboard", reward_model=model, image_size=32)
+    assert isinstance(env, SARM2RewardWrapper) and env.spec.id == TASK
+    env.reset(seed=0)
+    env.close()
+    assert not isinstance(make_env("CleanWhiteboard", image_size=32), SARM2RewardWrapper)
