@@ -7,7 +7,6 @@ directory (e.g. the trainer's resume state) are left alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rewards.encoders.base import file_digest
 from sarm2_env.errors import CheckpointError
 
 FORMAT = "sarm2-reward-checkpoint"
@@ -51,10 +51,11 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "dtype": "float16" if half else "float32",
-        "weights_sha256": _sha256(tmp_weights),
+        "weights_sha256": file_digest(tmp_weights, length=64),
         **meta,
     }
     _fsync_file(tmp_weights)
+    os.chmod(tmp_weights, 0o644)  # safetensors creates the file owner-only; checkpoints are meant to be shared
     os.replace(tmp_weights, path / WEIGHTS_FILE)
     tmp_config = path / f".{CONFIG_FILE}.tmp-{os.getpid()}"
     tmp_config.write_text(json.dumps(body, indent=2, sort_keys=True))
@@ -93,7 +94,7 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
             f"{config_file}: expected a {expect_model!r} checkpoint; got one for model {meta.get('model')!r}"
         )
     recorded = meta.get("weights_sha256")
-    if recorded is not None and recorded != _sha256(weights_file):
+    if recorded is not None and recorded != file_digest(weights_file, length=64):
         raise CheckpointError(
             f"{weights_file}: expected sha256 {recorded} as recorded in {CONFIG_FILE}; got a different file "
             "(an interrupted save or a copied-over weights file): save or copy the checkpoint again"
@@ -104,14 +105,6 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
         raise CheckpointError(f"{weights_file}: expected a safetensors file; got an unreadable one ({exc})") from exc
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     return meta, tensors
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

@@ -79,6 +79,15 @@ def _check_coverage(model, task_id: str | None, allow_unseen: bool) -> None:
         raise CheckpointError(_train_hint(task_id or "<your task>"))
 
 
+def _prepare(env, reward_model: Any, mode: str, allow_unseen: bool, device: Any):
+    """Validate the wrapper arguments shared by the single and vector forms; return the reward model."""
+    if mode not in MODES:
+        raise ConfigError(f"`mode` must be one of {MODES}; got {mode!r}")
+    model = resolve_reward_model(reward_model, device)
+    _check_coverage(model, _task_id(env), allow_unseen)
+    return model
+
+
 def _frames(obs: dict, batch: int | None) -> np.ndarray:
     """``obs["pixels"]`` -> uint8 frames ``(C, H, W, 3)`` or ``(N * C, H, W, 3)`` (sub-env major)."""
     pixels = obs.get("pixels") if isinstance(obs, dict) else None
@@ -124,10 +133,7 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         allow_unseen_tasks: bool = False,
         device: Any = None,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"`mode` must be one of {MODES}; got {mode!r}")
-        model = resolve_reward_model(reward_model, device)
-        _check_coverage(model, _task_id(env), allow_unseen_tasks)
+        model = _prepare(env, reward_model, mode, allow_unseen_tasks, device)
         gym.utils.RecordConstructorArgs.__init__(
             self,
             reward_model=_model_arg(model, reward_model),
@@ -203,11 +209,9 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         allow_unseen_tasks: bool = False,
         device: Any = None,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"`mode` must be one of {MODES}; got {mode!r}")
+        model = _prepare(env, reward_model, mode, allow_unseen_tasks, device)
         super().__init__(env)
-        self.reward_model = resolve_reward_model(reward_model, device)
-        _check_coverage(self.reward_model, _task_id(env), allow_unseen_tasks)
+        self.reward_model = model
         self.mode, self.success_bonus = mode, float(success_bonus)
         autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
         if autoreset not in (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP):

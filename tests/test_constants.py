@@ -108,9 +108,11 @@ def test_unknown_name_error_without_close_match_has_no_hint():
 
 
 def test_lazy_make_env_attribute():
-    import tasks
+    from sarm2_env.make import make_env
+    from sarm2_env.wrapper import SARM2RewardWrapper
 
-    assert sarm2_env.make_env is tasks.make_env
+    assert sarm2_env.make_env is make_env
+    assert sarm2_env.SARM2RewardWrapper is SARM2RewardWrapper
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         sarm2_env.nope  # noqa: B018
 
