@@ -58,6 +58,9 @@ class Session:
     states: list[np.ndarray] = dataclasses.field(default_factory=list)  # per frame: (S,)
     context: dict[str, Any] = dataclasses.field(default_factory=dict)
     last: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the env's info dict of the newest step, set by the wrappers before ``step_batch`` (only reference
+    #: backends such as ``oracle`` and ``sparse`` may read it: it holds ground truth)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def frame(self) -> int:
@@ -102,6 +105,20 @@ class RewardModel(abc.ABC):
 
     def _encoder_kwargs(self) -> dict[str, Any]:
         return {}
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """What :meth:`step_batch` consumes, from raw frames ``(N, C, H, W, 3)`` uint8 -> ``(N, C, ...)``.
+
+        Embedding models encode all ``N * C`` frames in one encoder call -> ``(N, C, D)``. Models that judge
+        raw pixels (VLMs, the ``encoder_spec is None`` case) return the frames unchanged.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise InputShapeError(f"`frames`: expected shape (N, C, H, W, 3); got {frames.shape}")
+        if self.encoder_spec is None:
+            return frames
+        n, c = frames.shape[:2]
+        return self.image_encoder.encode(frames.reshape(n * c, *frames.shape[2:])).reshape(n, c, -1)
 
     def set_image_encoder(self, encoder) -> None:
         """Use an already-built encoder (its spec must match the model's)."""

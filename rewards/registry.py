@@ -11,6 +11,9 @@ from sarm2_env.errors import UnknownNameError
 #: name -> "module:Class". One table; every backend the wrapper, benchmark and SPIRAL can use is here.
 REGISTRY: dict[str, str] = {
     "sarm2": "rewards.sarm2.model:SARM2RewardModel",
+    "sarm2_no_moe": "rewards.sarm2.model:SARM2NoMoERewardModel",
+    "sarm2_no_stage": "rewards.sarm2.model:SARM2NoStageRewardModel",
+    "sarm2_oracle_stage": "rewards.sarm2.model:SARM2OracleStageRewardModel",
 }
 
 

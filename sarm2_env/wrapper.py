@@ -147,11 +147,12 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._session = None
         self._previous = 0.0
 
-    def _progress(self, obs: dict) -> float:
+    def _progress(self, obs: dict, info: dict) -> float:
         model = self.reward_model
+        self._session.info = info
         state = _state(obs, None)
-        emb = model.image_encoder.encode(_frames(obs, None))  # (C, D): only this step's frames are encoded
-        return float(model.step_batch([self._session], emb[None], state[None])[0])
+        emb = model.encode_frames(_frames(obs, None)[None])  # (1, C, D): only this step's frames are encoded
+        return float(model.step_batch([self._session], emb, state[None])[0])
 
     def _annotate(self, info: dict, progress: float) -> dict:
         info["sarm2/progress"] = progress
@@ -163,14 +164,14 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         task_id = _task_id(self.env)
         task = task_id if task_id is not None and self.reward_model.covers(task_id) else info.get("task", task_id or "")
         self._session = self.reward_model.start(task)
-        self._previous = self._progress(obs)
+        self._previous = self._progress(obs, info)
         return obs, self._annotate(dict(info), self._previous)
 
     def step(self, action):
         if self._session is None:
             raise gym.error.ResetNeeded("SARM2RewardWrapper: call reset() before step()")
         obs, task_reward, terminated, truncated, info = self.env.step(action)
-        progress = self._progress(obs)
+        progress = self._progress(obs, info)
         reward = _shape(self.mode, progress, self._previous, bool(info.get("success", False)), self.success_bonus)
         self._previous = progress
         info = self._annotate(dict(info), progress)
@@ -193,6 +194,18 @@ def _model_arg(model, given: Any) -> Any:
         return os.fspath(given) if given is not None else DEFAULT_BACKEND
     path = getattr(model, "checkpoint_path", None)
     return os.fspath(path) if path is not None else model.name
+
+
+def _sub_info(info: dict, i: int) -> dict:
+    """Sub-env ``i``'s entries of a vector env's info dict (arrays indexed where their mask says present)."""
+    out = {}
+    for key, value in info.items():
+        if key.startswith("_") or isinstance(value, dict):
+            continue
+        mask = info.get(f"_{key}")
+        if isinstance(value, np.ndarray) and len(value) > i and (mask is None or bool(mask[i])):
+            out[key] = value[i]
+    return out
 
 
 class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
@@ -235,12 +248,13 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         frames = _frames(obs, n)
         return frames.reshape(n, len(CAMERAS), *frames.shape[1:]), _state(obs, n)
 
-    def _advance(self, frames: np.ndarray, states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _advance(self, frames: np.ndarray, states: np.ndarray, idx: np.ndarray, info: dict) -> np.ndarray:
         """Step the sessions ``idx`` on their frames: one encoder call for all of them, one model forward."""
-        k = len(idx)
-        emb = self.reward_model.image_encoder.encode(frames[idx].reshape(-1, *frames.shape[2:]))  # (k * C, D)
+        for i in idx:
+            self._sessions[i].info = _sub_info(info, i)
+        emb = self.reward_model.encode_frames(frames[idx])  # (k, C, D): all sub-envs' frames in one encoder call
         sessions = [self._sessions[i] for i in idx]
-        return self.reward_model.step_batch(sessions, emb.reshape(k, len(CAMERAS), -1), states[idx])
+        return self.reward_model.step_batch(sessions, emb, states[idx])
 
     def _annotate(self, info: dict, progress: np.ndarray) -> dict:
         info["sarm2/progress"] = progress.copy()
@@ -251,7 +265,7 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         self._sessions = [self.reward_model.start(self._task_for(info, i)) for i in range(self.num_envs)]
         frames, states = self._split(obs)
-        self._previous = self._advance(frames, states, np.arange(self.num_envs)).astype(np.float32)
+        self._previous = self._advance(frames, states, np.arange(self.num_envs), info).astype(np.float32)
         self._done[:] = False
         return obs, self._annotate(dict(info), self._previous)
 
@@ -270,7 +284,7 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
             fresh = self._done.copy()
             for i in np.flatnonzero(fresh):
                 self._sessions[i] = self.reward_model.start(self._task_for(info, i))
-            progress = self._advance(frames, states, everyone)
+            progress = self._advance(frames, states, everyone, info)
             scored, previous = progress, np.where(fresh, progress, self._previous)
         else:
             # same-step autoreset: score the terminal frame (``final_obs``), then start the new episode
@@ -280,12 +294,12 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
             for i in ended:
                 end_frames[i] = np.stack([final[i]["pixels"][c] for c in CAMERAS])
                 end_states[i] = final[i]["agent_pos"]
-            scored = self._advance(end_frames, end_states, everyone)
+            scored = self._advance(end_frames, end_states, everyone, info)
             progress, previous = scored.copy(), self._previous
             for i in ended:
                 self._sessions[i] = self.reward_model.start(self._task_for(info, i))
             if len(ended):
-                progress[ended] = self._advance(frames, states, ended)
+                progress[ended] = self._advance(frames, states, ended, info)
         reward = np.array(
             [_shape(self.mode, scored[i], previous[i], success[i], self.success_bonus) for i in range(n)],
             dtype=np.float32,

@@ -38,6 +38,10 @@ class SARM2Config:
     top_k: int = 2
     expert_hidden: int = 128
     aux_loss_weight: float = 0.2
+    # ablations: ``use_moe=False`` replaces the MMoE head with one MLP head; ``use_stage=False`` drops the
+    # primitive estimator (one shared gate, no primitive token, no stage loss)
+    use_moe: bool = True
+    use_stage: bool = True
     # losses
     stage_loss_weight: float = 1.0
     group_loss_weight: float = 0.25

@@ -5,24 +5,24 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewards.base import RewardModel, RewardOutput, Session
+from rewards.base import RewardOutput, Session
 from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from rewards.embedding_model import CHECKPOINT_DIR, EmbeddingRewardModel
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.network import SARM2Net
 from rewards.sarm2.windows import causal_windows
 from sarm2_env.constants import CAMERAS, PRIMITIVES
-from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, InputShapeError, NonFiniteError
+from sarm2_env.errors import ConfigError, DatasetError, InputShapeError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
 #: Where ``checkpoint="default"`` points: the SARM2 checkpoint for the simulated station shipped in the repo.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "sarm2-sim"
+DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "sarm2-sim"
 GATE_SOURCES = ("predicted", "label")
 _CHUNK = 256
 
@@ -32,7 +32,7 @@ def primitive_text(name: str) -> str:
     return name.replace("_", " ")
 
 
-class SARM2RewardModel(RewardModel):
+class SARM2RewardModel(EmbeddingRewardModel):
     """SARM2: action-primitive stage estimator + multi-gate MoE value decoder over frozen frame embeddings.
 
     Build untrained with ``SARM2RewardModel(config, encoder=..., text_encoder=...)`` and :meth:`fit`, or load
@@ -43,100 +43,34 @@ class SARM2RewardModel(RewardModel):
     """
 
     name = "sarm2"
-    trainable = True
+    config_cls = SARM2Config
+    default_checkpoint = "sarm2-sim"
 
     def __init__(
         self,
         config: SARM2Config | Mapping[str, Any] | None = None,
         *,
-        encoder: Any = "efficientnet-lite0",
-        encoder_path: str | os.PathLike | None = None,
-        text_encoder: str = "minilm",
-        text_encoder_path: str | os.PathLike | None = None,
-        device: str | torch.device | None = None,
         gate_source: str = "predicted",
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        from rewards.encoders import EncoderSpec, ImageEncoder, make_image_encoder
-        from rewards.training import default_device
-
-        if config is None:
-            config = SARM2Config()
-        elif isinstance(config, Mapping):
-            config = SARM2Config.from_dict(dict(config))
         if gate_source not in GATE_SOURCES:
             raise ConfigError(f"`gate_source` must be one of {GATE_SOURCES}; got {gate_source!r}")
-        self.config: SARM2Config = config
-        self.device = default_device(device)
+        super().__init__(config, **kwargs)
         self.gate_source = gate_source
-        self.encoder_path = encoder_path
-        if isinstance(encoder, ImageEncoder):
-            self._spec = encoder.spec
-            self._image_encoder = encoder
-        elif isinstance(encoder, EncoderSpec):
-            self._spec = encoder
-        else:
-            built = make_image_encoder(str(encoder), path=encoder_path, device=self.device)
-            self._spec, self._image_encoder = built.spec, built
-        self.text_encoder_name = text_encoder
-        self.text_encoder_path = text_encoder_path
-        self._text_encoder = None
-        self.tasks: dict[str, str] = {}  # task id -> instruction seen in training
-        self.instruction_embeddings: dict[str, np.ndarray] = {}
-        self.training_summary: dict[str, Any] = {}
-        self.net: SARM2Net | None = None
 
-    # --- description -------------------------------------------------------------------------------
-    @property
-    def encoder_spec(self):
-        return self._spec
+    def _label_qualifiers(self) -> list[str]:
+        qualifiers = super()._label_qualifiers()
+        if self.gate_source == "label":
+            qualifiers.append("oracle stage")
+        return qualifiers
 
     @property
     def label(self) -> str:
-        qualifiers = [self._spec.name]
-        if self._spec.name == "tiny":
-            qualifiers.append("random-init encoder, test only")
-        if self.gate_source == "label":
-            qualifiers.append("oracle stage")
-        return f"SARM2 ({', '.join(qualifiers)})"
-
-    def covers(self, task: str) -> bool:
-        return task in self.tasks or task in self.instruction_embeddings
-
-    def _encoder_kwargs(self) -> dict[str, Any]:
-        return {"path": self.encoder_path, "device": self.device}
-
-    @property
-    def text_encoder(self):
-        if self._text_encoder is None:
-            from rewards.encoders import make_text_encoder
-
-            self._text_encoder = make_text_encoder(
-                self.text_encoder_name, path=self.text_encoder_path, device=self.device
-            )
-        return self._text_encoder
-
-    def _require_net(self) -> SARM2Net:
-        if self.net is None:
-            raise CheckpointError(
-                "this SARM2 model has no weights yet: call fit(...) or load a checkpoint with "
-                "make_reward_model('sarm2', checkpoint=...)"
-            )
-        return self.net
+        return f"SARM2 ({', '.join(self._label_qualifiers())})" if self.name == "sarm2" else super().label
 
     def _build_net(self, text_dim: int) -> SARM2Net:
         self.net = SARM2Net(self.config, self._spec.dim, text_dim).to(self.device).eval()
         return self.net
-
-    def _instruction(self, task: str) -> str:
-        return self.tasks.get(task, task)
-
-    def task_embedding(self, task: str) -> np.ndarray:
-        """Embedding of ``task`` (a task id seen in training, or any instruction), cached per instruction."""
-        instruction = self._instruction(task)
-        if instruction not in self.instruction_embeddings:
-            self.instruction_embeddings[instruction] = self.text_encoder.encode([instruction])[0].astype(np.float32)
-        return self.instruction_embeddings[instruction]
 
     # --- inference core (shared by the offline and online paths) -----------------------------------
     @torch.no_grad()
@@ -157,7 +91,9 @@ class SARM2RewardModel(RewardModel):
         )
         result = {
             "progress": out["progress"].float().cpu().numpy(),
-            "primitive_probs": torch.softmax(out["primitive_logits"].float(), -1).cpu().numpy(),
+            "primitive_probs": None
+            if out["primitive_logits"] is None
+            else torch.softmax(out["primitive_logits"].float(), -1).cpu().numpy(),
             "group": out["group"].cpu().numpy(),
             "expert_weights": out["expert_weights"].float().cpu().numpy(),
         }
@@ -192,7 +128,7 @@ class SARM2RewardModel(RewardModel):
                     None if primitive is None else primitive[t],
                 )
             )
-        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        merged = {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return RewardOutput(
             progress=merged["progress"],
             primitive_probs=merged["primitive_probs"],
@@ -200,12 +136,6 @@ class SARM2RewardModel(RewardModel):
             query_indices=np.arange(feats.length),
             extras={"group": merged["group"], "expert_weights": merged["expert_weights"]},
         )
-
-    def _check_dim(self, dim: int) -> None:
-        if dim != self._spec.dim:
-            raise InputShapeError(
-                f"`frame_embeddings`: expected {self._spec.dim}-d embeddings from encoder {self._spec.key}; got {dim}-d"
-            )
 
     # --- online ------------------------------------------------------------------------------------
     def start(self, task: str) -> Session:
@@ -227,18 +157,33 @@ class SARM2RewardModel(RewardModel):
             idx = self._windows(np.array([session.frame]))[0]  # only frames <= the newest one
             windows.append(np.stack([session.embeddings[j] for j in idx]))
             window_states.append(np.stack([session.states[j] for j in idx]))
+        primitive = self._session_labels(sessions) if self.gate_source == "label" else None
         out = self._forward_windows(
-            np.stack(windows), np.stack(window_states), np.stack([s.context["task_emb"] for s in sessions])
+            np.stack(windows), np.stack(window_states), np.stack([s.context["task_emb"] for s in sessions]), primitive
         )
+        probs = out["primitive_probs"]
         for i, session in enumerate(sessions):
             session.last = {
                 "progress": float(out["progress"][i]),
-                "primitive": PRIMITIVES[int(out["primitive_probs"][i].argmax())],
-                "primitive_probs": out["primitive_probs"][i],
+                "primitive": None if probs is None else PRIMITIVES[int(probs[i].argmax())],
+                "primitive_probs": None if probs is None else probs[i],
                 "group": int(out["group"][i]),
                 "expert_weights": out["expert_weights"][i],
             }
         return out["progress"].astype(np.float32)
+
+    @staticmethod
+    def _session_labels(sessions: Sequence[Session]) -> np.ndarray:
+        labels = []
+        for session in sessions:
+            name = session.info.get("primitive")
+            if name not in PRIMITIVES:
+                raise DatasetError(
+                    "oracle-stage SARM2 online needs the expert's primitive in info['primitive'] at every step; "
+                    f"got {name!r}"
+                )
+            labels.append(PRIMITIVES.index(name))
+        return np.asarray(labels, dtype=np.int64)
 
     # --- training ----------------------------------------------------------------------------------
     def fit(
@@ -266,14 +211,9 @@ class SARM2RewardModel(RewardModel):
         self.device = ctx.device
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
-        for feats in [*train, *val]:
-            self._check_dim(feats.embeddings.shape[-1])
-        self.tasks.update({f.task_id: f.instruction for f in [*train, *val]})
-        instructions = sorted({f.instruction for f in [*train, *val]})
-        text = self.text_encoder.encode([*instructions, *[primitive_text(p) for p in PRIMITIVES]])
-        self.instruction_embeddings.update({s: text[i].astype(np.float32) for i, s in enumerate(instructions)})
-        net = self._build_net(text.shape[1])
-        net.primitive_text.copy_(torch.from_numpy(text[len(instructions) :]))
+        primitive_emb = self._register_tasks([*train, *val], [primitive_text(p) for p in PRIMITIVES])
+        net = self._build_net(primitive_emb.shape[1])
+        net.primitive_text.copy_(torch.from_numpy(primitive_emb))
         states = np.concatenate([f.state for f in train])
         net.state_mean.copy_(torch.from_numpy(states.mean(0)))
         net.state_std.copy_(torch.from_numpy(np.maximum(states.std(0), 1e-3)))
@@ -317,101 +257,45 @@ class SARM2RewardModel(RewardModel):
         self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
         return self.training_summary
 
-    @staticmethod
-    def _usable(episodes: Sequence[EpisodeFeatures], include_failures: bool, what: str) -> list[EpisodeFeatures]:
-        kept = [e for e in episodes if include_failures or e.success]
-        if len(kept) < len(episodes):
-            log.warning("SARM2 %s: dropped %d unsuccessful episodes", what, len(episodes) - len(kept))
-        if not kept and what == "training":
-            raise DatasetError(f"SARM2 {what}: expected successful demonstrations; got none of {len(episodes)}")
-        return kept
 
-    # --- persistence -------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
-        """Write config, encoder spec, task table and weights (``half`` stores fp16 weights)."""
-        from rewards.checkpoint import save_checkpoint
+class SARM2NoMoERewardModel(SARM2RewardModel):
+    """Ablation: SARM2 with a single value head (an MLP) in place of the multi-gate mixture of experts."""
 
-        net = self._require_net()
-        instructions = sorted(self.instruction_embeddings)
-        tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
-        if instructions:
-            tensors["instruction_embeddings"] = torch.from_numpy(
-                np.stack([self.instruction_embeddings[s] for s in instructions])
-            )
-        meta = {
-            "model": self.name,
-            "config": self.config.to_dict(),
-            "encoder": self._spec.to_dict(),
-            "text_encoder": self.text_encoder_name,
-            "text_dim": int(net.primitive_text.shape[1]),
-            "tasks": self.tasks,
-            "instructions": instructions,
-            "training": _jsonable(self.training_summary),
-            "versions": {"torch": torch.__version__},
-        }
-        keep = tuple(f"net.{n}" for n, _ in net.named_buffers()) + ("instruction_embeddings",)
-        return save_checkpoint(path, meta, tensors, half=half, keep_fp32=keep)
+    name = "sarm2_no_moe"
+    default_checkpoint = None
 
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike,
-        *,
-        encoder: Any = None,
-        encoder_path: str | os.PathLike | None = None,
-        text_encoder_path: str | os.PathLike | None = None,
-        device: str | torch.device | None = None,
-        gate_source: str = "predicted",
-    ) -> SARM2RewardModel:
-        """Load a checkpoint; ``path="default"`` is the shipped simulated-station checkpoint.
-
-        ``encoder`` (a name, spec or built encoder) must match the one the checkpoint was trained with.
-        """
-        from rewards.checkpoint import load_checkpoint
-        from rewards.encoders import EncoderSpec, ImageEncoder
-
-        path = DEFAULT_CHECKPOINT if str(path) == "default" else Path(path)
-        meta, tensors = load_checkpoint(path, expect_model=cls.name)
-        spec = EncoderSpec.from_dict(meta["encoder"])
-        if encoder is not None:
-            given = encoder.spec if isinstance(encoder, ImageEncoder) else encoder
-            given_name = given.name if isinstance(given, EncoderSpec) else str(given)
-            if given_name != spec.name or (isinstance(given, EncoderSpec) and given != spec):
-                raise CheckpointError(
-                    f"`encoder`: checkpoint {str(path)!r} was trained with image encoder {spec.key}; got "
-                    f"{given.key if isinstance(given, EncoderSpec) else given_name!r}. Use the same encoder or "
-                    f"retrain with `python -m rewards.train --encoder {given_name}`"
-                )
-        model = cls(
-            SARM2Config.from_dict(meta["config"]),
-            encoder=encoder if isinstance(encoder, ImageEncoder) else spec,
-            encoder_path=encoder_path,
-            text_encoder=meta["text_encoder"],
-            text_encoder_path=text_encoder_path,
-            device=device,
-            gate_source=gate_source,
-        )
-        net = model._build_net(int(meta["text_dim"]))
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: weights do not fit the recorded config ({exc})") from exc
-        net.eval()
-        if "instruction_embeddings" in tensors:
-            table = tensors["instruction_embeddings"].numpy()
-            model.instruction_embeddings = {s: table[i] for i, s in enumerate(meta["instructions"])}
-        model.tasks = dict(meta.get("tasks", {}))
-        model.training_summary = meta.get("training", {})
-        model.checkpoint_path = path
-        return model
+    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(_with(config, use_moe=False), **kwargs)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
+class SARM2NoStageRewardModel(SARM2RewardModel):
+    """Ablation: SARM2 without the primitive estimator: one shared gate, no primitive token or stage loss."""
+
+    name = "sarm2_no_stage"
+    default_checkpoint = None
+
+    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(_with(config, use_stage=False), **kwargs)
+
+
+class SARM2OracleStageRewardModel(SARM2RewardModel):
+    """Ablation (upper bound): SARM2 whose gate and primitive token come from the expert's true primitive.
+
+    Offline it reads the episode's labels; online it reads ``info["primitive"]``, which the scripted
+    experts provide (so it cannot run on hardware without a labeller).
+    """
+
+    name = "sarm2_oracle_stage"
+    default_checkpoint = None
+
+    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        kwargs["gate_source"] = "label"
+        super().__init__(config, **kwargs)
+
+
+def _with(config: SARM2Config | Mapping[str, Any] | None, **changes: Any) -> SARM2Config:
+    if config is None:
+        config = SARM2Config()
+    elif isinstance(config, Mapping):
+        config = SARM2Config.from_dict(dict(config))
+    return config.replace(**changes)

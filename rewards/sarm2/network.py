@@ -108,19 +108,38 @@ class MultiGateMoE(nn.Module):
         return (self.n_experts * (frac * mean_prob).sum(-1)).mean()
 
 
+class SingleHead(nn.Module):
+    """The ``use_moe=False`` ablation: one MLP value head, same interface as :class:`MultiGateMoE`."""
+
+    def __init__(self, d_model: int, config: SARM2Config) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, config.expert_hidden), nn.GELU(), nn.Linear(config.expert_hidden, 1)
+        )
+
+    def forward(self, h: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        progress = torch.sigmoid(self.mlp(h).squeeze(-1))  # (B,)
+        return progress, torch.ones(h.shape[0], 1, device=h.device), h.new_zeros(())
+
+
 class ValueDecoder(nn.Module):
-    """Causal Transformer over [task, primitive, episode-start frame, W window frames] -> MMoE -> progress."""
+    """Causal Transformer over [task, primitive, episode-start frame, W window frames] -> MMoE -> progress.
+
+    Without the stage estimator (``use_stage=False``) the primitive token is left out.
+    """
 
     def __init__(self, emb_dim: int, text_dim: int, config: SARM2Config) -> None:
         super().__init__()
         d = config.value_d_model
+        self.use_primitive = config.use_stage
         self.tokenizer = FrameTokenizer(emb_dim, d)
         self.task_proj = nn.Linear(text_dim, d)
-        self.primitive_proj = nn.Linear(text_dim, d)
-        self.position = nn.Parameter(torch.zeros(config.window + 3, d))  # task, primitive, start, W frames
+        self.primitive_proj = nn.Linear(text_dim, d) if config.use_stage else None
+        prefix = 2 if config.use_stage else 1
+        self.position = nn.Parameter(torch.zeros(config.window + 1 + prefix, d))  # prefix, start, W frames
         self.encoder = _causal_encoder(d, config.value_layers, config)
         self.norm = nn.LayerNorm(d)
-        self.moe = MultiGateMoE(d, config)
+        self.moe = MultiGateMoE(d, config) if config.use_moe else SingleHead(d, config)
         nn.init.normal_(self.position, std=0.02)
 
     def forward(
@@ -128,13 +147,15 @@ class ValueDecoder(nn.Module):
         emb: torch.Tensor,
         state: torch.Tensor,
         task_emb: torch.Tensor,
-        primitive_emb: torch.Tensor,
+        primitive_emb: torch.Tensor | None,
         group: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # emb (B, 1 + W, C, D) with the episode-start frame first, state (B, 1 + W, S), task/primitive (B, L)
         frames = self.tokenizer(emb, state)  # (B, 1 + W, d)
-        prefix = torch.stack([self.task_proj(task_emb), self.primitive_proj(primitive_emb)], dim=1)  # (B, 2, d)
-        x = torch.cat([prefix, frames], dim=1) + self.position  # (B, W + 3, d)
+        prefix = [self.task_proj(task_emb)]
+        if self.primitive_proj is not None:
+            prefix.append(self.primitive_proj(primitive_emb))
+        x = torch.cat([torch.stack(prefix, dim=1), frames], dim=1) + self.position  # (B, W + 3, d)
         h = self.encoder(x, mask=_causal_mask(x.shape[1], x.device), is_causal=True)
         return self.moe(self.norm(h[:, -1]), group)
 
@@ -145,7 +166,7 @@ class SARM2Net(nn.Module):
     def __init__(self, config: SARM2Config, emb_dim: int, text_dim: int) -> None:
         super().__init__()
         self.config = config
-        self.stage = StageEstimator(emb_dim, config)
+        self.stage = StageEstimator(emb_dim, config) if config.use_stage else None
         self.value = ValueDecoder(emb_dim, text_dim, config)
         self.register_buffer("state_mean", torch.zeros(STATE_DIM))
         self.register_buffer("state_std", torch.ones(STATE_DIM))
@@ -166,11 +187,16 @@ class SARM2Net(nn.Module):
         prediction for the gate and the primitive token (teacher forcing, or the oracle-stage ablation).
         """
         state = (state - self.state_mean) / self.state_std
-        primitive_logits, group_logits = self.stage(emb[:, 1:], state[:, 1:])  # (B, P), (B, G)
-        predicted = primitive_logits.argmax(-1)  # (B,)
-        used = predicted if primitive is None else primitive
-        group = self.primitive_group[used]  # (B,): the gate of the (predicted) primitive's group
-        progress, weights, aux = self.value(emb, state, task_emb, self.primitive_text[used], group)
+        if self.stage is None:  # ablation: one shared gate, no primitive token
+            used = torch.full((emb.shape[0],), -1, dtype=torch.long, device=emb.device)
+            group = torch.zeros_like(used)
+            primitive_logits = group_logits = None
+            progress, weights, aux = self.value(emb, state, task_emb, None, group)
+        else:
+            primitive_logits, group_logits = self.stage(emb[:, 1:], state[:, 1:])  # (B, P), (B, G)
+            used = primitive_logits.argmax(-1) if primitive is None else primitive  # (B,)
+            group = self.primitive_group[used]  # (B,): the gate of the (predicted) primitive's group
+            progress, weights, aux = self.value(emb, state, task_emb, self.primitive_text[used], group)
         return {
             "progress": progress,
             "primitive_logits": primitive_logits,

@@ -91,7 +91,7 @@ def sarm2_loss(model, batch: dict[str, torch.Tensor], config: SARM2Config) -> tu
     mse = F.mse_loss(out["progress"], batch["target"])
     loss = mse + config.aux_loss_weight * out["aux_loss"]
     scalars = {"mse": mse.item(), "aux": out["aux_loss"].item()}
-    if known.any():
+    if out["primitive_logits"] is not None and known.any():
         ce = F.cross_entropy(out["primitive_logits"][known], label[known])
         group = _GROUP_OF.to(label.device)[label[known]]
         ce_group = F.cross_entropy(out["group_logits"][known], group)
@@ -109,6 +109,8 @@ def validate(net, batcher: WindowBatcher, max_windows: int = 4096) -> dict[str, 
         out = net(batch["emb"], batch["state"], batch["task_emb"])
         se += float(((out["progress"] - batch["target"]) ** 2).sum())
         n += len(episode)
+        if out["primitive_logits"] is None:
+            continue
         known = batch["primitive"] >= 0
         correct += int((out["primitive_logits"].argmax(-1)[known] == batch["primitive"][known]).sum())
         group = _GROUP_OF.to(known.device)[batch["primitive"][known]]

@@ -302,3 +302,43 @@ def test_oracle_stage_gates_by_label(tiny_sarm2_checkpoint) -> None:
     out = model.predict_episode(feats)
     assert out.extras["group"].tolist() == [PRIMITIVE_TO_GROUP[p] for p in feats.primitive]
     assert "oracle stage" in model.label and "test only" in model.label
+
+
+@pytest.mark.parametrize("name", ["sarm2_no_moe", "sarm2_no_stage", "sarm2_oracle_stage"])
+def test_ablations_train_save_load_and_predict(name: str, tmp_path) -> None:
+    from rewards.encoders import make_image_encoder
+    from rewards.registry import make_reward_model, reward_model_class
+
+    cls = reward_model_class(name)
+    model = cls(
+        SARM2Config.preset("tiny", steps=5),
+        encoder=make_image_encoder("tiny", device="cpu"),
+        text_encoder="tiny-hash",
+        device="cpu",
+    )
+    train = synthetic_features(TASK, 3)
+    model.fit(train, progress=False)
+    model.save(tmp_path / name)
+    loaded = make_reward_model(name, checkpoint=tmp_path / name, device="cpu")
+    out = loaded.predict_episode(train[0])
+    np.testing.assert_allclose(out.progress, model.predict_episode(train[0]).progress, atol=1e-6)
+    if name == "sarm2_no_stage":
+        assert out.primitive_probs is None and loaded.net.stage is None
+    else:
+        assert out.primitive_probs.shape == (train[0].length, NUM_PRIMITIVES)
+    if name == "sarm2_no_moe":
+        assert out.extras["expert_weights"].shape == (train[0].length, 1)
+    # online: the oracle reads the expert's label from the env info, the others need nothing
+    session = loaded.start(TASK)
+    session.info = {"primitive": "place"}
+    value = loaded.step_batch([session], train[0].embeddings[:1], train[0].state[:1])
+    assert value.shape == (1,)
+    if name == "sarm2_oracle_stage":
+        assert session.last["group"] == PRIMITIVE_TO_GROUP[8]
+        session.info = {}
+        from sarm2_env.errors import DatasetError
+
+        with pytest.raises(DatasetError, match="info\\['primitive'\\]"):
+            loaded.step_batch([session], train[0].embeddings[:1], train[0].state[:1])
+    with pytest.raises(CheckpointError, match="expected a 'sarm2' checkpoint"):
+        make_reward_model("sarm2", checkpoint=tmp_path / name)

@@ -157,12 +157,13 @@ def test_bad_configuration_and_observations(model) -> None:
             {
                 "pixels": {"top": obs["pixels"]["top"], "right_wrist": obs["pixels"]["top"]},
                 "agent_pos": obs["agent_pos"],
-            }
+            },
+            {},
         )
     with pytest.raises(InputShapeError, match="frames"):
-        env._progress({"pixels": {c: obs["pixels"][c][..., :2] for c in CAMERAS}, "agent_pos": obs["agent_pos"]})
+        env._progress({"pixels": {c: obs["pixels"][c][..., :2] for c in CAMERAS}, "agent_pos": obs["agent_pos"]}, {})
     with pytest.raises(NonFiniteError, match="agent_pos"):
-        env._progress({"pixels": obs["pixels"], "agent_pos": np.full(14, np.nan, np.float32)})
+        env._progress({"pixels": obs["pixels"], "agent_pos": np.full(14, np.nan, np.float32)}, {})
     env.close()
 
 

@@ -1,0 +1,264 @@
+"""Shared machinery of trainable reward models over frozen frame embeddings and instruction embeddings.
+
+Subclasses (SARM2, its ablations, the trainable baselines) set ``name``, ``config_cls`` and implement
+``_build_net(text_dim)`` plus the interface methods; this class handles the image-encoder spec, the text
+encoder, the table of trained tasks and their instruction embeddings, checkpoints and input checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from rewards.base import RewardModel
+from rewards.data import EpisodeFeatures
+from sarm2_env.errors import CheckpointError, DatasetError, InputShapeError
+
+log = logging.getLogger(__name__)
+
+#: Where ``checkpoint="default"`` points for backends that ship one.
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+class EmbeddingRewardModel(RewardModel):
+    """Base of reward models that read cached frame embeddings (see the module docstring).
+
+    ``encoder`` is an image-encoder name (built now), an :class:`EncoderSpec` (built on first use) or a built
+    encoder; ``text_encoder`` names the text encoder used for instructions (and primitive names).
+    """
+
+    config_cls: ClassVar[type]
+    trainable = True
+    #: name of the shipped checkpoint directory under ``rewards/checkpoints`` (``checkpoint="default"``)
+    default_checkpoint: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        encoder: Any = "efficientnet-lite0",
+        encoder_path: str | os.PathLike | None = None,
+        text_encoder: str = "minilm",
+        text_encoder_path: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        from rewards.encoders import EncoderSpec, ImageEncoder, make_image_encoder
+        from rewards.training import default_device
+
+        if config is None:
+            config = self.config_cls()
+        elif isinstance(config, Mapping):
+            config = self.config_cls.from_dict(dict(config))
+        self.config = config
+        self.device = default_device(device)
+        self.encoder_path = encoder_path
+        if isinstance(encoder, ImageEncoder):
+            self._spec = encoder.spec
+            self._image_encoder = encoder
+        elif isinstance(encoder, EncoderSpec):
+            self._spec = encoder
+        else:
+            built = make_image_encoder(str(encoder), path=encoder_path, device=self.device)
+            self._spec, self._image_encoder = built.spec, built
+        self.text_encoder_name = text_encoder
+        self.text_encoder_path = text_encoder_path
+        self._text_encoder = None
+        self.tasks: dict[str, str] = {}  # task id -> instruction seen in training
+        self.instruction_embeddings: dict[str, np.ndarray] = {}
+        self.training_summary: dict[str, Any] = {}
+        self.checkpoint_path: Path | None = None
+        self.net: nn.Module | None = None
+
+    # --- description -------------------------------------------------------------------------------
+    @property
+    def encoder_spec(self):
+        return self._spec
+
+    def _label_qualifiers(self) -> list[str]:
+        qualifiers = [self._spec.name]
+        if self._spec.name == "tiny":
+            qualifiers.append("random-init encoder, test only")
+        return qualifiers
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({', '.join(self._label_qualifiers())})"
+
+    def covers(self, task: str) -> bool:
+        return task in self.tasks or task in self.instruction_embeddings
+
+    def _encoder_kwargs(self) -> dict[str, Any]:
+        return {"path": self.encoder_path, "device": self.device}
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from rewards.encoders import make_text_encoder
+
+            self._text_encoder = make_text_encoder(
+                self.text_encoder_name, path=self.text_encoder_path, device=self.device
+            )
+        return self._text_encoder
+
+    def _require_net(self) -> nn.Module:
+        if self.net is None:
+            raise CheckpointError(
+                f"this {self.name} model has no weights yet: call fit(...) or load a checkpoint with "
+                f"make_reward_model({self.name!r}, checkpoint=...)"
+            )
+        return self.net
+
+    def _build_net(self, text_dim: int) -> nn.Module:
+        """Create ``self.net`` (on ``self.device``, eval mode) for text embeddings of size ``text_dim``."""
+        raise NotImplementedError
+
+    def _instruction(self, task: str) -> str:
+        return self.tasks.get(task, task)
+
+    def task_embedding(self, task: str) -> np.ndarray:
+        """Embedding of ``task`` (a task id seen in training, or any instruction), cached per instruction."""
+        instruction = self._instruction(task)
+        if instruction not in self.instruction_embeddings:
+            self.instruction_embeddings[instruction] = self.text_encoder.encode([instruction])[0].astype(np.float32)
+        return self.instruction_embeddings[instruction]
+
+    def _check_dim(self, dim: int) -> None:
+        if dim != self._spec.dim:
+            raise InputShapeError(
+                f"`frame_embeddings`: expected {self._spec.dim}-d embeddings from encoder {self._spec.key}; got {dim}-d"
+            )
+
+    # --- training helpers --------------------------------------------------------------------------
+    def _usable(self, episodes: Sequence[EpisodeFeatures], include_failures: bool, what: str) -> list:
+        """Demonstrations only (time-linear labels are wrong for failures) unless ``include_failures``."""
+        kept = [e for e in episodes if include_failures or e.success]
+        if len(kept) < len(episodes):
+            log.warning("%s %s: dropped %d unsuccessful episodes", self.name, what, len(episodes) - len(kept))
+        if not kept and what == "training":
+            raise DatasetError(f"{self.name} {what}: expected successful demonstrations; got none of {len(episodes)}")
+        for feats in kept:
+            self._check_dim(feats.embeddings.shape[-1])
+        return kept
+
+    def _register_tasks(self, episodes: Sequence[EpisodeFeatures], extra_texts: Sequence[str] = ()) -> np.ndarray:
+        """Record the tasks and embed their instructions; returns the embeddings of ``extra_texts``."""
+        self.tasks.update({f.task_id: f.instruction for f in episodes})
+        instructions = sorted({f.instruction for f in episodes})
+        text = self.text_encoder.encode([*instructions, *extra_texts])
+        self.instruction_embeddings.update({s: text[i].astype(np.float32) for i, s in enumerate(instructions)})
+        self._text_dim = int(text.shape[1])
+        return text[len(instructions) :]
+
+    # --- persistence -------------------------------------------------------------------------------
+    def _extra_meta(self) -> dict[str, Any]:
+        """Backend-specific JSON metadata to store in the checkpoint."""
+        return {}
+
+    def _load_extra_meta(self, meta: dict[str, Any]) -> None:
+        """Restore what :meth:`_extra_meta` stored."""
+
+    def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
+        """Write config, encoder spec, task table and weights (``half`` stores fp16 weights)."""
+        from rewards.checkpoint import save_checkpoint
+
+        net = self._require_net()
+        instructions = sorted(self.instruction_embeddings)
+        tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+        if instructions:
+            tensors["instruction_embeddings"] = torch.from_numpy(
+                np.stack([self.instruction_embeddings[s] for s in instructions])
+            )
+        meta = {
+            "model": self.name,
+            "config": self.config.to_dict(),
+            "encoder": self._spec.to_dict(),
+            "text_encoder": self.text_encoder_name,
+            "text_dim": int(self._text_dim),
+            "tasks": self.tasks,
+            "instructions": instructions,
+            "training": _jsonable(self.training_summary),
+            "extra": _jsonable(self._extra_meta()),
+            "versions": {"torch": torch.__version__},
+        }
+        keep = tuple(f"net.{n}" for n, _ in net.named_buffers()) + ("instruction_embeddings",)
+        return save_checkpoint(path, meta, tensors, half=half, keep_fp32=keep)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        encoder: Any = None,
+        encoder_path: str | os.PathLike | None = None,
+        text_encoder_path: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        **kwargs: Any,
+    ):
+        """Load a checkpoint (``path="default"``: the shipped one, where the backend has one).
+
+        ``encoder`` (a name, spec or built encoder) must match the one the checkpoint was trained with.
+        """
+        from rewards.checkpoint import load_checkpoint
+        from rewards.encoders import EncoderSpec, ImageEncoder
+
+        if str(path) == "default":
+            if cls.default_checkpoint is None:
+                raise CheckpointError(f"{cls.name} ships no default checkpoint; pass checkpoint=<directory>")
+            path = CHECKPOINT_DIR / cls.default_checkpoint
+        path = Path(path)
+        meta, tensors = load_checkpoint(path, expect_model=cls.name)
+        spec = EncoderSpec.from_dict(meta["encoder"])
+        if encoder is not None:
+            given = encoder.spec if isinstance(encoder, ImageEncoder) else encoder
+            given_name = given.name if isinstance(given, EncoderSpec) else str(given)
+            if given_name != spec.name or (isinstance(given, EncoderSpec) and given != spec):
+                raise CheckpointError(
+                    f"`encoder`: checkpoint {str(path)!r} was trained with image encoder {spec.key}; got "
+                    f"{given.key if isinstance(given, EncoderSpec) else given_name!r}. Use the same encoder or "
+                    f"retrain with `python -m rewards.train --encoder {given_name}`"
+                )
+        model = cls(
+            cls.config_cls.from_dict(meta["config"]),
+            encoder=encoder if isinstance(encoder, ImageEncoder) else spec,
+            encoder_path=encoder_path,
+            text_encoder=meta["text_encoder"],
+            text_encoder_path=text_encoder_path,
+            device=device,
+            **kwargs,
+        )
+        model._text_dim = int(meta["text_dim"])
+        net = model._build_net(model._text_dim)
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: weights do not fit the recorded config ({exc})") from exc
+        net.eval()
+        if "instruction_embeddings" in tensors:
+            table = tensors["instruction_embeddings"].numpy()
+            model.instruction_embeddings = {s: table[i] for i, s in enumerate(meta["instructions"])}
+        model.tasks = dict(meta.get("tasks", {}))
+        model.training_summary = meta.get("training", {})
+        model._load_extra_meta(meta.get("extra", {}))
+        model.checkpoint_path = path
+        return model
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
