@@ -9,16 +9,8 @@ The interval is the 95% Wilson score interval.
 from __future__ import annotations
 
 import argparse
-import math
 
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from benchmarks.metrics import wilson_interval
 
 
 def main() -> None:
@@ -46,7 +38,7 @@ def main() -> None:
                 wins += info["success"]
                 steps += n
                 final += info["progress"]
-            lo, hi = wilson(wins, args.seeds)
+            lo, hi = wilson_interval(wins, args.seeds)
             print(
                 f"{env.unwrapped.spec.id:26s} {skill:5.2f} {wins:4d}/{args.seeds:<4d} [{lo:4.2f}, {hi:4.2f}]  "
                 f"{steps / args.seeds:10.1f} {final / args.seeds:19.3f}",

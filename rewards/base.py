@@ -73,6 +73,8 @@ class RewardModel(abc.ABC):
 
     name: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
+    #: zero-shot judges that need a vision-language model (``vlm=...``) to be built
+    requires_vlm: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._session: Session | None = None
@@ -92,6 +94,12 @@ class RewardModel(abc.ABC):
     def covers(self, task: str) -> bool:
         """Whether the model was trained for (or can judge) ``task`` (a task id or instruction)."""
         return True
+
+    @property
+    def needs_frames(self) -> bool:
+        """Whether :meth:`predict_episode` needs the episode's raw frames (True for pixel judges such as VLMs);
+        embedding models take cached embeddings, reference backends read ground truth only."""
+        return self.encoder_spec is None
 
     # --- encoding ----------------------------------------------------------------------------------
     @property

@@ -16,9 +16,9 @@ from sarm2_env.errors import InputShapeError, NonFiniteError
 class EpisodeFeatures:
     """What a reward model needs of one episode, frames already encoded.
 
-    ``embeddings (T, C, D)`` float32 in :data:`CAMERAS` order, ``state (T, 14)``, ``primitive (T,)`` label
-    indices (the expert's; -1 where unknown), ``progress (T,)`` physics ground truth from the simulator
-    (for evaluation only: training never reads it).
+    ``embeddings (T, C, D)`` float32 in :data:`CAMERAS` order (or ``(T, 0, 0)`` for backends that need no
+    embeddings), ``state (T, 14)``, ``primitive (T,)`` label indices (the expert's; -1 where unknown),
+    ``progress (T,)`` physics ground truth from the simulator (for evaluation only: training never reads it).
     """
 
     episode_id: str
@@ -30,6 +30,8 @@ class EpisodeFeatures:
     state: np.ndarray
     primitive: np.ndarray
     progress: np.ndarray
+    #: per-frame ground-truth success (evaluation and the ``sparse`` reference only); None when unknown
+    success_flags: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -54,6 +56,7 @@ class EpisodeFeatures:
             state=np.asarray(episode.state, dtype=np.float32),
             primitive=np.asarray(episode.primitive, dtype=np.int64),
             progress=np.asarray(episode.progress, dtype=np.float32),
+            success_flags=np.asarray(episode.success_flags, dtype=bool),
         )
 
 

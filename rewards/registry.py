@@ -14,6 +14,15 @@ REGISTRY: dict[str, str] = {
     "sarm2_no_moe": "rewards.sarm2.model:SARM2NoMoERewardModel",
     "sarm2_no_stage": "rewards.sarm2.model:SARM2NoStageRewardModel",
     "sarm2_oracle_stage": "rewards.sarm2.model:SARM2OracleStageRewardModel",
+    "sarm": "rewards.baselines.sarm_v1:SARMRewardModel",
+    "rewind": "rewards.baselines.rewind:ReWiNDRewardModel",
+    "robometer_lite": "rewards.baselines.robometer_lite:RobometerLiteRewardModel",
+    "oracle": "rewards.references:OracleRewardModel",
+    "time_linear": "rewards.references:TimeLinearRewardModel",
+    "sparse": "rewards.references:SparseRewardModel",
+    "gvl": "rewards.vlm.judges:GVLRewardModel",
+    "topreward": "rewards.vlm.judges:TOPRewardModel",
+    "roboreward_prompt": "rewards.vlm.judges:RoboRewardPromptModel",
 }
 
 

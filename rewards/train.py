@@ -67,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def model_config(args: argparse.Namespace) -> dict[str, Any]:
-    from rewards.sarm2.config import SARM2Config
+    """The ``--model`` backend's config: its ``--preset`` with ``--set`` / ``--steps`` / ... overrides, as a dict."""
+    from rewards.registry import reward_model_class
 
+    config_cls = reward_model_class(args.model).config_cls
     overrides = parse_overrides(args.set)
     for key in ("steps", "batch_size", "val_fraction"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    return SARM2Config.preset(args.preset, **overrides).to_dict()
+    return config_cls.preset(args.preset, **overrides).to_dict()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

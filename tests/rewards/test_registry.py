@@ -10,7 +10,7 @@ from sarm2_env.errors import CheckpointError, UnknownNameError
 
 def test_unknown_name_lists_known_ones_and_suggests() -> None:
     with pytest.raises(UnknownNameError) as err:
-        make_reward_model("sarm3")
+        make_reward_model("sarm22")
     message = str(err.value)
     assert "sarm2" in message and "Did you mean 'sarm2'" in message
 

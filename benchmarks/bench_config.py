@@ -1,0 +1,186 @@
+"""Benchmark configuration: YAML files in ``benchmarks/configs/`` loaded strictly into frozen dataclasses.
+
+Unknown keys are errors that name the key and list the known ones; ``--set section.key=value`` on the
+command line overrides any key with the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sarm2_env.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Per task: full-skill demos for training, held-out demos, held-out imperfect rollouts (mixed skills).
+
+    Seeds: training demos from ``seed``, held-out demos from ``seed + 10000``, rollouts from ``seed + 20000``
+    (disjoint, and disjoint from the shipped checkpoint's demos at 100000+).
+    """
+
+    train_demos: int = 10
+    heldout_demos: int = 3
+    heldout_rollouts: int = 6
+    rollout_skills: tuple[float, ...] = (0.3, 0.6, 0.3, 0.8)
+    image_size: int = 128
+    seed: int = 0
+    root: str = "data/benchmark"
+
+    def __post_init__(self) -> None:
+        for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"`data.{name}` must be an integer >= 0; got {value!r}")
+        if self.train_demos < 2:
+            raise ConfigError(
+                f"`data.train_demos` must be >= 2 (one is held out for validation); got {self.train_demos}"
+            )
+        if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
+            raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
+        if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
+            raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training of every trainable backend: a preset, a step count, and per-backend config overrides."""
+
+    preset: str = "small"
+    steps: int = 1000
+    eval_every: int = 500
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"`train.steps` must be a positive integer; got {self.steps!r}")
+        if not isinstance(self.overrides, dict) or any(not isinstance(v, dict) for v in self.overrides.values()):
+            raise ConfigError(
+                f"`train.overrides` must map backend names to dicts of config fields; got {self.overrides!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run. ``tasks: all`` means every registered task."""
+
+    name: str = "quick"
+    tasks: tuple[str, ...] | str = "all"
+    backends: tuple[str, ...] = ("sarm2",)
+    encoder: str = "efficientnet-lite0"
+    encoder_path: str | None = None
+    text_encoder: str = "minilm"
+    text_encoder_path: str | None = None
+    vlm: dict[str, Any] | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    controls: bool = True
+    plots: bool = True
+    out: str = "results"
+    device: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise ConfigError("`backends` must name at least one reward backend; got none")
+        from rewards.registry import REGISTRY
+        from sarm2_env.errors import UnknownNameError
+
+        for name in self.backends:
+            if name not in REGISTRY:
+                raise UnknownNameError("backend (in `backends`)", name, REGISTRY)
+        for name in self.train.overrides:
+            if name not in self.backends:
+                raise ConfigError(f"`train.overrides` names {name!r}, which is not in `backends` {list(self.backends)}")
+        if self.vlm is not None and not isinstance(self.vlm, dict):
+            raise ConfigError(f"`vlm` must be null or a mapping (kind: local|http, ...); got {self.vlm!r}")
+
+    def task_ids(self) -> list[str]:
+        """The registered ids this run covers (short names resolved; unknown names are errors)."""
+        import tasks
+
+        if self.tasks == "all":
+            return list(tasks.TASKS)
+        return [tasks.resolve_task_id(t) for t in self.tasks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self, *sections: str) -> str:
+        """Short hash of the named sections (all when none), to tell whether a cached stage is still valid."""
+        body = self.to_dict()
+        picked = {k: body[k] for k in sections} if sections else body
+        return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"`{where or 'config'}` must be a mapping; got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        import difflib
+
+        hints = [
+            f"{u!r} (did you mean {c[0]!r}?)" if (c := difflib.get_close_matches(u, fields, 1)) else repr(u)
+            for u in unknown
+        ]
+        raise ConfigError(f"unknown key(s) in `{where or 'config'}`: {', '.join(hints)}; known: {sorted(fields)}")
+    kwargs = {}
+    for key, value in data.items():
+        if key == "data":
+            value = _build(DataConfig, value, "data")
+        elif key == "train":
+            value = _build(TrainConfig, value, "train")
+        elif key in ("backends", "rollout_skills") or (key == "tasks" and isinstance(value, list)):
+            if not isinstance(value, list):
+                raise ConfigError(f"`{where + '.' if where else ''}{key}` must be a list; got {value!r}")
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"`{where or 'config'}`: {exc}") from exc
+
+
+def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Apply ``--set a.b=value`` to a config mapping; every path segment must exist in the schema."""
+    parts = dotted.split(".")
+    schema: type | None = BenchConfig
+    node = data
+    for i, part in enumerate(parts):
+        names = {f.name: f for f in dataclasses.fields(schema)} if schema is not None else None
+        if names is not None and part not in names:
+            raise ConfigError(f"`--set {dotted}`: unknown key {'.'.join(parts[: i + 1])!r}; known: {sorted(names)}")
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"`--set {dotted}`: {'.'.join(parts[: i + 1])!r} is not a section")
+        schema = {"data": DataConfig, "train": TrainConfig}.get(part) if schema is BenchConfig else None
+
+
+def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> BenchConfig:
+    """Load ``benchmarks/configs/<name>.yaml`` (or a path) and apply ``{dotted.key: value}`` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"`--config`: no config {str(path)!r}; known: {known} or a path to a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    for key, value in (overrides or {}).items():
+        set_key(data, key, value)
+    return _build(BenchConfig, data, "")

@@ -1,0 +1,391 @@
+"""The benchmark's stages: collect -> encode -> train -> predict -> metrics -> report.
+
+Every stage is cached and resumable. Datasets resume per episode (``tasks.collect``), embeddings per
+episode (``rewards.cache``), and each backend's checkpoint and predictions carry a stamp (a hash of the
+config sections they depend on and of the training data) so a rerun skips what is done and still valid;
+``force`` redoes a stage. One backend failing (an exception in its training or prediction) is recorded
+and the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_config import BenchConfig
+
+log = logging.getLogger("benchmarks")
+
+STAGES = ("collect", "encode", "train", "predict", "report")
+#: evaluation / training sets: (seed offset, config field with the count)
+SETS: dict[str, tuple[int, str]] = {
+    "train_demos": (0, "train_demos"),
+    "heldout_demos": (10_000, "heldout_demos"),
+    "heldout_rollouts": (20_000, "heldout_rollouts"),
+}
+EVAL_SETS = ("heldout_demos", "heldout_rollouts")
+#: published-method baselines: the headline compares SARM2 with the strongest of these that ran
+PUBLISHED_BASELINES = ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt")
+#: ground-truth references and SARM2 upper bounds: reported, never "the strongest baseline"
+ORACLES = ("oracle", "sarm2_oracle_stage", "sparse", "time_linear")
+
+
+@dataclasses.dataclass
+class RunState:
+    """What the stages share within one run."""
+
+    config: BenchConfig
+    run_dir: Path
+    task_ids: list[str]
+    force: set[str]
+    progress: bool = True
+    encoder: Any = None
+    features: dict[str, list] = dataclasses.field(default_factory=dict)  # set -> [EpisodeFeatures]
+    models: dict[str, Any] = dataclasses.field(default_factory=dict)
+    failures: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def data_dir(self, split: str) -> Path:
+        d = self.config.data
+        return Path(d.root) / f"{d.image_size}px-seed{d.seed}" / split
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _seeds(state: RunState, split: str) -> range:
+    offset, field = SETS[split]
+    d = state.config.data
+    return range(d.seed + offset, d.seed + offset + getattr(d, field))
+
+
+def _skills(state: RunState, split: str) -> tuple[float, ...]:
+    return state.config.data.rollout_skills if split == "heldout_rollouts" else (1.0,)
+
+
+def _selected(dataset, task_ids: Sequence[str], seeds: Iterable[int]) -> list[int]:
+    wanted = {(t, s) for t in task_ids for s in seeds}
+    return [i for i, e in enumerate(dataset.entries) if (e["task_id"], int(e["seed"])) in wanted]
+
+
+def _record_failure(state: RunState, backend: str, stage: str, exc: BaseException) -> None:
+    state.failures[backend] = {
+        "stage": stage,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }
+    log.error("backend %s failed in %s: %s: %s (the other backends go on)", backend, stage, type(exc).__name__, exc)
+
+
+# --- stage 1: collect ------------------------------------------------------------------------------
+
+
+def stage_collect(state: RunState) -> None:
+    """Scripted-expert episodes for every split (resumes episode by episode)."""
+    from tasks.collect import CollectConfig, collect
+
+    for split in SETS:
+        seeds = _seeds(state, split)
+        if not len(seeds):
+            continue
+        path = state.data_dir(split)
+        if "collect" in state.force and path.exists():
+            shutil.rmtree(path)
+        cfg = CollectConfig(
+            tasks=tuple(state.task_ids),
+            episodes=len(seeds),
+            skills=_skills(state, split),
+            seed=seeds.start,
+            image_size=state.config.data.image_size,
+        )
+        log.info("collect %s -> %s", split, path)
+        counts = collect(cfg, str(path), progress_bar=state.progress)
+        log.info("collect %s: %d written, %d already there", split, counts["written"], counts["skipped"])
+
+
+# --- stage 2: encode -------------------------------------------------------------------------------
+
+
+def stage_encode(state: RunState) -> None:
+    """Encode every selected episode once into the on-disk embedding cache, then load features."""
+    from rewards.cache import EmbeddingCache
+    from rewards.data import EpisodeFeatures
+    from rewards.encoders import make_image_encoder
+    from tasks.dataset import EpisodeDataset
+
+    c = state.config
+    state.encoder = make_image_encoder(
+        c.encoder,
+        image_size=c.data.image_size if c.encoder != "siglip2" else None,
+        path=c.encoder_path,
+        device=c.device,
+    )
+    for split in SETS:
+        path = state.data_dir(split)
+        if not path.exists():
+            state.features[split] = []
+            continue
+        dataset = EpisodeDataset(path)
+        indices = _selected(dataset, state.task_ids, _seeds(state, split))
+        cache = EmbeddingCache(dataset, state.encoder)
+        if "encode" in state.force and cache.directory.exists():
+            shutil.rmtree(cache.directory)
+        cache.ensure(indices, progress=state.progress)
+        state.features[split] = [
+            EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in indices
+        ]
+        log.info("encode %s: %d episodes (%d frames encoded now)", split, len(indices), cache.frames_encoded)
+
+
+# --- stage 3: train --------------------------------------------------------------------------------
+
+
+def _backend_config(state: RunState, cls: type) -> dict[str, Any] | None:
+    config_cls = getattr(cls, "config_cls", None)
+    if config_cls is None:
+        return None
+    overrides = dict(state.config.train.overrides.get(cls.name, {}))
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if "steps" in fields:
+        overrides.setdefault("steps", state.config.train.steps)
+    presets = getattr(config_cls, "preset", None)
+    config = presets(state.config.train.preset, **overrides) if presets else config_cls.from_dict(overrides)
+    return config.to_dict()
+
+
+def _train_fingerprint(state: RunState) -> str:
+    import hashlib
+
+    ids = sorted(f.episode_id for f in state.features.get("train_demos", []))
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:12]
+
+
+def _build_backend(state: RunState, name: str):
+    """A trained (or loaded from a valid stamp) or zero-shot backend; raises on failure."""
+    from rewards.registry import make_reward_model, reward_model_class
+
+    cls = reward_model_class(name)
+    c = state.config
+    if not getattr(cls, "trainable", False):
+        if not getattr(cls, "requires_vlm", False):
+            return make_reward_model(name)
+        if c.vlm is None:
+            raise _Skip("no VLM configured: set `vlm: {kind: local, path: ...}` or `{kind: http, base_url: ...}`")
+        return make_reward_model(name, vlm=dict(c.vlm))
+    config = _backend_config(state, cls)
+    ckpt = state.run_dir / "checkpoints" / name
+    stamp_file = state.run_dir / "checkpoints" / f"{name}.stamp.json"
+    stamp = {
+        "config": config,
+        "train_data": _train_fingerprint(state),
+        "encoder": state.encoder.spec.key,
+        "text_encoder": c.text_encoder,
+        "seed": c.seed,
+    }
+    if "train" not in state.force and _read_json(stamp_file) == json.loads(json.dumps(stamp, default=str)):
+        try:
+            model = make_reward_model(name, checkpoint=ckpt, device=c.device)
+            if hasattr(model, "set_image_encoder") and getattr(model, "encoder_spec", None) is not None:
+                model.set_image_encoder(state.encoder)
+            log.info("train %s: valid checkpoint found, skipped", name)
+            return model
+        except Exception as exc:  # a damaged checkpoint is retrained, not fatal
+            log.warning("train %s: cached checkpoint unusable (%s); retraining", name, exc)
+    from rewards.data import split_episodes
+
+    kwargs: dict[str, Any] = {"encoder": state.encoder, "text_encoder": c.text_encoder, "device": c.device}
+    if c.text_encoder_path:
+        kwargs["text_encoder_path"] = c.text_encoder_path
+    model = cls(config, **kwargs)
+    train, val = split_episodes(state.features["train_demos"], 0.1, seed=c.seed)
+    log.info("train %s: %d demos (+%d for validation), config %s", name, len(train), len(val), config)
+    started = time.perf_counter()
+    model.fit(train, val, out_dir=ckpt, seed=c.seed, progress=state.progress, eval_every=c.train.eval_every)
+    state.timings[f"train/{name}"] = time.perf_counter() - started
+    _write_json(stamp_file, stamp)
+    return model
+
+
+class _Skip(Exception):
+    """A backend that cannot run in this configuration (reported as skipped, with the reason)."""
+
+
+def stage_train(state: RunState) -> None:
+    for name in state.config.backends:
+        try:
+            state.models[name] = _build_backend(state, name)
+        except _Skip as why:
+            state.skipped[name] = str(why)
+            log.warning("backend %s skipped: %s", name, why)
+        except Exception as exc:
+            _record_failure(state, name, "train", exc)
+
+
+# --- stage 4: predict ------------------------------------------------------------------------------
+
+
+def _controls(feats, other_task: tuple[str, str] | None) -> dict[str, Any]:
+    """The control inputs of DESIGN.md §6 for one held-out demo, as EpisodeFeatures."""
+    n = feats.length
+    out = {
+        "static": dataclasses.replace(
+            feats,
+            embeddings=np.repeat(feats.embeddings[:1], n, axis=0),
+            state=np.repeat(feats.state[:1], n, axis=0),
+        ),
+        "reversed": dataclasses.replace(
+            feats,
+            embeddings=feats.embeddings[::-1].copy(),
+            state=feats.state[::-1].copy(),
+            primitive=feats.primitive[::-1].copy(),
+            progress=feats.progress[::-1].copy(),
+        ),
+    }
+    if other_task is not None:
+        out["wrong_instruction"] = dataclasses.replace(feats, task_id=other_task[0], instruction=other_task[1])
+    return out
+
+
+def _episode_input(state: RunState, model, split: str, feats):
+    """Features for embedding / reference backends; the episode with frames for pixel judges."""
+    if not model.needs_frames:
+        return feats
+    from tasks.dataset import EpisodeDataset
+
+    dataset = EpisodeDataset(state.data_dir(split))
+    return dataset.load(dataset.index_of(feats.episode_id), frames=True)
+
+
+def _flatten_output(out) -> dict[str, np.ndarray]:
+    arrays = {"progress": np.asarray(out.progress, dtype=np.float32)}
+    if out.primitive_probs is not None:
+        arrays["primitive"] = np.asarray(out.primitive_probs).argmax(-1).astype(np.int16)
+    for key in ("expert_weights", "group", "raw_logprob"):
+        if key in out.extras and out.extras[key] is not None:
+            arrays[key] = np.asarray(out.extras[key])
+    if out.query_indices is not None:
+        arrays["query_indices"] = np.asarray(out.query_indices)
+    if not np.isfinite(arrays["progress"]).all():
+        from sarm2_env.errors import NonFiniteError
+
+        raise NonFiniteError("`progress`: expected finite predictions; the backend returned NaN or inf")
+    return arrays
+
+
+def predict_backend(state: RunState, name: str, model) -> dict[str, dict[str, np.ndarray]]:
+    """``{"<set>|<episode_id>[|control]": {array name: array}}`` for every evaluation episode (and controls)."""
+    from tqdm import tqdm
+
+    instructions = {}
+    for f in state.features.get("train_demos", []) + state.features.get("heldout_demos", []):
+        instructions.setdefault(f.task_id, f.instruction)
+    jobs = []
+    for split in EVAL_SETS:
+        for feats in state.features.get(split, []):
+            jobs.append((split, feats, None, feats))
+    if state.config.controls and name not in ("oracle", "sparse"):
+        first = {}
+        for feats in state.features.get("heldout_demos", []):
+            first.setdefault(feats.task_id, feats)
+        for task, feats in first.items():
+            others = [(t, s) for t, s in instructions.items() if t != task]
+            for control, variant in _controls(feats, others[0] if others else None).items():
+                jobs.append(("heldout_demos", feats, control, variant))
+    results: dict[str, dict[str, np.ndarray]] = {}
+    for split, feats, control, variant in tqdm(jobs, desc=f"predict {name}", disable=not state.progress):
+        episode = variant if control is not None else _episode_input(state, model, split, feats)
+        if control is not None and model.needs_frames:
+            continue  # controls of pixel judges would need re-rendered frames; not run (VLM cost)
+        key = f"{split}|{feats.episode_id}" + (f"|{control}" if control else "")
+        results[key] = _flatten_output(model.predict_episode(episode))
+    return results
+
+
+def _save_predictions(path: Path, results: dict[str, dict[str, np.ndarray]]) -> None:
+    flat = {f"{key}|{name}": array for key, arrays in results.items() for name, array in arrays.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    np.savez_compressed(tmp, **flat)
+    os.replace(tmp, path)
+
+
+def _load_predictions(path: Path) -> dict[str, dict[str, np.ndarray]] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            results: dict[str, dict[str, np.ndarray]] = {}
+            for flat in data.files:
+                key, _, name = flat.rpartition("|")
+                results.setdefault(key, {})[name] = data[flat]
+            return results
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    predictions = {}
+    eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
+    for name, model in state.models.items():
+        path = state.run_dir / "predictions" / f"{name}.npz"
+        stamp_file = path.with_suffix(".stamp.json")
+        checkpoint_stamp = _read_json(state.run_dir / "checkpoints" / f"{name}.stamp.json")
+        stamp = json.loads(
+            json.dumps(
+                {
+                    "checkpoint": checkpoint_stamp,
+                    "episodes": eval_ids,
+                    "controls": state.config.controls,
+                    "vlm": state.config.vlm if model.needs_frames else None,
+                },
+                default=str,
+            )
+        )
+        if "predict" not in state.force and _read_json(stamp_file) == stamp:
+            cached = _load_predictions(path)
+            if cached is not None:
+                predictions[name] = cached
+                log.info("predict %s: cached predictions valid, skipped", name)
+                continue
+        try:
+            started = time.perf_counter()
+            predictions[name] = predict_backend(state, name, model)
+            state.timings[f"predict/{name}"] = time.perf_counter() - started
+            _save_predictions(path, predictions[name])
+            _write_json(stamp_file, stamp)
+        except Exception as exc:
+            _record_failure(state, name, "predict", exc)
+    return predictions

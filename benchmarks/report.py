@@ -1,0 +1,412 @@
+"""Turn predictions into metrics, tables, ``results.json`` and plots (benchmark stages 5 and 6)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import metrics as M
+from benchmarks.pipeline import EVAL_SETS, PUBLISHED_BASELINES, RunState, _write_json
+
+log = logging.getLogger("benchmarks")
+
+SET_TITLES = {
+    "heldout_demos": "held-out demos vs time-linear progress (the paper's protocol)",
+    "heldout_rollouts": "held-out imperfect rollouts vs physics ground-truth progress",
+}
+
+
+def ground_truth(split: str, feats) -> np.ndarray:
+    """The target of an evaluation set: time-linear ``t / (T-1)`` on demos, physics progress on rollouts."""
+    if split == "heldout_demos":
+        n = feats.length
+        return np.linspace(0.0, 1.0, n, dtype=np.float64) if n > 1 else np.ones(n)
+    return np.asarray(feats.progress, dtype=np.float64)
+
+
+def _nanmean(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
+    """One row per (backend, evaluation set, episode) with the per-episode metrics."""
+    feats_by_key = {f"{s}|{f.episode_id}": f for s in EVAL_SETS for f in state.features.get(s, [])}
+    rows = []
+    for backend, results in predictions.items():
+        for key, arrays in results.items():
+            if key not in feats_by_key:
+                continue  # controls
+            split = key.split("|")[0]
+            feats = feats_by_key[key]
+            pred, gt = arrays["progress"].astype(np.float64), ground_truth(split, feats)
+            row = {
+                "backend": backend,
+                "set": split,
+                "task": feats.task_id,
+                "episode_id": feats.episode_id,
+                "skill": feats.skill,
+                "success": feats.success,
+                "length": feats.length,
+                "value_mse": float(M.squared_errors(pred, gt).mean()),
+                "value_mse_minmax": float(M.squared_errors(pred, gt, rescale=True).mean()),
+                "voc_progress": M.voc_progress(pred, gt) if split == "heldout_rollouts" else float("nan"),
+                "voc_time": M.voc_time(pred) if feats.success else float("nan"),
+                "pearson": M.pearson(pred, gt),
+                "final_pred": float(pred[-1]),
+                "final_gt": float(gt[-1]),
+                "outcome": M.outcome_category(feats.success, float(feats.progress[-1])),
+            }
+            if "primitive" in arrays:
+                row["primitive_accuracy"] = M.primitive_accuracy(feats.primitive, arrays["primitive"])
+            rows.append(row)
+    return rows
+
+
+def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str, Any]:
+    """Per (backend, set, task) and overall metrics, controls, confusion matrices, MoE expert load."""
+    feats_by_key = {f"{s}|{f.episode_id}": f for s in EVAL_SETS for f in state.features.get(s, [])}
+    table: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for backend, results in predictions.items():
+        table[backend] = {}
+        for split in EVAL_SETS:
+            per_task: dict[str, dict[str, float]] = {}
+            all_pred, all_gt = [], []
+            for task in state.task_ids:
+                keys = [
+                    k for k in results if k in feats_by_key and k.startswith(split) and feats_by_key[k].task_id == task
+                ]
+                if not keys:
+                    continue
+                preds = [results[k]["progress"] for k in keys]
+                gts = [ground_truth(split, feats_by_key[k]) for k in keys]
+                raw, rescaled = M.value_mse(preds, gts), M.value_mse(preds, gts, rescale=True)
+                task_rows = [r for r in rows if r["backend"] == backend and r["set"] == split and r["task"] == task]
+                entry = {
+                    "episodes": len(keys),
+                    "value_mse_micro": raw["micro"],
+                    "value_mse_macro": raw["macro"],
+                    "value_mse_minmax_micro": rescaled["micro"],
+                    "value_mse_minmax_macro": rescaled["macro"],
+                    "voc_time": _nanmean(r["voc_time"] for r in task_rows),
+                    "voc_progress": _nanmean(r["voc_progress"] for r in task_rows),
+                    "pearson": _nanmean(r["pearson"] for r in task_rows),
+                    "primitive_accuracy": _nanmean(r.get("primitive_accuracy") for r in task_rows),
+                }
+                if split == "heldout_rollouts":
+                    entry["kendall_rank"] = M.kendall_rank(
+                        [r["final_pred"] for r in task_rows], [r["outcome"] for r in task_rows]
+                    )
+                per_task[task] = entry
+                all_pred += preds
+                all_gt += gts
+            if per_task:
+                micro = M.value_mse(all_pred, all_gt)["micro"]
+                overall = {
+                    "value_mse_micro": micro,
+                    "value_mse_macro": _nanmean(t["value_mse_macro"] for t in per_task.values()),
+                    "value_mse_minmax_macro": _nanmean(t["value_mse_minmax_macro"] for t in per_task.values()),
+                    "voc_time": _nanmean(t["voc_time"] for t in per_task.values()),
+                    "voc_progress": _nanmean(t["voc_progress"] for t in per_task.values()),
+                    "pearson": _nanmean(t["pearson"] for t in per_task.values()),
+                    "primitive_accuracy": _nanmean(t["primitive_accuracy"] for t in per_task.values()),
+                    "kendall_rank": _nanmean(t.get("kendall_rank") for t in per_task.values()),
+                }
+                table[backend][split] = {"overall": overall, "tasks": per_task}
+    return {
+        "table": table,
+        "controls": _controls(predictions),
+        "confusion": _confusions(predictions, feats_by_key),
+        "expert_load": _expert_loads(predictions),
+        "headline": headline(table),
+    }
+
+
+def _controls(predictions: dict) -> dict[str, dict[str, float]]:
+    out = {}
+    for backend, results in predictions.items():
+        static = [M.static_flatness(a["progress"]) for k, a in results.items() if k.endswith("|static")]
+        reverse = [M.reversed_voc_time(a["progress"]) for k, a in results.items() if k.endswith("|reversed")]
+        wrong = [
+            M.wrong_instruction_drop(results[k.rsplit("|", 1)[0]]["progress"], a["progress"])
+            for k, a in results.items()
+            if k.endswith("|wrong_instruction") and k.rsplit("|", 1)[0] in results
+        ]
+        if static or reverse or wrong:
+            out[backend] = {
+                "static_flatness": _nanmean(static),
+                "reversed_voc_time": _nanmean(reverse),
+                "wrong_instruction_drop": _nanmean(wrong),
+            }
+    return out
+
+
+def _confusions(predictions: dict, feats_by_key: dict) -> dict[str, list[list[int]]]:
+    out = {}
+    for backend, results in predictions.items():
+        pairs = [
+            (feats_by_key[k].primitive, a["primitive"])
+            for k, a in results.items()
+            if k in feats_by_key and "primitive" in a
+        ]
+        if pairs:
+            out[backend] = sum(M.confusion_matrix(t, p) for t, p in pairs).tolist()
+    return out
+
+
+def _expert_loads(predictions: dict) -> dict[str, Any]:
+    out = {}
+    for backend, results in predictions.items():
+        weights = [a["expert_weights"] for a in results.values() if "expert_weights" in a and "group" in a]
+        groups = [a["group"] for a in results.values() if "expert_weights" in a and "group" in a]
+        if weights and weights[0].shape[-1] > 1:
+            w, g = np.concatenate(weights), np.concatenate(groups)
+            out[backend] = {"by_group": M.expert_load(w, g).tolist(), **M.expert_collapse(w)}
+    return out
+
+
+def headline(table: dict) -> dict[str, dict[str, Any]]:
+    """Relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline, per set."""
+    out = {}
+    for split in EVAL_SETS:
+        ours = table.get("sarm2", {}).get(split, {}).get("overall", {}).get("value_mse_macro", float("nan"))
+        candidates = {
+            b: table[b][split]["overall"]["value_mse_macro"] for b in PUBLISHED_BASELINES if split in table.get(b, {})
+        }
+        if not candidates:
+            out[split] = {
+                "sarm2": ours,
+                "baseline": None,
+                "reduction": float("nan"),
+                "note": "no published-method baseline ran",
+            }
+            continue
+        best = min(candidates, key=candidates.get)
+        out[split] = {
+            "sarm2": ours,
+            "baseline": best,
+            "baseline_mse": candidates[best],
+            "reduction": M.relative_reduction(ours, candidates[best]),
+        }
+    return out
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def _git_revision() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if rev.returncode == 0:
+            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    import gymnasium
+    import mujoco
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "mujoco": mujoco.__version__,
+        "gymnasium": gymnasium.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+    return str(x)
+
+
+def _short(task: str) -> str:
+    return task.split("/")[-1].removesuffix("-v0")
+
+
+def labels_of(state: RunState) -> dict[str, str]:
+    return {name: getattr(model, "label", name) for name, model in state.models.items()}
+
+
+def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes: float) -> str:
+    c = state.config
+    lines: list[str] = [f"# Benchmark `{c.name}`", ""]
+    encoder = f"{state.encoder.label} (`{state.encoder.spec.key}`)" if state.encoder else c.encoder
+    lines += [
+        f"Encoder: {encoder}; text: `{c.text_encoder}`; {len(state.task_ids)} task(s); per task: "
+        f"{c.data.train_demos} training demos, {c.data.heldout_demos} held-out demos, {c.data.heldout_rollouts} "
+        f"held-out rollouts (skills {list(c.data.rollout_skills)}); {c.data.image_size} px; "
+        f"training preset `{c.train.preset}`, {c.train.steps} steps; wall time {minutes:.1f} min.",
+        "",
+        "## Headline: relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline",
+        "",
+        _row(["evaluation set", "SARM2", "strongest baseline", "its MSE", "reduction"], header=True),
+    ]
+    for split, h in agg["headline"].items():
+        reduction = "–" if math.isnan(h["reduction"]) else f"{100 * h['reduction']:.1f} %"
+        baseline = labels.get(h["baseline"], h["baseline"]) if h["baseline"] else h.get("note")
+        lines.append(_row([SET_TITLES[split], _fmt(h["sarm2"]), baseline, _fmt(h.get("baseline_mse")), reduction]))
+    lines += [
+        "",
+        "References (`oracle`, `sparse`, `time_linear`) and the oracle-stage ablation read ground truth or the "
+        "label definition; they are shown for scale and never count as the strongest baseline.",
+    ]
+    for split in EVAL_SETS:
+        lines += ["", f"## {SET_TITLES[split]}: value MSE (macro) per task", ""]
+        backends = [b for b in agg["table"] if split in agg["table"][b]]
+        if not backends:
+            lines.append("No backend produced predictions for this set.")
+            continue
+        extra = ["voc_time"] if split == "heldout_demos" else ["voc_progress", "kendall_rank"]
+        header = [
+            "backend",
+            *(_short(t) for t in state.task_ids),
+            "overall macro",
+            "micro",
+            "min-max macro",
+            *extra,
+            "pearson",
+            "primitive acc",
+        ]
+        lines.append(_row(header, header=True))
+        for b in backends:
+            e, o = agg["table"][b][split], agg["table"][b][split]["overall"]
+            cells = [_fmt(e["tasks"].get(t, {}).get("value_mse_macro")) for t in state.task_ids]
+            lines.append(
+                _row(
+                    [
+                        labels.get(b, b),
+                        *cells,
+                        f"**{_fmt(o['value_mse_macro'])}**",
+                        _fmt(o["value_mse_micro"]),
+                        _fmt(o["value_mse_minmax_macro"]),
+                        *(_fmt(o[k], 3) for k in extra),
+                        _fmt(o["pearson"], 3),
+                        _fmt(o["primitive_accuracy"], 3),
+                    ]
+                )
+            )
+    if agg["controls"]:
+        lines += ["", "## Controls (first held-out demo of each task)", ""]
+        lines.append(
+            _row(
+                [
+                    "backend",
+                    "static flatness (0 ideal)",
+                    "reversed voc_time (-1 ideal)",
+                    "wrong-instruction drop (> 0 good)",
+                ],
+                header=True,
+            )
+        )
+        for b, v in agg["controls"].items():
+            lines.append(
+                _row(
+                    [
+                        labels.get(b, b),
+                        _fmt(v["static_flatness"], 3),
+                        _fmt(v["reversed_voc_time"], 3),
+                        _fmt(v["wrong_instruction_drop"], 3),
+                    ]
+                )
+            )
+    if agg["expert_load"]:
+        lines += ["", "## MoE expert use", ""]
+        lines.append(_row(["backend", "experts used (mean weight > 0.01)", "load entropy (1 = even)"], header=True))
+        for b, v in agg["expert_load"].items():
+            lines.append(_row([labels.get(b, b), _fmt(v["experts_used"], 0), _fmt(v["load_entropy"], 3)]))
+    if state.skipped or state.failures:
+        lines += ["", "## Not run", ""]
+        lines += [f"- `{b}` skipped: {why}" for b, why in state.skipped.items()]
+        lines += [
+            f"- `{b}` FAILED in {f['stage']}: {f['error']} (traceback in results.json)"
+            for b, f in state.failures.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: list[str], header: bool = False) -> str:
+    row = "| " + " | ".join(str(c) for c in cells) + " |"
+    return row + "\n" + "|---" * len(cells) + "|" if header else row
+
+
+def summary_csv(agg: dict, labels: dict[str, str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    keys = [
+        "value_mse_macro",
+        "value_mse_micro",
+        "value_mse_minmax_macro",
+        "voc_time",
+        "voc_progress",
+        "pearson",
+        "kendall_rank",
+        "primitive_accuracy",
+    ]
+    writer.writerow(["backend", "label", "set", "task", "episodes", *keys])
+    for b, sets in agg["table"].items():
+        for split, e in sets.items():
+            for task, v in e["tasks"].items():
+                writer.writerow([b, labels.get(b, b), split, task, v["episodes"], *[v.get(k, "") for k in keys]])
+            writer.writerow([b, labels.get(b, b), split, "overall", "", *[e["overall"].get(k, "") for k in keys]])
+    return out.getvalue()
+
+
+def write_report(state: RunState, predictions: dict, started: float) -> dict[str, Any]:
+    import time
+
+    rows = episode_rows(state, predictions)
+    agg = aggregate(state, predictions, rows)
+    labels = labels_of(state)
+    minutes = (time.perf_counter() - started) / 60
+    results = {
+        "config": state.config.to_dict(),
+        "git_revision": _git_revision(),
+        "versions": _versions(),
+        "encoder": {"label": state.encoder.label, **state.encoder.spec.to_dict()} if state.encoder else None,
+        "backends": labels,
+        "tasks": state.task_ids,
+        "timings_s": state.timings,
+        "wall_minutes": minutes,
+        "failures": state.failures,
+        "skipped": state.skipped,
+        **agg,
+        "rows": rows,
+    }
+    _write_json(state.run_dir / "results.json", results)
+    (state.run_dir / "summary.md").write_text(summary_markdown(state, agg, labels, minutes))
+    (state.run_dir / "summary.csv").write_text(summary_csv(agg, labels))
+    if state.config.plots:
+        try:
+            from benchmarks.plots import write_plots
+
+            write_plots(state, predictions, agg, labels)
+        except Exception as exc:  # plots are a convenience: never lose the numbers over them
+            log.error("plots failed: %s: %s", type(exc).__name__, exc)
+            results["failures"]["plots"] = {"stage": "report", "error": f"{type(exc).__name__}: {exc}"}
+            _write_json(state.run_dir / "results.json", results)
+    return results

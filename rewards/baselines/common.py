@@ -1,0 +1,445 @@
+"""Shared machinery of the trainable baselines (SARM v1, ReWiND, Robometer-lite).
+
+* :class:`BaselineConfig`: the strict dict round trip, presets and validation helpers of their frozen configs;
+* :class:`FrameTokens`, :class:`CausalTransformer`: one fused token per frame and a causal Transformer;
+* :func:`prefix_windows`, :func:`played_windows`: which frames a prediction sees. Every function returns
+  *frame indices*; images, states and targets are gathered with the same indices, so they cannot disagree;
+* :class:`EpisodeStore`: training episodes as flat fp16 tensors, gathered by (episode, frame indices);
+* :class:`WindowRewardModel`: ``predict_episode`` / ``start`` / ``step_batch`` for models whose prediction at
+  frame ``t`` is a function of a window of frames ``<= t``; offline and online share one code path.
+
+Shapes: B batch, W window frames, C = 3 cameras, D image-embedding size, S = 14 state, L text size, d width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from rewards.base import RewardOutput, Session
+from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from rewards.embedding_model import EmbeddingRewardModel
+from sarm2_env.constants import CAMERAS, STATE_DIM
+from sarm2_env.errors import ConfigError, DatasetError, InputShapeError, NonFiniteError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 256
+
+
+# --- configs ---------------------------------------------------------------------------------------
+class BaselineConfig:
+    """Mixin of the baselines' frozen dataclass configs (``to_dict`` / strict ``from_dict`` / ``preset``)."""
+
+    #: preset name -> field overrides; ``small`` is the default
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Strict: unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any):
+        """A named preset with optional field overrides."""
+        from sarm2_env.errors import UnknownNameError
+
+        if name not in cls.presets:
+            raise UnknownNameError(f"{cls.__name__} preset", name, cls.presets)
+        return cls.from_dict({**cls.presets[name], **overrides})
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    # validation helpers (messages: "`field` must be ...; got ...")
+    def _check_positive_ints(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"`{name}` must be a positive integer; got {value!r}")
+
+    def _check_range(self, name: str, lo: float, hi: float, *, hi_open: bool = False) -> None:
+        value = getattr(self, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value
+        ok = ok and (value < hi if hi_open else value <= hi)
+        if not ok:
+            raise ConfigError(f"`{name}` must be in [{lo}, {hi}{')' if hi_open else ']'}; got {value!r}")
+
+    def _check_non_negative(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"`{name}` must be >= 0; got {value!r}")
+
+    def _check_positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"`{name}` must be > 0; got {value!r}")
+
+    def _check_transformer(self) -> None:
+        """The fields every baseline shares: Transformer size, optimisation, held-out fraction."""
+        self._check_positive_ints("d_model", "n_layers", "n_heads", "ff_mult", "batch_size", "steps")
+        if self.d_model % self.n_heads:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"`d_model` must be divisible by `n_heads` ({self.n_heads}); got {self.d_model}"  # type: ignore[attr-defined]
+            )
+        self._check_range("dropout", 0.0, 1.0, hi_open=True)
+        self._check_range("val_fraction", 0.0, 1.0, hi_open=True)
+        self._check_positive("lr")
+        self._check_non_negative("weight_decay", "grad_clip", "warmup_steps")
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool):  # type: ignore[attr-defined]
+            raise ConfigError(f"`warmup_steps` must be an integer >= 0; got {self.warmup_steps!r}")  # type: ignore[attr-defined]
+
+
+# --- windows ---------------------------------------------------------------------------------------
+def prefix_windows(t: np.ndarray, n_frames: int) -> np.ndarray:
+    """The prefix ``0..t`` subsampled uniformly to ``n_frames`` indices (first and ``t`` included): ``(B, W)``.
+
+    Integer arithmetic, so the offline and online paths pick bit-identical indices. Early frames repeat.
+    """
+    t = np.asarray(t, dtype=np.int64).reshape(-1)  # (B,)
+    j = np.arange(n_frames, dtype=np.int64)  # (W,)
+    return (t[:, None] * j[None, :]) // max(n_frames - 1, 1)  # (B, W), ascending, ends at t
+
+
+def played_windows(peak: np.ndarray, back: np.ndarray, n_frames: int) -> np.ndarray:
+    """Video rewind: play ``0..peak`` forward, then ``back`` frames backwards (to ``peak - back``); subsample the
+    played sequence uniformly to ``n_frames`` indices ``(B, W)``. ``back = 0`` is :func:`prefix_windows`.
+
+    The window always ends on the frame the played video ends on (``peak - back``) and, with 3+ frames and
+    ``back > 0``, holds the peak frame, so the clip visibly goes back in time.
+    """
+    peak = np.asarray(peak, dtype=np.int64).reshape(-1)  # (B,)
+    back = np.minimum(np.asarray(back, dtype=np.int64).reshape(-1), peak)  # cannot rewind before frame 0
+    played = peak + 1 + back  # (B,) length of the played sequence
+    pos = ((played[:, None] - 1) * np.arange(n_frames)[None, :]) // max(n_frames - 1, 1)  # (B, W) positions
+    if n_frames >= 3:  # keep the turning point in view: the last forward position becomes the peak itself
+        turn = np.maximum((pos <= peak[:, None]).sum(1) - 1, 1)  # (B,) < W - 1 whenever back > 0
+        rows = np.flatnonzero(back > 0)
+        pos[rows, turn[rows]] = peak[rows]
+    return np.where(pos <= peak[:, None], pos, 2 * peak[:, None] - pos)  # forward part, then mirrored back
+
+
+def sample_rewound_prefixes(
+    length: np.ndarray, n_frames: int, rng: np.random.Generator, rewind_prob: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training window per episode length: a uniformly drawn prefix end, rewound with ``rewind_prob``.
+
+    A rewound window plays the demo forward to a peak frame and then backwards for ``1..peak`` frames
+    (ReWiND's video rewind), so it ends lower than it peaked. Returns ``(indices (B, W), back (B,))``.
+    """
+    length = np.asarray(length, dtype=np.int64).reshape(-1)
+    batch = len(length)
+    peak = (rng.random(batch) * length).astype(np.int64)  # (B,) uniform in [0, T)
+    back = np.floor(rng.random(batch) * peak).astype(np.int64) + 1  # (B,) uniform in [1, peak]
+    back = np.where((rng.random(batch) < rewind_prob) & (peak > 0), back, 0)
+    return played_windows(peak, back, n_frames), back
+
+
+def time_targets(idx: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Whole-task time-linear progress ``i / (T - 1)`` of frame indices ``idx (B, ...)`` of episodes ``(B,)``."""
+    length = np.asarray(length, dtype=np.int64).reshape((-1,) + (1,) * (np.ndim(idx) - 1))
+    return (idx / np.maximum(length - 1, 1)).astype(np.float32)
+
+
+# --- networks --------------------------------------------------------------------------------------
+class FrameTokens(nn.Module):
+    """One fused token per frame from the 3 camera embeddings (and the normalised state, when used)."""
+
+    def __init__(self, emb_dim: int, d_model: int, use_state: bool, n_cameras: int = len(CAMERAS)) -> None:
+        super().__init__()
+        self.camera_norm = nn.LayerNorm(emb_dim)
+        self.camera_proj = nn.Linear(n_cameras * emb_dim, d_model)
+        self.state_proj = nn.Linear(STATE_DIM, d_model) if use_state else None
+        self.mix = nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model))
+
+    def forward(self, emb: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        # emb (..., C, D), state (..., S) normalised -> (..., d)
+        x = self.camera_proj(self.camera_norm(emb).flatten(-2))
+        if self.state_proj is not None:
+            x = x + self.state_proj(state)
+        return x + self.mix(x)
+
+
+class CausalTransformer(nn.Module):
+    """Pre-norm Transformer encoder under a causal mask (token i attends to tokens <= i), final LayerNorm."""
+
+    def __init__(self, d_model: int, n_layers: int, n_heads: int, ff_mult: int, dropout: float) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            n_heads,
+            dim_feedforward=ff_mult * d_model,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x (B, N, d) -> (B, N, d)
+        n = x.shape[1]
+        mask = torch.triu(torch.full((n, n), float("-inf"), device=x.device), diagonal=1)
+        return self.norm(self.encoder(x, mask=mask, is_causal=True))
+
+
+def init_positions(n: int, d_model: int) -> nn.Parameter:
+    """A learned position embedding ``(n, d)``."""
+    return nn.Parameter(torch.randn(n, d_model) * 0.02)
+
+
+# --- training data ---------------------------------------------------------------------------------
+class EpisodeStore:
+    """Training episodes in flat tensors (embeddings as fp16, their stored precision), gathered by
+    ``(episode (B,), frame indices (B, W))`` so images, states and targets always share indices.
+
+    Targets come from frame indices only (time-linear progress on demonstrations); the physics oracle in
+    ``EpisodeFeatures.progress`` is never read.
+    """
+
+    def __init__(self, episodes: Sequence[EpisodeFeatures], device: torch.device, what: str = "training") -> None:
+        if not episodes:
+            raise DatasetError(f"{what}: expected at least one episode; got none")
+        self.device = device
+        self.episodes = list(episodes)
+        self.lengths = np.array([e.length for e in episodes], dtype=np.int64)  # (E,)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)  # (E,)
+        self.emb = torch.from_numpy(np.concatenate([e.embeddings for e in episodes])).half().to(device)  # (N, C, D)
+        self.state = torch.from_numpy(np.concatenate([e.state for e in episodes])).float().to(device)  # (N, S)
+        self.task_ids = sorted({e.task_id for e in episodes})
+        self.task_of = np.array([self.task_ids.index(e.task_id) for e in episodes], dtype=np.int64)  # (E,)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def gather(self, episode: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``emb (B, W, C, D)`` float32 and ``state (B, W, S)`` of frames ``idx (B, W)`` of ``episode (B,)``."""
+        flat = torch.from_numpy(self.offsets[episode][:, None] + idx).to(self.device)  # (B, W)
+        return self.emb[flat].float(), self.state[flat]
+
+    def instruction_tables(self, embed: Callable[[str], np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction embeddings per episode ``(E, L)`` and per task ``(n_tasks, L)`` (its first episode's)."""
+        per_episode = torch.from_numpy(np.stack([embed(e.instruction) for e in self.episodes])).float()
+        first = [int(np.flatnonzero(self.task_of == k)[0]) for k in range(len(self.task_ids))]
+        return per_episode.to(self.device), per_episode[first].to(self.device)
+
+    def all_frames(self, max_frames: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(episode (N,), frame (N,))`` for every frame, or an even random subsample of ``max_frames``."""
+        episode = np.repeat(np.arange(len(self.lengths)), self.lengths)
+        frame = np.concatenate([np.arange(n) for n in self.lengths])
+        if max_frames is not None and len(frame) > max_frames:
+            keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_frames, replace=False))
+            episode, frame = episode[keep], frame[keep]
+        return episode, frame
+
+
+def state_stats(episodes: Sequence[EpisodeFeatures]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (floored at 1e-3) of the training states."""
+    states = np.concatenate([f.state for f in episodes])
+    return torch.from_numpy(states.mean(0)).float(), torch.from_numpy(np.maximum(states.std(0), 1e-3)).float()
+
+
+@torch.no_grad()
+def time_linear_mse(
+    progress_fn: Callable[[np.ndarray, np.ndarray], torch.Tensor],
+    store: EpisodeStore,
+    max_frames: int = 4096,
+) -> float:
+    """Held-out value MSE against time-linear progress: ``progress_fn(episode (B,), frame (B,)) -> (B,)``
+    predicts each frame from its causal window, exactly as inference does."""
+    episode, frame = store.all_frames(max_frames)
+    se = 0.0
+    for lo in range(0, len(frame), 512):
+        ep, t = episode[lo : lo + 512], frame[lo : lo + 512]
+        pred = progress_fn(ep, t).float().cpu().numpy()
+        se += float(((pred - time_targets(t, store.lengths[ep])) ** 2).sum())
+    return se / max(len(frame), 1)
+
+
+# --- the reward-model side -------------------------------------------------------------------------
+class WindowRewardModel(EmbeddingRewardModel):
+    """A trainable reward model whose prediction at frame ``t`` reads a window of frames ``<= t``.
+
+    Subclasses implement :meth:`_indices` (frame indices of each window), :meth:`_context` (what the model
+    needs of a task: an instruction embedding, or a task id) and :meth:`_run` (a batch of windows ->
+    ``{"progress": (B,), ...}`` numpy arrays). The offline and online paths both go through these, so the
+    same frame gets the same window and the same value.
+    """
+
+    def _indices(self, t: np.ndarray) -> np.ndarray:
+        """Frame indices ``(B, W)``, all ``<= t``, of the windows predicting frames ``t (B,)``."""
+        raise NotImplementedError
+
+    def _context(self, task: str) -> Any:
+        """Per-episode conditioning for ``task`` (a task id or an instruction)."""
+        return self.task_embedding(task)
+
+    def _run(self, emb: np.ndarray, state: np.ndarray, contexts: Sequence[Any]) -> dict[str, np.ndarray]:
+        """``emb (B, W, C, D)``, ``state (B, W, S)``, one context per window -> numpy outputs per window."""
+        raise NotImplementedError
+
+    def _checked(self, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not np.isfinite(out["progress"]).all():
+            raise NonFiniteError(f"{self.name} progress: expected finite values; the model produced NaN or inf")
+        return out
+
+    def _episode_task(self, feats: EpisodeFeatures) -> str:
+        return feats.task_id if feats.task_id in self.tasks else feats.instruction
+
+    # --- offline -----------------------------------------------------------------------------------
+    def predict_episode(self, episode, embeddings=None) -> RewardOutput:
+        feats = self.features(episode, embeddings)
+        self._check_dim(feats.embeddings.shape[-1])
+        check_state(feats.state, (feats.length,), name="episode.state")
+        self._require_net()
+        context = self._context(self._episode_task(feats))
+        parts: list[dict[str, np.ndarray]] = []
+        for lo in range(0, feats.length, _CHUNK):
+            t = np.arange(lo, min(lo + _CHUNK, feats.length))
+            idx = self._indices(t)  # (B, W)
+            parts.append(self._checked(self._run(feats.embeddings[idx], feats.state[idx], [context] * len(t))))
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        progress = merged.pop("progress").astype(np.float32)
+        return RewardOutput(
+            progress=progress,
+            primitive_probs=merged.pop("primitive_probs", None),
+            normalization="none",
+            query_indices=np.arange(feats.length),
+            extras=merged,
+        )
+
+    # --- online ------------------------------------------------------------------------------------
+    def start(self, task: str) -> Session:
+        self._require_net()
+        return Session(task=task, instruction=self._instruction(task), context={"model": self._context(task)})
+
+    def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
+        emb = stack_cameras(frame_embeddings)
+        if emb.ndim != 3 or emb.shape[0] != len(sessions):
+            raise InputShapeError(
+                f"`frame_embeddings`: expected shape ({len(sessions)}, {len(CAMERAS)}, D); got {emb.shape}"
+            )
+        self._check_dim(emb.shape[-1])
+        states = check_state(states, (len(sessions),), name="states")
+        windows, window_states = [], []
+        for i, session in enumerate(sessions):
+            session.embeddings.append(emb[i])
+            session.states.append(states[i])
+            idx = self._indices(np.array([session.frame]))[0]  # only frames <= the newest one
+            windows.append(np.stack([session.embeddings[j] for j in idx]))
+            window_states.append(np.stack([session.states[j] for j in idx]))
+        out = self._checked(
+            self._run(np.stack(windows), np.stack(window_states), [s.context["model"] for s in sessions])
+        )
+        for i, session in enumerate(sessions):
+            session.last = {k: (v[i].item() if v.ndim == 1 else v[i]) for k, v in out.items()}
+        return out["progress"].astype(np.float32)
+
+
+class PrefixRewardModel(WindowRewardModel):
+    """An instruction-conditioned model over the episode prefix ``0..t`` subsampled to ``config.n_frames`` frames
+    (ReWiND, Robometer-lite). Its net maps ``emb (B, W, C, D)``, ``task_emb (B, L)`` to ``{"progress": (B, W),
+    ...}``; inference reads progress at the last frame, and any other ``(B,)`` output becomes an extra.
+    """
+
+    def _indices(self, t: np.ndarray) -> np.ndarray:
+        return prefix_windows(t, self.config.n_frames)
+
+    @torch.no_grad()
+    def _run(self, emb: np.ndarray, state: np.ndarray, contexts: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        net = self._require_net()
+        out = net(torch.from_numpy(emb).to(self.device), torch.from_numpy(np.stack(contexts)).to(self.device))
+        result = {"progress": out["progress"][:, -1].float().cpu().numpy()}
+        result.update({k: v.float().cpu().numpy() for k, v in out.items() if k != "progress" and v.ndim == 1})
+        return result
+
+    def _fit_prefix(
+        self,
+        train: Sequence[EpisodeFeatures],
+        val: Sequence[EpisodeFeatures],
+        make_loss: Callable[[EpisodeStore, torch.Tensor, torch.Tensor, int], Callable],
+        make_eval: Callable[[EpisodeStore, torch.Tensor], Callable[[nn.Module], dict[str, float]]],
+        *,
+        out_dir,
+        resume: bool,
+        seed: int,
+        progress: bool,
+        eval_every: int,
+        checkpoint_every: int,
+        ctx,
+        include_failures: bool,
+    ) -> dict[str, Any]:
+        """The shared training scaffold: demos only, one net over every task, ``run_training``, checkpoint.
+
+        ``make_loss(store, episode_emb (E, L), task_emb (n_tasks, L), batch_size)`` returns the loss function;
+        ``make_eval(val_store, val_episode_emb)`` the held-out evaluation.
+        """
+        from rewards.training import init_distributed, run_training
+
+        ctx = ctx or init_distributed(self.device)
+        self.device = ctx.device
+        c = self.config
+        train = self._usable(train, include_failures, "training")
+        val = self._usable(val, include_failures, "validation") if val else []
+        self._register_tasks(train)
+        net = self._build_net(self._text_dim)
+        store = EpisodeStore(train, ctx.device)
+        episode_emb, task_emb = store.instruction_tables(self.task_embedding)
+        batch_size = max(1, c.batch_size // ctx.world_size)
+        loss_fn = make_loss(store, episode_emb, task_emb, batch_size)
+        evaluate = None
+        if val:
+            val_store = EpisodeStore(val, ctx.device, "validation")
+            evaluate = make_eval(val_store, val_store.instruction_tables(self.task_embedding)[0])
+
+        def save(module, summary):
+            self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
+            if out_dir is not None:
+                self.save(out_dir)
+
+        summary = run_training(
+            module=net,
+            param_groups=[{"params": list(net.parameters()), "lr": c.lr, "weight_decay": c.weight_decay}],
+            loss_fn=loss_fn,
+            steps=c.steps,
+            warmup=c.warmup_steps,
+            grad_clip=c.grad_clip,
+            seed=seed,
+            ctx=ctx,
+            out_dir=out_dir,
+            resume=resume,
+            evaluate=evaluate,
+            save=save,
+            eval_every=eval_every,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+        )
+        net.eval()
+        self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
+        return self.training_summary
+
+
+def prefix_progress_fn(module: nn.Module, store: EpisodeStore, episode_emb: torch.Tensor, n_frames: int) -> Callable:
+    """``(episode (B,), frame (B,)) -> progress (B,)`` of a prefix model, read as inference reads it."""
+
+    def progress_fn(episode: np.ndarray, frame: np.ndarray) -> torch.Tensor:
+        emb, _ = store.gather(episode, prefix_windows(frame, n_frames))
+        return module(emb, episode_emb[torch.from_numpy(episode).to(store.device)])["progress"][:, -1]
+
+    return progress_fn

@@ -1,0 +1,126 @@
+"""The benchmark harness: strict configs, an end-to-end tiny run, caching/resume, failure isolation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_config import load_config
+from sarm2_env.errors import ConfigError, UnknownNameError
+
+TINY = [
+    "--tasks", "CleanWhiteboard",
+    "--set", "encoder=tiny", "--set", "text_encoder=tiny-hash",
+    "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
+    "--set", "data.image_size=32", "--set", "train.preset=tiny", "--set", "train.steps=4",
+    "--set", "train.eval_every=4", "--no-progress",
+]  # fmt: skip
+
+
+def test_shipped_configs_load_and_are_strict(tmp_path, monkeypatch) -> None:
+    from rewards import registry
+
+    for name in ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt"):
+        monkeypatch.setitem(registry.REGISTRY, name, "rewards.references:OracleRewardModel")  # may not exist yet
+    for name in ("quick", "full"):
+        config = load_config(name)
+        assert config.name == name and "sarm2" in config.backends and config.tasks == "all"
+    with pytest.raises(ConfigError, match="'trian' \\(did you mean 'train'\\?\\)"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("trian: {steps: 3}\nbackends: [sarm2]\n")
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="unknown key 'data.size'"):
+        load_config("quick", {"data.size": 3})
+    with pytest.raises(UnknownNameError, match="sarm2"):
+        load_config("quick", {"backends": ["sarm3"]})
+    with pytest.raises(ConfigError, match="no config"):
+        load_config("nope")
+    with pytest.raises(UnknownNameError):
+        load_config("quick", {"tasks": ["FoldPants"]}).task_ids()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    from benchmarks.run import main
+
+    root = tmp_path_factory.mktemp("bench")
+    args = [
+        *TINY,
+        "--set",
+        f"data.root={root / 'data'}",
+        "--set",
+        f"out={root / 'results'}",
+        "--name",
+        "t",
+        "--backends",
+        "sarm2,sarm2_no_stage,time_linear,oracle,sparse,gvl",
+    ]
+    assert main(args) == 0
+    return root, args
+
+
+def test_end_to_end_outputs(first_run) -> None:
+    root, _ = first_run
+    run = root / "results" / "t"
+    results = json.loads((run / "results.json").read_text())
+    assert results["encoder"]["name"] == "tiny" and "test only" in results["encoder"]["label"]
+    assert "test only" in results["backends"]["sarm2"]  # the tiny encoder is labelled wherever it appears
+    table = results["table"]
+    for backend in ("sarm2", "sarm2_no_stage", "time_linear", "oracle", "sparse"):
+        for split in ("heldout_demos", "heldout_rollouts"):
+            assert np.isfinite(table[backend][split]["overall"]["value_mse_macro"])
+    assert table["oracle"]["heldout_rollouts"]["overall"]["value_mse_macro"] == 0.0
+    assert "no VLM configured" in results["skipped"]["gvl"]
+    assert results["headline"]["heldout_demos"]["baseline"] is None  # no published baseline in this run
+    rows = [r for r in results["rows"] if r["backend"] == "sarm2"]
+    assert len(rows) == 3 and {r["set"] for r in rows} == {"heldout_demos", "heldout_rollouts"}
+    summary = (run / "summary.md").read_text()
+    assert "Headline" in summary and "gvl` skipped: no VLM configured" in summary
+    csv_text = (run / "summary.csv").read_text()
+    assert csv_text.startswith("backend,label,set,task,episodes,value_mse_macro")
+    plots = {p.name for p in (run / "plots").iterdir()}
+    assert {
+        "curves_CleanWhiteboard.png",
+        "rollouts_CleanWhiteboard.png",
+        "confusion_sarm2.png",
+        "experts_sarm2.png",
+    } <= plots
+    assert "sarm2" in results["controls"] and "static_flatness" in results["controls"]["sarm2"]
+    assert len(results["confusion"]["sarm2"]) == 22
+
+
+def test_rerun_skips_valid_stages_and_redoes_damaged_ones(first_run, caplog) -> None:
+    from benchmarks.run import main
+
+    root, args = first_run
+    run = root / "results" / "t"
+    before = (run / "predictions" / "sarm2.npz").read_bytes()
+    (run / "predictions" / "sarm2_no_stage.npz").write_bytes(b"truncated")  # a corrupted cache file
+    with caplog.at_level("INFO", logger="benchmarks"):
+        assert main(args) == 0
+    text = caplog.text
+    assert "train sarm2: valid checkpoint found, skipped" in text
+    assert "predict sarm2: cached predictions valid, skipped" in text
+    assert "predict sarm2_no_stage: cached" not in text  # recomputed
+    assert (run / "predictions" / "sarm2.npz").read_bytes() == before
+    assert "0 written" in text  # no episode collected again
+    caplog.clear()
+    with caplog.at_level("INFO", logger="benchmarks"):
+        assert main([*args, "--force", "train", "--backends", "time_linear"]) == 0
+    assert "train time_linear: 2 demos" in caplog.text or "train time_linear: 1 demos" in caplog.text
+
+
+def test_a_failing_backend_does_not_lose_the_others(first_run, monkeypatch) -> None:
+    from benchmarks.run import main
+    from rewards import registry
+
+    monkeypatch.setitem(registry.REGISTRY, "exploding", "tests.benchmarks.fake_backends:ExplodingRewardModel")
+    root, args = first_run
+    assert main([*args, "--backends", "oracle,exploding", "--name", "boom"]) == 0
+    results = json.loads((root / "results" / "boom" / "results.json").read_text())
+    assert "simulated crash" in results["failures"]["exploding"]["error"]
+    assert results["failures"]["exploding"]["stage"] == "predict"
+    assert "oracle" in results["table"]
+    assert "`exploding` FAILED in predict" in (root / "results" / "boom" / "summary.md").read_text()
