@@ -163,7 +163,9 @@ def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
         if i == len(parts) - 1:
             node[part] = value
             return
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # e.g. `vlm: null` in the file, then --set vlm.kind=local
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"`--set {dotted}`: {'.'.join(parts[: i + 1])!r} is not a section")
         schema = {"data": DataConfig, "train": TrainConfig}.get(part) if schema is BenchConfig else None

@@ -207,7 +207,11 @@ def _build_backend(state: RunState, name: str):
         if c.vlm is None:
             raise _Skip("no VLM configured: set `vlm: {kind: local, path: ...}` or `{kind: http, base_url: ...}`")
         return make_reward_model(name, vlm=dict(c.vlm))
-    config = _backend_config(state, cls)
+    kwargs: dict[str, Any] = {"encoder": state.encoder, "text_encoder": c.text_encoder, "device": c.device}
+    if c.text_encoder_path:
+        kwargs["text_encoder_path"] = c.text_encoder_path
+    model = cls(_backend_config(state, cls), **kwargs)  # cheap: no weights until fit or load
+    config = model.config.to_dict()  # what the backend really uses (ablations adjust the preset)
     ckpt = state.run_dir / "checkpoints" / name
     stamp_file = state.run_dir / "checkpoints" / f"{name}.stamp.json"
     stamp = {
@@ -228,10 +232,6 @@ def _build_backend(state: RunState, name: str):
             log.warning("train %s: cached checkpoint unusable (%s); retraining", name, exc)
     from rewards.data import split_episodes
 
-    kwargs: dict[str, Any] = {"encoder": state.encoder, "text_encoder": c.text_encoder, "device": c.device}
-    if c.text_encoder_path:
-        kwargs["text_encoder_path"] = c.text_encoder_path
-    model = cls(config, **kwargs)
     train, val = split_episodes(state.features["train_demos"], 0.1, seed=c.seed)
     log.info("train %s: %d demos (+%d for validation), config %s", name, len(train), len(val), config)
     started = time.perf_counter()

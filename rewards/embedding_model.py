@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from rewards.base import RewardModel
-from rewards.data import EpisodeFeatures
+from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import CheckpointError, DatasetError, InputShapeError
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,31 @@ class EmbeddingRewardModel(RewardModel):
             raise InputShapeError(
                 f"`frame_embeddings`: expected {self._spec.dim}-d embeddings from encoder {self._spec.key}; got {dim}-d"
             )
+
+    def _push_frames(
+        self,
+        sessions,
+        frame_embeddings: np.ndarray,
+        states: np.ndarray,
+        window_of: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validate one new frame per session, append it to the session's in-memory cache, and gather each
+        session's window ``window_of(np.array([t]))[0]`` (indices <= t) -> ``(B, W, C, D)``, ``(B, W, S)``."""
+        emb = stack_cameras(frame_embeddings)
+        if emb.ndim != 3 or emb.shape[0] != len(sessions):
+            raise InputShapeError(
+                f"`frame_embeddings`: expected shape ({len(sessions)}, {len(CAMERAS)}, D); got {emb.shape}"
+            )
+        self._check_dim(emb.shape[-1])
+        states = check_state(states, (len(sessions),), name="states")
+        windows, window_states = [], []
+        for i, session in enumerate(sessions):
+            session.embeddings.append(emb[i])
+            session.states.append(states[i])
+            idx = window_of(np.array([session.frame]))[0]  # only frames <= the newest one
+            windows.append(np.stack([session.embeddings[j] for j in idx]))
+            window_states.append(np.stack([session.states[j] for j in idx]))
+        return np.stack(windows), np.stack(window_states)
 
     # --- training helpers --------------------------------------------------------------------------
     def _usable(self, episodes: Sequence[EpisodeFeatures], include_failures: bool, what: str) -> list:

@@ -144,6 +144,7 @@ class TimeLinearRewardModel(RewardModel):
 
     def __init__(self, config: Any = None, **_: Any) -> None:
         super().__init__()
+        self.config = TimeLinearConfig()
         self.mean_length: dict[str, float] = {}
 
     @property

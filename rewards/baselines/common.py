@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from rewards.base import RewardOutput, Session
-from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from rewards.data import EpisodeFeatures, check_state
 from rewards.embedding_model import EmbeddingRewardModel
 from sarm2_env.constants import CAMERAS, STATE_DIM
-from sarm2_env.errors import ConfigError, DatasetError, InputShapeError, NonFiniteError
+from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -330,23 +330,8 @@ class WindowRewardModel(EmbeddingRewardModel):
         return Session(task=task, instruction=self._instruction(task), context={"model": self._context(task)})
 
     def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
-        emb = stack_cameras(frame_embeddings)
-        if emb.ndim != 3 or emb.shape[0] != len(sessions):
-            raise InputShapeError(
-                f"`frame_embeddings`: expected shape ({len(sessions)}, {len(CAMERAS)}, D); got {emb.shape}"
-            )
-        self._check_dim(emb.shape[-1])
-        states = check_state(states, (len(sessions),), name="states")
-        windows, window_states = [], []
-        for i, session in enumerate(sessions):
-            session.embeddings.append(emb[i])
-            session.states.append(states[i])
-            idx = self._indices(np.array([session.frame]))[0]  # only frames <= the newest one
-            windows.append(np.stack([session.embeddings[j] for j in idx]))
-            window_states.append(np.stack([session.states[j] for j in idx]))
-        out = self._checked(
-            self._run(np.stack(windows), np.stack(window_states), [s.context["model"] for s in sessions])
-        )
+        windows, window_states = self._push_frames(sessions, frame_embeddings, states, self._indices)
+        out = self._checked(self._run(windows, window_states, [s.context["model"] for s in sessions]))
         for i, session in enumerate(sessions):
             session.last = {k: (v[i].item() if v.ndim == 1 else v[i]) for k, v in out.items()}
         return out["progress"].astype(np.float32)

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from rewards.base import RewardOutput, Session
-from rewards.data import EpisodeFeatures, check_state, stack_cameras
+from rewards.data import EpisodeFeatures, check_state
 from rewards.embedding_model import CHECKPOINT_DIR, EmbeddingRewardModel
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.network import SARM2Net
 from rewards.sarm2.windows import causal_windows
-from sarm2_env.constants import CAMERAS, PRIMITIVES
-from sarm2_env.errors import ConfigError, DatasetError, InputShapeError, NonFiniteError
+from sarm2_env.constants import PRIMITIVES
+from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -143,23 +143,10 @@ class SARM2RewardModel(EmbeddingRewardModel):
         return Session(task=task, instruction=self._instruction(task), context={"task_emb": self.task_embedding(task)})
 
     def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
-        emb = stack_cameras(frame_embeddings)
-        if emb.ndim != 3 or emb.shape[0] != len(sessions):
-            raise InputShapeError(
-                f"`frame_embeddings`: expected shape ({len(sessions)}, {len(CAMERAS)}, D); got {emb.shape}"
-            )
-        self._check_dim(emb.shape[-1])
-        states = check_state(states, (len(sessions),), name="states")
-        windows, window_states = [], []
-        for i, session in enumerate(sessions):
-            session.embeddings.append(emb[i])
-            session.states.append(states[i])
-            idx = self._windows(np.array([session.frame]))[0]  # only frames <= the newest one
-            windows.append(np.stack([session.embeddings[j] for j in idx]))
-            window_states.append(np.stack([session.states[j] for j in idx]))
+        windows, window_states = self._push_frames(sessions, frame_embeddings, states, self._windows)
         primitive = self._session_labels(sessions) if self.gate_source == "label" else None
         out = self._forward_windows(
-            np.stack(windows), np.stack(window_states), np.stack([s.context["task_emb"] for s in sessions]), primitive
+            windows, window_states, np.stack([s.context["task_emb"] for s in sessions]), primitive
         )
         probs = out["primitive_probs"]
         for i, session in enumerate(sessions):
