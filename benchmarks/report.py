@@ -409,4 +409,10 @@ def write_report(state: RunState, predictions: dict, started: float) -> dict[str
             log.error("plots failed: %s: %s", type(exc).__name__, exc)
             results["failures"]["plots"] = {"stage": "report", "error": f"{type(exc).__name__}: {exc}"}
             _write_json(state.run_dir / "results.json", results)
+        try:
+            from benchmarks.render_video import write_videos
+
+            write_videos(state, predictions, per_task=2)
+        except Exception as exc:  # videos are a convenience: never lose the numbers over them
+            log.error("videos failed: %s: %s", type(exc).__name__, exc)
     return results
