@@ -76,6 +76,7 @@ class MultiGateMoE(nn.Module):
     def __init__(self, d_model: int, config: SARM2Config) -> None:
         super().__init__()
         self.n_experts, self.top_k = config.n_experts, config.top_k
+        self.aux_through_trunk = config.aux_through_trunk
         e, h = config.n_experts, config.expert_hidden
         self.gates = nn.Linear(d_model, NUM_GROUPS * e)
         self.w1 = nn.Parameter(torch.randn(e, d_model, h) * d_model**-0.5)
@@ -93,7 +94,14 @@ class MultiGateMoE(nn.Module):
         hidden = F.gelu(torch.einsum("bd,edh->beh", h, self.w1) + self.b1)  # (B, E, H)
         expert_out = torch.einsum("beh,eh->be", hidden, self.w2) + self.b2  # (B, E)
         progress = torch.sigmoid((weights * expert_out).sum(-1))  # (B,)
-        return progress, weights, self._balance_loss(logits, top_idx, group)
+        # the load-balancing loss shapes the gates; by default its gradient stops there, so balancing the
+        # routing does not pull the shared representation away from the value regression
+        aux_logits = (
+            logits
+            if self.aux_through_trunk
+            else self.gates(h.detach()).view(batch, NUM_GROUPS, -1)[torch.arange(batch, device=h.device), group]
+        )
+        return progress, weights, self._balance_loss(aux_logits, top_idx, group)
 
     def _balance_loss(self, logits: torch.Tensor, top_idx: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         # Switch-Transformer style per gate: E * sum_e (fraction routed to e) * (mean gate probability of e),
