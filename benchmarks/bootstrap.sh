@@ -10,7 +10,7 @@ PY="${PYTHON:-python3}"
 
 # 1. EGL/Mesa for MuJoCo's headless renderer (llvmpipe on a CPU machine).
 missing=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0; do
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 libusb-1.0-0; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
