@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SARM2_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 
-# 1. EGL/Mesa for MuJoCo's headless renderer (llvmpipe on a CPU machine).
+# 1. EGL/Mesa for MuJoCo's headless renderer (llvmpipe on a CPU machine); libusb for the RealSense SDK.
 missing=()
 for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 libusb-1.0-0; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
