@@ -60,8 +60,9 @@ from real.config import StationConfig, _image_size, arm_joint_range, load_statio
 from real.errors import CameraError, EStopActiveError, MotorFaultError, SafetyStopError, StaleFrameError
 from real.labels import LabelHook, OperatorLabels
 from real.safety import KeyListener, SafetyFilter, SafetySupervisor, SignalEStop, estop_key_bindings
+from sarm2_env.actions import check_action
 from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVES, STATE_DIM
-from sarm2_env.errors import ConfigError, InvalidActionError
+from sarm2_env.errors import ConfigError
 
 __all__ = ["JOINT_OVERSHOOT", "RealStationEnv"]
 
@@ -457,26 +458,9 @@ class RealStationEnv(gym.Env):
         info.update({"timing/period_s": 0.0, "timing/overrun": False})
         return obs, info
 
-    def _validate_action(self, action: Any) -> np.ndarray:
-        try:
-            arr = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidActionError(
-                f"`action` must be a numeric array of shape ({ACTION_DIM},); got {action!r:.200}"
-            ) from exc
-        if arr.shape != (ACTION_DIM,):
-            raise InvalidActionError(
-                f"`action` must have shape ({ACTION_DIM},) (2 x [6 joint targets in rad, gripper in [0, 1]]); "
-                f"got shape {arr.shape}"
-            )
-        if not np.all(np.isfinite(arr)):
-            bad = np.flatnonzero(~np.isfinite(arr)).tolist()
-            raise InvalidActionError(f"`action` must be finite; got NaN/inf at indices {bad}")
-        return arr
-
     def step(self, action):
         """Filter and send ``action``, wait for the next control tick, observe. See the module docstring."""
-        arr = self._validate_action(action)  # before anything can move
+        arr = check_action(action)  # before anything can move
         if self._closed:
             raise gym.error.ClosedEnvironmentError("RealStationEnv is closed")
         if not self._episode_active:

@@ -15,8 +15,9 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from sarm2_env.actions import check_action
 from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
-from sarm2_env.errors import ConfigError, InvalidActionError
+from sarm2_env.errors import ConfigError
 from tasks.rendering import MultiCameraRenderer
 from tasks.station import (
     GRIPPER_TRAVEL,
@@ -193,20 +194,7 @@ class YamTaskEnv(gym.Env):
         return self.model.jnt_range[ids, 0], self.model.jnt_range[ids, 1]
 
     def _validate_action(self, action) -> np.ndarray:
-        try:
-            arr = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InvalidActionError(
-                f"`action` must be a numeric array of shape ({ACTION_DIM},); got {action!r}"
-            ) from exc
-        if arr.shape != (ACTION_DIM,):
-            raise InvalidActionError(
-                f"`action` must have shape ({ACTION_DIM},) (2 x [6 joint targets in rad, gripper in [0, 1]]); "
-                f"got shape {arr.shape}"
-            )
-        if not np.all(np.isfinite(arr)):
-            bad = np.flatnonzero(~np.isfinite(arr)).tolist()
-            raise InvalidActionError(f"`action` must be finite; got NaN/inf at indices {bad}")
+        arr = check_action(action)
         # Targets outside the joint limits are clipped, as the real arm's driver does.
         return np.clip(arr, self.action_space.low, self.action_space.high)
 
