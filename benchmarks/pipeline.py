@@ -23,17 +23,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_config import BenchConfig
+from sarm2_env.atomic import write_json_atomic
+from tasks.collect import EVAL_SPLITS, SPLITS, SuiteConfig, collect_suite
 
 log = logging.getLogger("benchmarks")
 
 STAGES = ("collect", "encode", "train", "predict", "report")
-#: evaluation / training sets: (seed offset, config field with the count)
-SETS: dict[str, tuple[int, str]] = {
-    "train_demos": (0, "train_demos"),
-    "heldout_demos": (10_000, "heldout_demos"),
-    "heldout_rollouts": (20_000, "heldout_rollouts"),
-}
-EVAL_SETS = ("heldout_demos", "heldout_rollouts")
+#: evaluation / training sets (the benchmark dataset's splits, ``tasks.collect.SPLITS``)
+SETS = tuple(SPLITS)
+EVAL_SETS = EVAL_SPLITS
 #: published-method baselines: the headline compares SARM2 with the strongest of these that ran
 PUBLISHED_BASELINES = ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt")
 #: ground-truth references and SARM2 upper bounds: reported, never "the strongest baseline"
@@ -56,29 +54,15 @@ class RunState:
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def data_dir(self, split: str) -> Path:
+    def data_root(self) -> Path:
         d = self.config.data
-        return Path(d.root) / f"{d.image_size}px-seed{d.seed}" / split
+        return Path(d.root) / f"{d.image_size}px-seed{d.seed}"
+
+    def data_dir(self, split: str) -> Path:
+        return self.data_root() / split
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 def _read_json(path: Path) -> Any:
@@ -88,14 +72,21 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _seeds(state: RunState, split: str) -> range:
-    offset, field = SETS[split]
+def _suite(state: RunState) -> SuiteConfig:
     d = state.config.data
-    return range(d.seed + offset, d.seed + offset + getattr(d, field))
+    return SuiteConfig(
+        tasks=tuple(state.task_ids),
+        train_demos=d.train_demos,
+        heldout_demos=d.heldout_demos,
+        heldout_rollouts=d.heldout_rollouts,
+        rollout_skills=d.rollout_skills,
+        image_size=d.image_size,
+        seed=d.seed,
+    )
 
 
-def _skills(state: RunState, split: str) -> tuple[float, ...]:
-    return state.config.data.rollout_skills if split == "heldout_rollouts" else (1.0,)
+def _seeds(state: RunState, split: str) -> range:
+    return _suite(state).seeds(split)
 
 
 def _selected(dataset, task_ids: Sequence[str], seeds: Iterable[int]) -> list[int]:
@@ -117,25 +108,11 @@ def _record_failure(state: RunState, backend: str, stage: str, exc: BaseExceptio
 
 def stage_collect(state: RunState) -> None:
     """Scripted-expert episodes for every split (resumes episode by episode)."""
-    from tasks.collect import CollectConfig, collect
-
-    for split in SETS:
-        seeds = _seeds(state, split)
-        if not len(seeds):
-            continue
-        path = state.data_dir(split)
-        if "collect" in state.force and path.exists():
-            shutil.rmtree(path)
-        cfg = CollectConfig(
-            tasks=tuple(state.task_ids),
-            episodes=len(seeds),
-            skills=_skills(state, split),
-            seed=seeds.start,
-            image_size=state.config.data.image_size,
-        )
-        log.info("collect %s -> %s", split, path)
-        counts = collect(cfg, str(path), progress_bar=state.progress)
-        log.info("collect %s: %d written, %d already there", split, counts["written"], counts["skipped"])
+    fresh = SETS if "collect" in state.force else ()
+    log.info("collect %s -> %s/", ", ".join(SETS), state.data_root())
+    counts = collect_suite(_suite(state), state.data_root(), progress_bar=state.progress, fresh=fresh)
+    for split, c in counts.items():
+        log.info("collect %s: %d written, %d already there", split, c["written"], c["skipped"])
 
 
 # --- stage 2: encode -------------------------------------------------------------------------------
@@ -237,7 +214,7 @@ def _build_backend(state: RunState, name: str):
     started = time.perf_counter()
     model.fit(train, val, out_dir=ckpt, seed=c.seed, progress=state.progress, eval_every=c.train.eval_every)
     state.timings[f"train/{name}"] = time.perf_counter() - started
-    _write_json(stamp_file, stamp)
+    write_json_atomic(stamp_file, stamp)
     return model
 
 
@@ -385,7 +362,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
             predictions[name] = predict_backend(state, name, model)
             state.timings[f"predict/{name}"] = time.perf_counter() - started
             _save_predictions(path, predictions[name])
-            _write_json(stamp_file, stamp)
+            write_json_atomic(stamp_file, stamp)
         except Exception as exc:
             _record_failure(state, name, "predict", exc)
     return predictions

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import metrics as M
-from benchmarks.pipeline import EVAL_SETS, PUBLISHED_BASELINES, RunState, _write_json
+from benchmarks.pipeline import EVAL_SETS, PUBLISHED_BASELINES, RunState
+from sarm2_env.atomic import write_json_atomic
 
 log = logging.getLogger("benchmarks")
 
@@ -397,7 +398,7 @@ def write_report(state: RunState, predictions: dict, started: float) -> dict[str
         **agg,
         "rows": rows,
     }
-    _write_json(state.run_dir / "results.json", results)
+    write_json_atomic(state.run_dir / "results.json", results)
     (state.run_dir / "summary.md").write_text(summary_markdown(state, agg, labels, minutes))
     (state.run_dir / "summary.csv").write_text(summary_csv(agg, labels))
     if state.config.plots:
@@ -408,7 +409,7 @@ def write_report(state: RunState, predictions: dict, started: float) -> dict[str
         except Exception as exc:  # plots are a convenience: never lose the numbers over them
             log.error("plots failed: %s: %s", type(exc).__name__, exc)
             results["failures"]["plots"] = {"stage": "report", "error": f"{type(exc).__name__}: {exc}"}
-            _write_json(state.run_dir / "results.json", results)
+            write_json_atomic(state.run_dir / "results.json", results)
         try:
             from benchmarks.render_video import write_videos
 

@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 
 from rewards.encoders.base import ImageEncoder
+from sarm2_env.atomic import atomic_write
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import DatasetError
-from tasks.dataset import EpisodeDataset, _atomic_write
+from tasks.dataset import EpisodeDataset
 
 __all__ = ["FORMAT", "VERSION", "EmbeddingCache"]
 
@@ -242,8 +243,8 @@ class EmbeddingCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             if not spec_file.exists():
-                _atomic_write(spec_file, lambda f: f.write(info))
-            _atomic_write(path, lambda f: np.savez(f, **arrays))
+                atomic_write(spec_file, lambda f: f.write(info))
+            atomic_write(path, lambda f: np.savez(f, **arrays))
         except OSError as exc:
             # The embeddings are still returned; only persisting them failed (e.g. a read-only dataset).
             logger.warning("could not write embedding cache %s (%s); pass root= a writable directory", path, exc)

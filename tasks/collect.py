@@ -4,24 +4,35 @@ Examples::
 
     python -m tasks.collect --task FoldShorts --episodes 20 --skill 1.0 --out data/fold_demos
     python -m tasks.collect --task all --episodes 10 --skill 0.3,0.6,1.0 --out data/mixed
-    python -m tasks.collect --preset demo --out data/demo      # the small set the README's main job builds
+    python -m tasks.collect --preset demo --out data/demo      # a small mixed-skill set
+    python -m tasks.collect --suite quick --out data/suite     # the 10-task benchmark dataset (CPU size)
+    python -m tasks.collect --suite full --train-demos 60 --out data/suite_full   # GPU size, more demos
 
 Episode ``i`` of a task uses env seed ``seed + i`` and the same expert seed, so every episode can be
 replayed from the dataset's recorded ``seed`` and ``skill``. Rerunning into an existing dataset skips
 episodes already there (same task and seed), so an interrupted collection resumes where it stopped.
+
+A *suite* is the benchmark dataset: per task, full-skill training demos, held-out full-skill demos
+and held-out imperfect rollouts (mixed skills: misses, drops, partial progress, recoveries and
+failures), one dataset per split under ``<out>/<split>/``, with disjoint seed ranges
+(:data:`SPLITS`) and the layout recorded in ``<out>/suite.json``. ``benchmarks/run.py`` builds the
+same datasets from its config's ``data`` section.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from sarm2_env.atomic import write_json_atomic
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX
 from sarm2_env.errors import ConfigError, SARM2Error
 
@@ -47,9 +58,92 @@ class CollectConfig:
             raise ConfigError("`tasks` must name at least one task; got none")
 
 
-#: Named presets; ``demo`` is small enough for the README's main job on 2 CPU cores.
+#: Named presets of a single dataset.
 PRESETS: dict[str, dict] = {
     "demo": {"episodes": 3, "skills": (1.0, 0.4, 1.0), "image_size": 96},
+}
+
+#: The suite's splits -> seed offset from the suite's ``seed``. The ranges never overlap (a split
+#: holds fewer than 10000 episodes per task), and the shipped checkpoint's demos start at 100000.
+SPLITS: dict[str, int] = {"train_demos": 0, "heldout_demos": 10_000, "heldout_rollouts": 20_000}
+#: Splits scored by the benchmark (the rest train the reward models).
+EVAL_SPLITS = ("heldout_demos", "heldout_rollouts")
+_SPLIT_SIZE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The benchmark dataset: per task, ``train_demos`` and ``heldout_demos`` at full skill and
+    ``heldout_rollouts`` at ``rollout_skills`` (cycled), with seeds from ``seed + SPLITS[split]``."""
+
+    tasks: tuple[str, ...]
+    train_demos: int
+    heldout_demos: int
+    heldout_rollouts: int
+    rollout_skills: tuple[float, ...] = (0.3, 0.6, 0.3, 0.8)
+    image_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _SPLIT_SIZE_LIMIT:
+                raise ConfigError(f"`{name}` must be an integer in [0, {_SPLIT_SIZE_LIMIT}); got {value!r}")
+        if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
+            raise ConfigError(f"`rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
+        if not self.tasks:
+            raise ConfigError("`tasks` must name at least one task; got none")
+
+    def seeds(self, split: str) -> range:
+        """Env (and expert) seeds of ``split``'s episodes, per task."""
+        if split not in SPLITS:
+            raise ConfigError(f"`split` must be one of {list(SPLITS)}; got {split!r}")
+        start = self.seed + SPLITS[split]
+        return range(start, start + getattr(self, split))
+
+    def skills(self, split: str) -> tuple[float, ...]:
+        """Expert skills cycled over ``split``'s episodes."""
+        return self.rollout_skills if split == "heldout_rollouts" else (1.0,)
+
+    def split_config(self, split: str) -> CollectConfig | None:
+        """The :class:`CollectConfig` of one split (``None`` for an empty split)."""
+        seeds = self.seeds(split)
+        if not len(seeds):
+            return None
+        return CollectConfig(
+            tasks=self.tasks,
+            episodes=len(seeds),
+            skills=self.skills(split),
+            seed=seeds.start,
+            image_size=self.image_size,
+        )
+
+    def manifest(self) -> dict:
+        """What ``suite.json`` records: the tasks, and per split its seed range and skills."""
+        return {
+            "tasks": list(self.tasks),
+            "image_size": self.image_size,
+            "splits": {
+                split: {
+                    "seeds": [self.seeds(split).start, self.seeds(split).stop],
+                    "skills": list(self.skills(split)),
+                    "episodes_per_task": len(self.seeds(split)),
+                }
+                for split in SPLITS
+            },
+        }
+
+
+#: Suite sizes. ``quick`` fits the CPU benchmark budget (``benchmarks/configs/quick.yaml`` uses the
+#: same numbers); ``full`` is for a GPU machine (``benchmarks/configs/full.yaml``).
+SUITE_PRESETS: dict[str, dict] = {
+    "quick": {"train_demos": 4, "heldout_demos": 1, "heldout_rollouts": 3, "rollout_skills": (0.3, 0.6, 0.8)},
+    "full": {
+        "train_demos": 40,
+        "heldout_demos": 8,
+        "heldout_rollouts": 20,
+        "rollout_skills": (0.3, 0.6, 0.3, 0.8, 0.5),
+    },
 }
 
 
@@ -148,11 +242,54 @@ def collect(config: CollectConfig, out: str, progress_bar: bool = True) -> dict[
     return counts
 
 
-def _parse_skills(text: str) -> tuple[float, ...]:
+def collect_suite(
+    config: SuiteConfig, out: str | Path, progress_bar: bool = True, fresh: Sequence[str] = ()
+) -> dict[str, dict[str, int]]:
+    """Collect every split of ``config`` into ``<out>/<split>/`` and record the layout in ``suite.json``.
+
+    Resumes per episode like :func:`collect`. Splits named in ``fresh`` are deleted and collected
+    again. Returns written/skipped counts per split.
+    """
+    root = Path(out)
+    counts: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        cfg = config.split_config(split)
+        path = root / split
+        if split in fresh and path.exists():
+            shutil.rmtree(path)
+        if cfg is None:
+            continue
+        log.info("collect %s -> %s", split, path)
+        counts[split] = collect(cfg, str(path), progress_bar=progress_bar)
+    write_json_atomic(root / "suite.json", config.manifest())
+    return counts
+
+
+def _parse_skills(text: str, flag: str = "--skill") -> tuple[float, ...]:
     try:
         return tuple(float(s) for s in text.split(","))
     except ValueError as exc:
-        raise ConfigError(f"`--skill` must be a number or comma-separated numbers in [0, 1]; got {text!r}") from exc
+        raise ConfigError(f"`{flag}` must be a number or comma-separated numbers in [0, 1]; got {text!r}") from exc
+
+
+def _suite_config(args: argparse.Namespace, task_names: tuple[str, ...]) -> SuiteConfig:
+    if args.episodes is not None or args.skill is not None or args.preset is not None:
+        raise ConfigError(
+            "`--suite` sets the episodes and skills of every split; use --train-demos / --heldout-demos / "
+            "--heldout-rollouts / --rollout-skills instead of --episodes, --skill or --preset"
+        )
+    sizes = dict(SUITE_PRESETS[args.suite])
+    for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
+        if getattr(args, name) is not None:
+            sizes[name] = getattr(args, name)
+    if args.rollout_skills is not None:
+        sizes["rollout_skills"] = _parse_skills(args.rollout_skills, "--rollout-skills")
+    return SuiteConfig(
+        tasks=task_names,
+        seed=args.seed,
+        image_size=args.image_size if args.image_size is not None else 128,
+        **sizes,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,27 +307,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--image-size", type=int, default=None, help="camera resolution (square), default 128")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named set of the options above")
+    suite = parser.add_argument_group("benchmark suite (train / held-out demos, held-out imperfect rollouts)")
+    suite.add_argument(
+        "--suite", choices=sorted(SUITE_PRESETS), default=None, help="collect every split under <out>/<split>/"
+    )
+    suite.add_argument("--train-demos", type=int, default=None, help="full-skill training demos per task")
+    suite.add_argument("--heldout-demos", type=int, default=None, help="held-out full-skill demos per task")
+    suite.add_argument("--heldout-rollouts", type=int, default=None, help="held-out imperfect rollouts per task")
+    suite.add_argument("--rollout-skills", default=None, help="comma-separated skills cycled over the rollouts")
     parser.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    preset = PRESETS.get(args.preset, {}) if args.preset else {}
     task_names = tuple(tasks.TASKS) if args.task == "all" else tuple(t.strip() for t in args.task.split(","))
+    t0 = time.perf_counter()
     try:
-        config = CollectConfig(
-            tasks=task_names,
-            episodes=args.episodes if args.episodes is not None else preset.get("episodes", 10),
-            skills=_parse_skills(args.skill) if args.skill is not None else tuple(preset.get("skills", (1.0,))),
-            seed=args.seed,
-            image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
-        )
-        t0 = time.perf_counter()
-        counts = collect(config, args.out, progress_bar=not args.quiet)
+        if args.suite is not None:
+            suite_config = _suite_config(args, task_names)
+            suite_counts = collect_suite(suite_config, args.out, progress_bar=not args.quiet)
+        else:
+            for flag in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills"):
+                if getattr(args, flag) is not None:
+                    raise ConfigError(f"`--{flag.replace('_', '-')}` needs `--suite quick` or `--suite full`")
+            preset = PRESETS.get(args.preset, {}) if args.preset else {}
+            config = CollectConfig(
+                tasks=task_names,
+                episodes=args.episodes if args.episodes is not None else preset.get("episodes", 10),
+                skills=_parse_skills(args.skill) if args.skill is not None else tuple(preset.get("skills", (1.0,))),
+                seed=args.seed,
+                image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
+            )
+            counts = collect(config, args.out, progress_bar=not args.quiet)
     except SARM2Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - t0
+    if args.suite is not None:
+        for split, c in suite_counts.items():
+            print(f"{split}: collected {c['written']} episodes ({c['skipped']} already present)")
+            print(summarise(str(Path(args.out) / split)))
+        print(f"suite written to {args.out} (layout and seeds in suite.json) in {elapsed:.1f} s")
+        return 0
     print(f"collected {counts['written']} episodes ({counts['skipped']} already present) in {elapsed:.1f} s")
     print(summarise(args.out))
     return 0

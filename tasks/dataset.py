@@ -83,12 +83,13 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sarm2_env.atomic import atomic_write
 from sarm2_env.constants import ACTION_DIM, CAMERAS, NUM_PRIMITIVES, PRIMITIVES, STATE_DIM
 from sarm2_env.errors import DatasetError
 
@@ -374,44 +375,12 @@ class Episode:
 # --------------------------------------------------------------------------------------------------- file helpers
 
 
-def _fsync_dir(path: Path) -> None:
-    """Persist a rename in ``path`` (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _atomic_write(final: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(fileobj)`` to ``.<name>.tmp-<pid>`` beside ``final``, fsync, then rename over it."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            logger.warning("could not remove temporary file %s", tmp)
-        raise
-    _fsync_dir(final.parent)
 
 
 def _slug(text: str) -> str:
@@ -587,7 +556,7 @@ class DatasetWriter:
         rows = ",\n".join(f"  {json.dumps(e)}" for e in index["episodes"])
         fields.append(f' "episodes": [\n{rows}\n ]' if rows else ' "episodes": []')
         data = ("{\n" + ",\n".join(fields) + "\n}\n").encode("utf-8")
-        _atomic_write(self.root / INDEX_FILE, lambda f: f.write(data))
+        atomic_write(self.root / INDEX_FILE, lambda f: f.write(data))
 
     def _new_id(self, episode: Episode) -> str:
         stem = _slug(episode.task_id)[:150]
@@ -623,7 +592,7 @@ class DatasetWriter:
         arrays["meta"] = np.array(json.dumps(episode._meta(), allow_nan=False).encode("utf-8"))
         save = np.savez_compressed if self.compress else np.savez
         try:
-            _atomic_write(final, lambda f: save(f, **arrays))
+            atomic_write(final, lambda f: save(f, **arrays))
         except OSError as exc:
             raise DatasetError(f"could not write episode {eid!r} to {final}: {exc}") from exc
         entry = {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import tasks
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX, STATE_DIM
 from sarm2_env.errors import ConfigError
-from tasks.collect import CollectConfig, collect, main
+from tasks.collect import SPLITS, SUITE_PRESETS, CollectConfig, SuiteConfig, collect, collect_suite, main
 from tasks.dataset import EpisodeDataset
 
 
@@ -69,3 +71,79 @@ def test_cli_reports_unknown_task_and_bad_skill(tmp_path, capsys):
     assert "unknown task 'FoldShort'" in err and "FoldShorts" in err
     assert main(["--task", "FoldShorts", "--skill", "high", "--out", str(tmp_path / "y"), "--quiet"]) == 2
     assert "--skill" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- benchmark suite
+def test_suite_splits_have_disjoint_seeds_and_their_skills():
+    suite = SuiteConfig(tasks=("CleanWhiteboard",), train_demos=3, heldout_demos=2, heldout_rollouts=4, seed=5)
+    seeds = {split: set(suite.seeds(split)) for split in SPLITS}
+    assert seeds["train_demos"] == {5, 6, 7}
+    assert seeds["heldout_demos"] == {10_005, 10_006}
+    assert seeds["heldout_rollouts"] == {20_005, 20_006, 20_007, 20_008}
+    assert suite.skills("train_demos") == suite.skills("heldout_demos") == (1.0,)
+    assert suite.skills("heldout_rollouts") == suite.rollout_skills
+    rollouts = suite.split_config("heldout_rollouts")
+    assert rollouts.episodes == 4 and rollouts.seed == 20_005 and rollouts.skills == suite.rollout_skills
+    empty = SuiteConfig(tasks=("CleanWhiteboard",), train_demos=1, heldout_demos=0, heldout_rollouts=0)
+    assert empty.split_config("heldout_demos") is None
+    manifest = suite.manifest()
+    assert manifest["splits"]["heldout_demos"] == {"seeds": [10_005, 10_007], "skills": [1.0], "episodes_per_task": 2}
+
+
+def test_collect_suite_writes_every_split_and_a_manifest(tmp_path):
+    suite = SuiteConfig(
+        tasks=("CleanWhiteboard",),
+        train_demos=1,
+        heldout_demos=1,
+        heldout_rollouts=1,
+        rollout_skills=(0.3,),
+        image_size=16,
+    )
+    counts = collect_suite(suite, tmp_path, progress_bar=False)
+    assert counts == {split: {"written": 1, "skipped": 0} for split in SPLITS}
+    for split in SPLITS:
+        (ep,) = EpisodeDataset(tmp_path / split)
+        assert ep.seed == suite.seeds(split).start and ep.skill == suite.skills(split)[0]
+    assert json.loads((tmp_path / "suite.json").read_text()) == json.loads(json.dumps(suite.manifest()))
+    # A rerun resumes (nothing to do); `fresh` re-collects the named split only.
+    assert collect_suite(suite, tmp_path, progress_bar=False)["heldout_demos"] == {"written": 0, "skipped": 1}
+    again = collect_suite(suite, tmp_path, progress_bar=False, fresh=("heldout_rollouts",))
+    assert again["heldout_rollouts"] == {"written": 1, "skipped": 0} and again["train_demos"]["written"] == 0
+
+
+def test_suite_presets_cover_the_benchmark_configs():
+    from benchmarks.bench_config import load_config
+
+    for name in SUITE_PRESETS:
+        data = load_config(name).data
+        preset = SUITE_PRESETS[name]
+        for key in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills"):
+            assert getattr(data, key) == preset[key], f"{name}.yaml data.{key} differs from the `{name}` suite preset"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"train_demos": -1}, "train_demos"),
+        ({"heldout_rollouts": 10_000}, "heldout_rollouts"),
+        ({"rollout_skills": (2.0,)}, "rollout_skills"),
+    ],
+)
+def test_suite_config_validation(kwargs, field):
+    base = {"tasks": ("FoldShorts",), "train_demos": 1, "heldout_demos": 1, "heldout_rollouts": 1}
+    with pytest.raises(ConfigError, match=field):
+        SuiteConfig(**{**base, **kwargs})
+
+
+def test_suite_cli(tmp_path, capsys):
+    args = ["--task", "CleanWhiteboard", "--image-size", "16", "--quiet", "--out", str(tmp_path)]
+    code = main(["--suite", "quick", "--train-demos", "1", "--heldout-demos", "0", "--heldout-rollouts", "0", *args])
+    assert code == 0
+    assert "suite.json" in capsys.readouterr().out
+    assert len(EpisodeDataset(tmp_path / "train_demos")) == 1
+    assert not (tmp_path / "heldout_demos").exists()
+    # Single-dataset flags and suite flags do not mix.
+    assert main(["--suite", "quick", "--episodes", "2", *args]) == 2
+    assert "--suite" in capsys.readouterr().err
+    assert main(["--train-demos", "2", *args]) == 2
+    assert "--train-demos" in capsys.readouterr().err
