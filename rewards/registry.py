@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import Any
 
-from sarm2_env.errors import UnknownNameError
+from sarm2_env.errors import CheckpointError, UnknownNameError
 
 #: name -> "module:Class". One table; every backend the wrapper, benchmark and SPIRAL can use is here.
 REGISTRY: dict[str, str] = {
@@ -43,6 +43,10 @@ def make_reward_model(name: str, checkpoint: str | os.PathLike | None = None, **
     """Build a reward backend: from a checkpoint directory (``checkpoint="default"`` picks the shipped one
     where the backend has one), or untrained / zero-shot from keyword config."""
     cls = reward_model_class(name)
+    if checkpoint is not None and not hasattr(cls, "load"):
+        if str(checkpoint) != "default":
+            raise CheckpointError(f"`checkpoint`: the {name} backend reads ground truth and has no checkpoint")
+        return cls()  # ground-truth references (oracle, sparse) have nothing to load and no options
     if checkpoint is not None:
         return cls.load(checkpoint, **kwargs)
     return cls(**kwargs)

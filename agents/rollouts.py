@@ -1,0 +1,354 @@
+"""Collect policy rollouts on reward-wrapped envs, in parallel, and keep them safely on disk.
+
+A rollout records, per frame ``t`` (the observation before action ``t``; the last frame is the final
+observation): the policy's frame embeddings, the joint state, the action taken, the reward model's online
+progress (``info["sarm2/progress"]`` from :class:`sarm2_env.SARM2RewardWrapper`), and the simulator's
+ground truth (``info["progress"]``, ``info["success"]``) that only evaluation and the automatic annotator
+read.
+
+Executors:
+
+* :class:`LocalExecutor` (default): a Gymnasium vector env on this machine (sub-processes with
+  ``asynchronous=True``), with autoreset disabled so every episode starts from the seed it was given.
+* :class:`RayExecutor`: the same loop in Ray actors, for many machines (``pip install 'sarm2[ray]'``).
+
+:class:`RolloutStore` writes each rollout atomically as it completes, so an interrupted round resumes
+with the rollouts it already has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sarm2_env.atomic import atomic_write
+from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
+from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
+
+log = logging.getLogger(__name__)
+
+EnvFactory = Callable[[], Any]
+_FIELDS = ("embeddings", "state", "action", "rm_progress", "progress", "success_flags")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rollout:
+    """One policy episode (see the module docstring). Arrays have one row per frame ``T = steps + 1``."""
+
+    task_id: str
+    instruction: str
+    seed: int
+    embeddings: np.ndarray  # (T, C, D) float16
+    state: np.ndarray  # (T, 14)
+    action: np.ndarray  # (T, 14); the last row repeats the last action
+    rm_progress: np.ndarray  # (T,) reward model's online progress; NaN where the env had no reward wrapper
+    progress: np.ndarray  # (T,) ground truth
+    success_flags: np.ndarray  # (T,) ground truth
+
+    def __post_init__(self) -> None:
+        t = self.state.shape[0]
+        if self.embeddings.ndim != 3 or self.embeddings.shape[:2] != (t, len(CAMERAS)):
+            raise InputShapeError(f"`embeddings`: expected ({t}, {len(CAMERAS)}, D); got {self.embeddings.shape}")
+        for name, shape in (("state", (t, STATE_DIM)), ("action", (t, ACTION_DIM))):
+            if getattr(self, name).shape != shape:
+                raise InputShapeError(f"`{name}`: expected {shape}; got {getattr(self, name).shape}")
+        for name in ("rm_progress", "progress", "success_flags"):
+            if getattr(self, name).shape != (t,):
+                raise InputShapeError(f"`{name}`: expected ({t},); got {getattr(self, name).shape}")
+
+    @property
+    def length(self) -> int:
+        return int(self.state.shape[0])
+
+    @property
+    def success(self) -> bool:
+        return bool(self.success_flags[-1])
+
+    @property
+    def episode_id(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "_", self.task_id.split("/")[-1].lower()).strip("_")
+        return f"{slug}_{self.seed:07d}"
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            meta=np.array([self.task_id, self.instruction, str(self.seed)]),
+            **{name: getattr(self, name) for name in _FIELDS},
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_file(cls, path: Path) -> Rollout:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                task_id, instruction, seed = (str(v) for v in z["meta"])
+                arrays = {name: z[name] for name in _FIELDS}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{path}: not a readable rollout file ({type(exc).__name__}: {exc})") from exc
+        return cls(task_id=task_id, instruction=instruction, seed=int(seed), **arrays)
+
+
+class RolloutStore:
+    """A directory of rollouts, one ``<episode_id>.npz`` each, written atomically as they complete."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def path(self, rollout: Rollout) -> Path:
+        return self.root / f"{rollout.episode_id}.npz"
+
+    def add(self, rollout: Rollout) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = rollout.to_bytes()
+        atomic_write(self.path(rollout), lambda f: f.write(data))
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.glob("*.npz")) if self.root.is_dir() else []
+
+    def __len__(self) -> int:
+        return len(self.files())
+
+    def seeds(self) -> set[tuple[str, int]]:
+        """``(task_id, seed)`` of the stored rollouts (reads only the small metadata array)."""
+        return {(r.task_id, r.seed) for r in self}
+
+    def __iter__(self) -> Iterator[Rollout]:
+        for path in self.files():
+            yield Rollout.from_file(path)
+
+    def load(self) -> list[Rollout]:
+        return list(self)
+
+
+# --------------------------------------------------------------------------------------------------- collection
+@dataclasses.dataclass
+class _Buffer:
+    task_id: str
+    instruction: str
+    seed: int
+    emb: list[np.ndarray] = dataclasses.field(default_factory=list)
+    state: list[np.ndarray] = dataclasses.field(default_factory=list)
+    action: list[np.ndarray] = dataclasses.field(default_factory=list)
+    rm: list[float] = dataclasses.field(default_factory=list)
+    progress: list[float] = dataclasses.field(default_factory=list)
+    success: list[bool] = dataclasses.field(default_factory=list)
+
+    def frame(self, emb: np.ndarray, state: np.ndarray, info: dict, i: int) -> None:
+        self.emb.append(emb.astype(np.float16))
+        self.state.append(state.astype(np.float32))
+        self.rm.append(float(_info(info, "sarm2/progress", i, np.nan)))
+        self.progress.append(float(_info(info, "progress", i, np.nan)))
+        self.success.append(bool(_info(info, "success", i, False)))
+
+    def finish(self) -> Rollout:
+        actions = self.action + [self.action[-1] if self.action else self.state[-1].copy()]
+        return Rollout(
+            task_id=self.task_id,
+            instruction=self.instruction,
+            seed=self.seed,
+            embeddings=np.stack(self.emb),
+            state=np.stack(self.state),
+            action=np.stack(actions).astype(np.float32),
+            rm_progress=np.asarray(self.rm, np.float32),
+            progress=np.asarray(self.progress, np.float32),
+            success_flags=np.asarray(self.success, bool),
+        )
+
+
+def _info(info: dict, key: str, i: int, default: Any) -> Any:
+    if key not in info:
+        return default
+    mask = info.get(f"_{key}")
+    if mask is not None and not mask[i]:
+        return default
+    return info[key][i]
+
+
+def _task_id(env) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def run_vector_rollouts(envs, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+    """Roll ``policy`` out on the vector env ``envs`` (autoreset disabled), one episode per seed.
+
+    Each env starts an episode with the next seed as soon as its last one ends; ``on_rollout`` receives
+    every finished :class:`Rollout`. Returns the number of rollouts.
+    """
+    from gymnasium.vector import AutoresetMode
+
+    mode = envs.metadata.get("autoreset_mode")
+    if mode not in (AutoresetMode.DISABLED, "Disabled"):
+        raise ConfigError(f"`envs`: rollouts need autoreset_mode=DISABLED (seeded episodes); got {mode!r}")
+    n = envs.num_envs
+    pending = list(seeds)
+    if not pending:
+        return 0
+    first = [pending.pop(0) if pending else None for _ in range(n)]
+    obs, info = envs.reset(seed=[s if s is not None else 0 for s in first])
+    task_ids = envs.get_attr("spec")
+    task_ids = [t.id if t is not None else "unknown" for t in task_ids]
+    instructions = [str(_info(info, "task", i, "")) for i in range(n)]
+    _require_keys(obs)
+    policy.reset(instructions)
+    emb, state = policy.encode_observations(obs)
+    buffers: list[_Buffer | None] = [
+        _Buffer(task_ids[i], instructions[i], s) if s is not None else None for i, s in enumerate(first)
+    ]
+    for i, buf in enumerate(buffers):
+        if buf is not None:
+            buf.frame(emb[i], state[i], info, i)
+    done_count = 0
+    while any(b is not None for b in buffers):
+        actions = policy.act_from_embeddings(emb, state)
+        obs, _, terminated, truncated, info = envs.step(actions)
+        emb, state = policy.encode_observations(obs)
+        ended = [i for i in range(n) if terminated[i] or truncated[i]]
+        for i, buf in enumerate(buffers):
+            if buf is None:
+                continue
+            buf.action.append(actions[i].astype(np.float32))
+            buf.frame(emb[i], state[i], info, i)
+            if i in ended:
+                on_rollout(buf.finish())
+                done_count += 1
+                buffers[i] = None
+        if ended:
+            # Every ended env is reset (stepping an ended env is an error with autoreset disabled); those
+            # without a seed left idle until the others finish.
+            new_seeds = {i: pending.pop(0) for i in ended if pending}
+            mask = np.zeros(n, dtype=bool)
+            mask[ended] = True
+            obs, info = envs.reset(seed=[new_seeds.get(i, 0) for i in range(n)], options={"reset_mask": mask})
+            emb_new, state_new = policy.encode_observations(obs)
+            texts = [str(_info(info, "task", i, "")) for i in ended]
+            policy.reset(texts, indices=ended)
+            for j, i in enumerate(ended):
+                emb[i], state[i] = emb_new[i], state_new[i]
+                if i in new_seeds:
+                    buffers[i] = _Buffer(task_ids[i], texts[j], new_seeds[i])
+                    buffers[i].frame(emb[i], state[i], info, i)
+    return done_count
+
+
+def _require_keys(obs: Any) -> None:
+    if not isinstance(obs, dict) or "pixels" not in obs or "agent_pos" not in obs:
+        got = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+        raise InputShapeError(
+            f"`env` observations: SPIRAL needs a SARM2-style dict with 'pixels' (top, left_wrist, right_wrist) and "
+            f"'agent_pos'; got {got}"
+        )
+
+
+class LocalExecutor:
+    """Rollouts in a Gymnasium vector env on this machine.
+
+    Args:
+        num_envs: parallel envs (capped at the number of episodes asked for).
+        asynchronous: sub-process envs (``AsyncVectorEnv``); ``False`` steps them in this process.
+    """
+
+    def __init__(self, num_envs: int = 4, asynchronous: bool = True) -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ConfigError(f"`num_envs` must be an integer >= 1; got {num_envs!r}")
+        self.num_envs = num_envs
+        self.asynchronous = asynchronous
+
+    def collect(self, make_env: EnvFactory, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+        import gymnasium as gym
+        from gymnasium.vector import AutoresetMode
+
+        if not seeds:
+            return 0
+        n = min(self.num_envs, len(seeds))
+        if self.asynchronous and n > 1:
+            # Spawned, not forked: a fork after torch or OpenGL is initialised can deadlock (DESIGN.md §7).
+            envs = gym.vector.AsyncVectorEnv([make_env] * n, autoreset_mode=AutoresetMode.DISABLED, context="spawn")
+        else:
+            envs = gym.vector.SyncVectorEnv([make_env] * n, autoreset_mode=AutoresetMode.DISABLED)
+        try:
+            return run_vector_rollouts(envs, policy, seeds, on_rollout)
+        finally:
+            envs.close()
+
+
+class RayExecutor:
+    """Rollouts in Ray actors (one env each), on a local Ray instance or a cluster (``address``).
+
+    The policy travels to the actors as its weights (:meth:`agents.policy.BCPolicy.state_dict`); rollouts
+    come back to the driver, which stores them.
+    """
+
+    def __init__(self, num_workers: int = 2, address: str | None = None, num_cpus_per_worker: float = 1.0) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("the Ray executor needs Ray: pip install 'sarm2[ray]' (or executor='local')") from exc
+        if not isinstance(num_workers, int) or num_workers < 1:
+            raise ConfigError(f"`num_workers` must be an integer >= 1; got {num_workers!r}")
+        self.num_workers = num_workers
+        self.address = address
+        self.num_cpus_per_worker = num_cpus_per_worker
+
+    def collect(self, make_env: EnvFactory, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+        import ray
+
+        if not seeds:
+            return 0
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        worker_cls = ray.remote(num_cpus=self.num_cpus_per_worker)(_RayWorker)
+        state = ray.put(policy.state_dict())
+        n = min(self.num_workers, len(seeds))
+        workers = [worker_cls.remote(make_env, state) for _ in range(n)]
+        shards = [list(seeds[k::n]) for k in range(n)]
+        futures = {w.collect.remote(shard): w for w, shard in zip(workers, shards)}
+        count = 0
+        try:
+            while futures:
+                ready, _ = ray.wait(list(futures), num_returns=1)
+                for ref in ready:
+                    futures.pop(ref)
+                    for rollout in ray.get(ref):
+                        on_rollout(rollout)
+                        count += 1
+        finally:
+            for w in workers:
+                ray.kill(w)
+        return count
+
+
+class _RayWorker:
+    """A Ray actor: one env and a copy of the policy."""
+
+    def __init__(self, make_env: EnvFactory, policy_state: dict) -> None:
+        from agents.policy import BCPolicy
+
+        self.make_env = make_env
+        self.policy = BCPolicy.from_state_dict(policy_state, device="cpu")
+
+    def collect(self, seeds: list[int]) -> list[Rollout]:
+        out: list[Rollout] = []
+        LocalExecutor(num_envs=1, asynchronous=False).collect(self.make_env, self.policy, seeds, out.append)
+        return out
+
+
+def make_executor(kind: str = "local", **kwargs: Any):
+    """``"local"`` (:class:`LocalExecutor`) or ``"ray"`` (:class:`RayExecutor`)."""
+    if kind == "local":
+        return LocalExecutor(**kwargs)
+    if kind == "ray":
+        return RayExecutor(**kwargs)
+    from sarm2_env.errors import UnknownNameError
+
+    raise UnknownNameError("executor", kind, ("local", "ray"))

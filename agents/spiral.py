@@ -1,0 +1,343 @@
+"""SPIRAL: a policy improves from its own rollouts, scored by a reward model, round after round.
+
+The loop of the paper (DESIGN.md §4-5), on any env whose observations are SARM2-style dicts and whose
+reward comes from :class:`sarm2_env.SARM2RewardWrapper`:
+
+1. behaviour cloning on demonstrations -> ``pi_0`` (or start from a given policy);
+2. each round ``r``: roll out ``pi_{r-1}``, relabel every rollout from the reward model's progress
+   (query rate, smoothing and clipping of :class:`agents.relabel.RelabelConfig`), turn chunk advantages
+   into per-sample weights or conditions (:mod:`agents.updates`), and fine-tune ``pi_{r-1}`` on the
+   demonstrations plus the weighted rollouts -> ``pi_r``;
+3. every policy is evaluated on the same held-out seeds; success is the simulator's ground-truth
+   ``info["success"]`` with a 95 % Wilson interval, never the learned reward.
+
+Everything a round produces is on disk under ``workdir`` (rollouts as they finish, the policy, the
+evaluation), so an interrupted run resumes where it stopped; resuming with a different config is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.policy import NEGATIVE, POSITIVE, BCPolicy, BCPolicyConfig, PolicyEpisode
+from agents.relabel import RelabelConfig, relabel_progress
+from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
+from agents.updates import UpdateConfig, sample_targets
+from sarm2_env.atomic import write_json_atomic
+from sarm2_env.errors import CheckpointError, ConfigError, NonFiniteError
+
+log = logging.getLogger(__name__)
+
+#: Seed ranges (added to ``SpiralConfig.seed``): rollouts of round r, and the evaluation episodes.
+ROLLOUT_SEED_BASE = 1_000_000
+ROUND_SEED_STRIDE = 10_000
+EVAL_SEED_BASE = 2_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SpiralConfig:
+    """One SPIRAL run.
+
+    Args:
+        rounds: improvement rounds after the initial policy.
+        rollouts_per_round: policy episodes collected (and relabelled) per round.
+        eval_episodes: evaluation episodes per policy (the same seeds for every round).
+        bc_steps: training steps of the initial behaviour cloning.
+        finetune_steps: training steps of each round's update.
+        update: the update rule and its hyper-parameters.
+        relabel: how reward-model progress becomes rewards and advantages (``relabel.chunk`` should be the
+            policy's chunk).
+        executor: ``"local"`` (vector env) or ``"ray"``; ``num_envs`` parallel envs / Ray workers.
+        seed: base of every seed (rollouts, evaluation, training).
+    """
+
+    rounds: int = 3
+    rollouts_per_round: int = 50
+    eval_episodes: int = 50
+    bc_steps: int = 3000
+    finetune_steps: int = 1500
+    update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
+    relabel: RelabelConfig = dataclasses.field(default_factory=RelabelConfig)
+    executor: str = "local"
+    num_envs: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "rollouts_per_round", "eval_episodes", "bc_steps", "finetune_steps", "num_envs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
+            raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"`executor` must be 'local' or 'ray'; got {self.executor!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpiralConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown SPIRAL option(s) {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if isinstance(data.get("update"), dict):
+            data["update"] = UpdateConfig(**data["update"])
+        if isinstance(data.get("relabel"), dict):
+            data["relabel"] = RelabelConfig(**data["relabel"])
+        return cls(**data)
+
+    def rollout_seeds(self, round_index: int) -> list[int]:
+        start = self.seed + ROLLOUT_SEED_BASE + round_index * ROUND_SEED_STRIDE
+        return list(range(start, start + self.rollouts_per_round))
+
+    def eval_seeds(self) -> list[int]:
+        start = self.seed + EVAL_SEED_BASE
+        return list(range(start, start + self.eval_episodes))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate (NaN for ``n = 0``)."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundResult:
+    """What one policy achieved: ground-truth success on the evaluation seeds, and its update's statistics."""
+
+    round: int
+    successes: int
+    episodes: int
+    mean_final_progress: float
+    update: dict[str, Any]
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.episodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {**dataclasses.asdict(self), "success_rate": self.success_rate, "ci95": [lo, hi]}
+
+
+def rollout_training_episode(
+    rollout: Rollout, weight: np.ndarray | None, condition: np.ndarray | None
+) -> PolicyEpisode:
+    return PolicyEpisode(
+        instruction=rollout.instruction,
+        embeddings=rollout.embeddings.astype(np.float32),
+        state=rollout.state,
+        action=rollout.action,
+        weight=weight,
+        condition=condition,
+    )
+
+
+class SPIRAL:
+    """The SPIRAL agent (see the module docstring).
+
+    Args:
+        make_env: builds one env (called once per parallel worker), e.g.
+            ``lambda: SARM2RewardWrapper(gym.make("SARM2/FoldShorts-v0"))``. Its ``info`` must carry
+            ``sarm2/progress`` (the reward model's online progress) and the simulator's ``success``.
+        demos: demonstrations for the initial behaviour cloning (and kept in every update when
+            ``config.update.include_demos``).
+        workdir: where rounds, rollouts, policies and results go; rerunning resumes.
+        config: the run's :class:`SpiralConfig`.
+        policy_config: the BC policy (its ``chunk`` should equal ``config.relabel.chunk``).
+        initial_policy: start from this policy instead of cloning ``demos`` (e.g. a pretrained VLA stand-in).
+        device: torch device for the policy (``None``: CUDA when available).
+    """
+
+    def __init__(
+        self,
+        make_env: EnvFactory,
+        demos: Sequence[PolicyEpisode],
+        workdir: str | os.PathLike,
+        config: SpiralConfig | None = None,
+        policy_config: BCPolicyConfig | None = None,
+        initial_policy: BCPolicy | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.make_env = make_env
+        self.demos = list(demos)
+        self.workdir = Path(workdir)
+        self.config = config or SpiralConfig()
+        self.policy_config = policy_config or (initial_policy.config if initial_policy else BCPolicyConfig())
+        if self.config.update.rule == "recap" and not self.policy_config.condition:
+            self.policy_config = self.policy_config.replace(condition=True)
+        if initial_policy is None and not self.demos:
+            raise ConfigError("`demos`: SPIRAL needs demonstrations for behaviour cloning, or an `initial_policy`")
+        self.initial_policy = initial_policy
+        self.device = device
+        workers = {"local": "num_envs", "ray": "num_workers"}[self.config.executor]
+        self.executor = make_executor(self.config.executor, **{workers: self.config.num_envs})
+        self.results: list[RoundResult] = []
+        self._check_workdir()
+
+    # --- run -----------------------------------------------------------------------------------------
+    def run(self, on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
+        """Run (or resume) every round; returns one :class:`RoundResult` per policy ``pi_0 .. pi_rounds``."""
+        policy = self._initial()
+        self.results = [self._evaluate(0, policy, {"rule": "bc", "episodes": len(self.demos)})]
+        if on_round:
+            on_round(self.results[-1])
+        for r in range(1, self.config.rounds + 1):
+            policy, stats = self._improve(r, policy)
+            self.results.append(self._evaluate(r, policy, stats))
+            if on_round:
+                on_round(self.results[-1])
+        write_json_atomic(self.workdir / "results.json", [res.to_dict() for res in self.results])
+        return self.results
+
+    def _round_dir(self, r: int) -> Path:
+        return self.workdir / f"round_{r:02d}"
+
+    def _initial(self) -> BCPolicy:
+        path = self._round_dir(0) / "policy"
+        if (path / "config.json").exists():
+            log.info("round 0: policy found at %s, not retrained", path)
+            return BCPolicy.load(path, device=self.device)
+        if self.initial_policy is not None:
+            policy = self.initial_policy
+        else:
+            policy = BCPolicy(self.policy_config, device=self.device)
+            demos = [
+                dataclasses.replace(d, condition=np.full(d.length, POSITIVE)) if self.policy_config.condition else d
+                for d in self.demos
+            ]
+            policy.fit(demos, seed=self.config.seed, steps=self.config.bc_steps)
+        policy.save(path)
+        return policy
+
+    def _improve(self, r: int, previous: BCPolicy) -> tuple[BCPolicy, dict[str, Any]]:
+        rdir = self._round_dir(r)
+        policy_path = rdir / "policy"
+        stats_path = rdir / "update.json"
+        if (policy_path / "config.json").exists() and stats_path.exists():
+            log.info("round %d: policy found, not retrained", r)
+            return BCPolicy.load(policy_path, device=self.device), json.loads(stats_path.read_text())
+        rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
+        episodes, stats = self._training_set(rollouts)
+        policy = BCPolicy(previous.config, device=self.device)
+        policy.set_image_encoder(previous.image_encoder)
+        policy.fit(episodes, seed=self.config.seed + r, steps=self.config.finetune_steps, init_from=previous)
+        policy.save(policy_path)
+        stats["rollout_success_rate"] = float(np.mean([ro.success for ro in rollouts]))
+        write_json_atomic(stats_path, stats)
+        log.info("round %d: updated on %d rollouts (%s)", r, len(rollouts), stats)
+        return policy, stats
+
+    def _collect(self, root: Path, policy: BCPolicy, seeds: list[int]) -> list[Rollout]:
+        store = RolloutStore(root)
+        have = {seed for _, seed in store.seeds()}
+        todo = [s for s in seeds if s not in have]
+        if todo:
+            log.info("collecting %d rollouts into %s (%d already there)", len(todo), root, len(have))
+            self.executor.collect(self.make_env, policy, todo, store.add)
+        wanted = set(seeds)
+        return [ro for ro in store if ro.seed in wanted]
+
+    def _training_set(self, rollouts: list[Rollout]) -> tuple[list[PolicyEpisode], dict[str, Any]]:
+        cfg = self.config
+        advantages, groups = [], []
+        task_index = {t: k for k, t in enumerate(sorted({ro.task_id for ro in rollouts}))}
+        for ro in rollouts:
+            if np.isnan(ro.rm_progress).any():
+                raise NonFiniteError(
+                    f"rollout {ro.episode_id}: no reward-model progress in info['sarm2/progress'] "
+                    "(wrap the env with SARM2RewardWrapper) or the model returned NaN"
+                )
+            advantages.append(relabel_progress(ro.rm_progress, cfg.relabel).advantage)
+            groups.append(np.full(ro.length, task_index[ro.task_id]))
+        flat = np.concatenate(advantages)
+        targets = sample_targets(flat, cfg.update, np.concatenate(groups))
+        episodes: list[PolicyEpisode] = []
+        start = 0
+        for ro, adv in zip(rollouts, advantages):
+            end = start + len(adv)
+            cond = None
+            if targets.condition is not None:
+                cond = np.where(targets.condition[start:end] > 0, POSITIVE, NEGATIVE)
+            episodes.append(rollout_training_episode(ro, targets.weight[start:end], cond))
+            start = end
+        if cfg.update.include_demos:
+            for d in self.demos:
+                cond = np.full(d.length, POSITIVE) if self.policy_config.condition else None
+                episodes.append(dataclasses.replace(d, weight=None, condition=cond))
+        stats = {
+            "rule": cfg.update.rule,
+            "rollouts": len(rollouts),
+            "mean_advantage": float(flat.mean()),
+            "mean_weight": float(targets.weight.mean()),
+            "positive_fraction": float(targets.condition.mean()) if targets.condition is not None else None,
+        }
+        return episodes, stats
+
+    def _evaluate(self, r: int, policy: BCPolicy, stats: dict[str, Any]) -> RoundResult:
+        path = self._round_dir(r) / "eval.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return RoundResult(
+                r, data["successes"], data["episodes"], data["mean_final_progress"], data.get("update", stats)
+            )
+        store = RolloutStore(self._round_dir(r) / "eval_rollouts")
+        rollouts = self._collect(store.root, policy, self.config.eval_seeds())
+        result = RoundResult(
+            round=r,
+            successes=int(sum(ro.success for ro in rollouts)),
+            episodes=len(rollouts),
+            mean_final_progress=float(np.mean([ro.progress[-1] for ro in rollouts])),
+            update=stats,
+        )
+        write_json_atomic(path, result.to_dict())
+        lo, hi = result.interval
+        log.info("round %d: success %d/%d [%.2f, %.2f]", r, result.successes, result.episodes, lo, hi)
+        return result
+
+    # --- resume safety -------------------------------------------------------------------------------
+    def _check_workdir(self) -> None:
+        record = {"spiral": self.config.to_dict(), "policy": dataclasses.asdict(self.policy_config)}
+        path = self.workdir / "config.json"
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except ValueError as exc:
+                msg = f"{path}: unreadable run config ({exc}); remove the workdir to start over"
+                raise CheckpointError(msg) from exc
+            changed = _diff(saved, json.loads(json.dumps(record)))
+            if changed:
+                raise ConfigError(
+                    f"{self.workdir} holds a SPIRAL run with a different config ({', '.join(changed)}); "
+                    "use a new workdir, or the original config to resume"
+                )
+            return
+        write_json_atomic(path, record)
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"`{prefix.rstrip('.')}`: {a!r} -> {b!r}"]

@@ -1,0 +1,216 @@
+"""The BC policy, rollout collection and the SPIRAL loop (agents/policy.py, rollouts.py, spiral.py), on tiny
+configs: random-init ``tiny`` image encoder, hashed instructions, 32 px, short episodes."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from agents.policy import POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode
+from agents.rollouts import LocalExecutor, Rollout, RolloutStore, make_executor
+from agents.spiral import SPIRAL, SpiralConfig, wilson_interval
+from agents.updates import UpdateConfig
+from sarm2_env.constants import CAMERAS
+from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, InputShapeError, UnknownNameError
+from sarm2_env.wrapper import SARM2RewardWrapper
+from tasks.collect import CollectConfig, collect
+from tasks.dataset import EpisodeDataset
+
+TASK = "SARM2/CleanWhiteboard-v0"
+POLICY = BCPolicyConfig(encoder="tiny", text_encoder="tiny-hash", hidden=64, layers=2, batch_size=32, steps=30)
+
+
+def make_env(max_steps: int = 25):
+    """A short reward-wrapped episode (ground-truth oracle reward: no checkpoint needed)."""
+
+    return SARM2RewardWrapper(gym.make(TASK, image_size=32, max_episode_steps=max_steps), reward_model="oracle")
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory) -> list[PolicyEpisode]:
+    out = tmp_path_factory.mktemp("demos")
+    collect(CollectConfig(tasks=(TASK,), episodes=2, image_size=32), str(out), progress_bar=False)
+    encoder = BCPolicy(POLICY).image_encoder
+    return [
+        PolicyEpisode(ep.instruction, np.stack([encoder.encode(ep.frames[c]) for c in CAMERAS], 1), ep.state, ep.action)
+        for ep in EpisodeDataset(out)
+    ]
+
+
+@pytest.fixture(scope="module")
+def policy(demos) -> BCPolicy:
+    pol = BCPolicy(POLICY)
+    pol.fit(demos, seed=0)
+    return pol
+
+
+# ---------------------------------------------------------------------- policy
+def test_bc_policy_fits_acts_in_chunks_and_round_trips(policy, demos, tmp_path):
+    assert isinstance(policy, Policy)
+    assert policy.training_summary["samples"] == sum(d.length for d in demos)
+    env = gym.make(TASK, image_size=32)
+    obs, info = env.reset(seed=0)
+    policy.reset([info["task"]])
+    actions = []
+    for _ in range(POLICY.execute + 1):
+        a = policy.act(obs)
+        assert a.shape == (1, 14) and a.dtype == np.float32 and np.all(np.isfinite(a))
+        actions.append(a[0])
+        obs, *_ = env.step(a[0])
+    env.close()
+    # Loading gives the same chunk prediction.
+    policy.save(tmp_path / "pol")
+    loaded = BCPolicy.load(tmp_path / "pol")
+    d = demos[0]
+    np.testing.assert_allclose(
+        loaded.predict_chunks(d.embeddings[:3], d.state[:3], [d.instruction] * 3),
+        policy.predict_chunks(d.embeddings[:3], d.state[:3], [d.instruction] * 3),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    again = BCPolicy.from_state_dict(policy.state_dict())
+    np.testing.assert_allclose(
+        again.predict_chunks(d.embeddings[:1], d.state[:1], [d.instruction]),
+        policy.predict_chunks(d.embeddings[:1], d.state[:1], [d.instruction]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_bc_weights_steer_the_fit(demos):
+    """A demo with weight 0 is not learned from: zero weights everywhere is an error, not a silent no-op."""
+    zero = [PolicyEpisode(d.instruction, d.embeddings, d.state, d.action, weight=np.zeros(d.length)) for d in demos]
+    with pytest.raises(ConfigError, match="weight 0"):
+        BCPolicy(POLICY).fit(zero)
+
+
+def test_policy_bad_input(policy, demos):
+    with pytest.raises(CheckpointError, match="untrained"):
+        BCPolicy(POLICY).predict_chunks(demos[0].embeddings[:1], demos[0].state[:1], ["x"])
+    with pytest.raises(InputShapeError, match="agent_pos"):
+        policy.act({"pixels": {}})
+    with pytest.raises(InputShapeError, match="state"):
+        PolicyEpisode("x", demos[0].embeddings, demos[0].state[:, :7], demos[0].action)
+    with pytest.raises(ConfigError, match="execute"):
+        BCPolicyConfig(chunk=4, execute=5)
+    with pytest.raises(ConfigError, match="unknown BC policy option"):
+        POLICY.replace(hiden=3)
+    policy.reset(["a", "b"])
+    with pytest.raises(InputShapeError, match="reset for 2 envs"):
+        policy.act_from_embeddings(demos[0].embeddings[:1], demos[0].state[:1])
+
+
+# ---------------------------------------------------------------------- rollouts
+def test_local_vector_rollouts_are_seeded_and_stored_atomically(policy, tmp_path):
+    store = RolloutStore(tmp_path / "r")
+    # Two sub-process envs for three episodes: one env runs a second episode, the other idles.
+    n = LocalExecutor(num_envs=2, asynchronous=True).collect(make_env, policy, [5, 6, 7], store.add)
+    assert n == 3 and len(store) == 3
+    rollouts = sorted(store.load(), key=lambda r: r.seed)
+    assert [r.seed for r in rollouts] == [5, 6, 7]
+    for r in rollouts:
+        assert r.task_id == TASK and r.length == 26  # 25 steps + the reset frame
+        assert r.embeddings.shape[1] == len(CAMERAS) and not np.isnan(r.rm_progress).any()
+        np.testing.assert_allclose(r.rm_progress, r.progress, atol=1e-6)  # the oracle reads ground truth
+    # Same seed, same policy: the same episode (up to float rounding of a batch of 1 vs 2 in the head).
+    again: list[Rollout] = []
+    LocalExecutor(num_envs=1, asynchronous=False).collect(make_env, policy, [6], again.append)
+    np.testing.assert_allclose(again[0].action, rollouts[1].action, atol=1e-3)
+    np.testing.assert_array_equal(again[0].state[0], rollouts[1].state[0])
+    # A truncated file is reported, not read as a rollout.
+    store.files()[0].write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(DatasetError, match="not a readable rollout"):
+        store.load()
+
+
+def test_rollouts_need_sarm2_observations(policy):
+    with pytest.raises(InputShapeError, match="pixels"):
+        LocalExecutor(num_envs=1, asynchronous=False).collect(
+            lambda: gym.make("CartPole-v1"), policy, [0], lambda r: None
+        )
+    with pytest.raises(UnknownNameError, match="executor"):
+        make_executor("slurm")
+
+
+# ---------------------------------------------------------------------- SPIRAL
+def _config(**kw) -> SpiralConfig:
+    base = dict(rounds=1, rollouts_per_round=3, eval_episodes=2, bc_steps=20, finetune_steps=10, num_envs=1)
+    return SpiralConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("rule", ["rabc", "awr", "recap"])
+def test_spiral_round_trip_and_resume(demos, tmp_path, rule, monkeypatch):
+    cfg = _config(update=UpdateConfig(rule=rule))
+    workdir = tmp_path / rule
+    results = SPIRAL(make_env, demos, workdir, cfg, POLICY).run()
+    assert [r.round for r in results] == [0, 1]
+    assert all(r.episodes == 2 and 0 <= r.successes <= 2 for r in results)
+    update = json.loads((workdir / "round_01" / "update.json").read_text())
+    assert update["rule"] == rule and update["rollouts"] == 3
+    assert len(RolloutStore(workdir / "round_01" / "rollouts")) == 3
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved[1]["round"] == 1 and len(saved[1]["ci95"]) == 2
+    # Resuming redoes nothing: no rollout collection and no training.
+    monkeypatch.setattr(BCPolicy, "fit", lambda *a, **k: pytest.fail("retrained on resume"))
+    monkeypatch.setattr(LocalExecutor, "collect", lambda *a, **k: pytest.fail("recollected on resume"))
+    again = SPIRAL(make_env, demos, workdir, cfg, POLICY).run()
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
+
+
+def test_interrupted_round_keeps_its_rollouts(demos, tmp_path, monkeypatch):
+    cfg = _config()
+    workdir = tmp_path / "run"
+    calls = {"n": 0}
+    real_add = RolloutStore.add
+
+    def flaky_add(self, rollout):
+        real_add(self, rollout)
+        if "round_01" in str(self.root) and self.root.name == "rollouts":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt  # the user stops the run mid-round
+
+    monkeypatch.setattr(RolloutStore, "add", flaky_add)
+    with pytest.raises(KeyboardInterrupt):
+        SPIRAL(make_env, demos, workdir, cfg, POLICY).run()
+    monkeypatch.setattr(RolloutStore, "add", real_add)
+    kept = RolloutStore(workdir / "round_01" / "rollouts").seeds()
+    assert len(kept) == 2
+    seen = []
+    real_collect = LocalExecutor.collect
+
+    def spy(self, make, pol, seeds, on):
+        seen.append(list(seeds))
+        return real_collect(self, make, pol, seeds, on)
+
+    monkeypatch.setattr(LocalExecutor, "collect", spy)
+    SPIRAL(make_env, demos, workdir, cfg, POLICY).run()
+    assert seen[0] == [s for s in cfg.rollout_seeds(1) if (TASK, s) not in kept]  # only the missing one
+
+
+def test_spiral_bad_input(demos, tmp_path):
+    SPIRAL(make_env, demos, tmp_path, _config(), POLICY)
+    with pytest.raises(ConfigError, match="rollouts_per_round"):
+        SPIRAL(make_env, demos, tmp_path, _config(rollouts_per_round=4), POLICY)
+    with pytest.raises(ConfigError, match="demonstrations"):
+        SPIRAL(make_env, [], tmp_path / "x", _config(), POLICY)
+    with pytest.raises(ConfigError, match="unknown SPIRAL option"):
+        SpiralConfig.from_dict({"round": 3})
+    unwrapped = tmp_path / "unwrapped"
+    with pytest.raises(Exception, match="sarm2/progress"):
+        SPIRAL(lambda: gym.make(TASK, image_size=32, max_episode_steps=10), demos, unwrapped, _config(), POLICY).run()
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(25, 50)
+    assert lo == pytest.approx(0.366, abs=1e-3) and hi == pytest.approx(0.634, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_recap_policies_get_the_condition_input(demos, tmp_path):
+    spiral = SPIRAL(make_env, demos, tmp_path, _config(update=UpdateConfig(rule="recap")), POLICY)
+    assert spiral.policy_config.condition is True
+    assert POSITIVE == 1
