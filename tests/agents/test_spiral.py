@@ -3,6 +3,7 @@ configs: random-init ``tiny`` image encoder, hashed instructions, 32 px, short e
 
 from __future__ import annotations
 
+import functools
 import json
 
 import gymnasium as gym
@@ -15,7 +16,7 @@ from agents.spiral import SPIRAL, SpiralConfig, wilson_interval
 from agents.updates import UpdateConfig
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, InputShapeError, UnknownNameError
-from sarm2_env.wrapper import SARM2RewardWrapper
+from sarm2_env.make import make_env as sarm2_make_env
 from tasks.collect import CollectConfig, collect
 from tasks.dataset import EpisodeDataset
 
@@ -23,10 +24,9 @@ TASK = "SARM2/CleanWhiteboard-v0"
 POLICY = BCPolicyConfig(encoder="tiny", text_encoder="tiny-hash", hidden=64, layers=2, batch_size=32, steps=30)
 
 
-def make_env(max_steps: int = 25):
-    """A short reward-wrapped episode (ground-truth oracle reward: no checkpoint needed)."""
-
-    return SARM2RewardWrapper(gym.make(TASK, image_size=32, max_episode_steps=max_steps), reward_model="oracle")
+#: A short reward-wrapped episode (ground-truth oracle reward: no checkpoint needed). A partial of a library
+#: function pickles by reference, so sub-process and Ray workers can rebuild it.
+make_env = functools.partial(sarm2_make_env, TASK, reward_model="oracle", image_size=32, max_episode_steps=25)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,18 @@ def test_recap_policies_get_the_condition_input(demos, tmp_path):
     spiral = SPIRAL(make_env, demos, tmp_path, _config(update=UpdateConfig(rule="recap")), POLICY)
     assert spiral.policy_config.condition is True
     assert POSITIVE == 1
+
+
+def test_ray_executor_on_a_local_ray_instance(policy, tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'sarm2[ray]'")
+    store = RolloutStore(tmp_path / "ray")
+    try:
+        n = make_executor("ray", num_workers=2).collect(make_env, policy, [5, 6], store.add)
+    finally:
+        ray.shutdown()
+    assert n == 2 and sorted(s for _, s in store.seeds()) == [5, 6]
+    local: list[Rollout] = []
+    LocalExecutor(num_envs=1, asynchronous=False).collect(make_env, policy, [5], local.append)
+    ray_5 = next(r for r in store if r.seed == 5)
+    np.testing.assert_array_equal(ray_5.state[0], local[0].state[0])  # same seed, same start
+    np.testing.assert_allclose(ray_5.action, local[0].action, atol=1e-3)  # same policy
