@@ -26,6 +26,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "FlattenPixels",
     "InputShapeError",
     "InvalidActionError",
     "NonFiniteError",
@@ -42,6 +43,10 @@ def __getattr__(name: str):  # lazy heavy imports
         from sarm2_env.make import make_env
 
         return make_env
+    if name == "FlattenPixels":
+        from sarm2_env.flatten import FlattenPixels
+
+        return FlattenPixels
     if name == "SARM2RewardWrapper":
         from sarm2_env.wrapper import SARM2RewardWrapper
 
