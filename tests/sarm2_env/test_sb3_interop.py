@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 from sarm2_env import FlattenPixels
 from sarm2_env.constants import CAMERAS
@@ -21,18 +18,17 @@ def _env(max_steps: int = 16) -> gym.Env:
     return FlattenPixels(SARM2RewardWrapper(base, reward_model="oracle"))
 
 
-def test_flatten_pixels_keeps_every_view_and_passes_the_env_checker():
+def test_flatten_pixels_keeps_every_view():
     env = _env()
     try:
         assert set(env.observation_space.spaces) == {*CAMERAS, "agent_pos"}
         obs, info = env.reset(seed=0)
         assert env.observation_space.contains(obs)
         assert "sarm2/progress" in info
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Gymnasium's advice on wrapped envs and asymmetric action bounds
-            check_env(env, skip_render_check=True)
         obs2, *_ = env.step(env.unwrapped.home_action)
-        assert set(obs2) == set(obs)
+        assert env.observation_space.contains(obs2)
+        for cam in CAMERAS:  # passed through, not copied or reordered
+            assert obs2[cam] is env.unwrapped._last_pixels[cam]
     finally:
         env.close()
 
