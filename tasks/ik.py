@@ -18,7 +18,7 @@ _DOWN = np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
 
 def tool_rotation(yaw: float = 0.0, tilt: float = 0.0) -> np.ndarray:
     """Rotation of the tool frame: pointing down, turned by ``yaw`` about world z and tilted by
-    ``tilt`` (rad) about the finger axis (positive tips the approach axis towards +x)."""
+    ``tilt`` (rad) about the finger axis (positive tips the approach axis towards -x at yaw 0)."""
     cy, sy = np.cos(yaw), np.sin(yaw)
     rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
     ct, st = np.cos(tilt), np.sin(tilt)
