@@ -244,6 +244,61 @@ class SARM2RewardModel(EmbeddingRewardModel):
         self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
         return self.training_summary
 
+    def adapt(
+        self,
+        episodes: Sequence[EpisodeFeatures],
+        targets: Sequence[np.ndarray | None],
+        *,
+        steps: int = 500,
+        lr_scale: float = 0.1,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Fine-tune the trained model on episodes with given per-frame progress targets (RM1 -> RM2).
+
+        SPIRAL's one-time adaptation: ``episodes`` are policy rollouts with ``targets`` synthesised from their
+        annotations (:func:`agents.annotation.synthesize_progress`), usually mixed with demonstrations whose
+        target is ``None`` (time-linear). Failed rollouts are kept: their curve says how far they got. The
+        learning rates are the config's times ``lr_scale``; primitive labels of -1 (rollouts) are ignored.
+        """
+        from rewards.sarm2.trainer import WindowBatcher, sarm2_loss
+        from rewards.training import init_distributed, run_training
+
+        net = self._require_net()
+        if not episodes:
+            raise DatasetError("SARM2 adaptation: expected at least one episode; got none")
+        if not 0 < lr_scale <= 1:
+            raise ConfigError(f"`lr_scale` must be in (0, 1]; got {lr_scale!r}")
+        self._register_tasks(list(episodes))
+        c = self.config
+        ctx = init_distributed(self.device)
+        batcher = WindowBatcher(episodes, self.instruction_embeddings, c, ctx.device, targets=targets)
+        stage = [p for n, p in net.named_parameters() if n.startswith("stage.")]
+        value = [p for n, p in net.named_parameters() if not n.startswith("stage.")]
+        groups = [
+            {"params": value, "lr": c.lr_value * lr_scale, "weight_decay": c.weight_decay_value},
+            {"params": stage, "lr": c.lr_stage * lr_scale, "weight_decay": c.weight_decay_stage},
+        ]
+        net.train()
+        summary = run_training(
+            module=net,
+            param_groups=groups,
+            loss_fn=lambda model, rng: sarm2_loss(model, batcher.sample(rng, c.batch_size), c),
+            steps=steps,
+            warmup=max(1, steps // 10),
+            grad_clip=c.grad_clip,
+            seed=seed,
+            ctx=ctx,
+            progress=progress,
+        )
+        net.eval()
+        annotated = sum(t is not None for t in targets)
+        self.training_summary = {
+            **self.training_summary,
+            "adapted": {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale},
+        }
+        return summary
+
 
 class SARM2NoMoERewardModel(SARM2RewardModel):
     """Ablation: SARM2 with a single value head (an MLP) in place of the multi-gate mixture of experts."""

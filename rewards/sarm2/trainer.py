@@ -18,8 +18,9 @@ class WindowBatcher:
     """All training episodes in flat tensors (embeddings kept as fp16, which is their stored precision), and
     window gathering by (episode, frame indices) so images, states, labels and targets share indices.
 
-    Targets are whole-task time-linear progress ``t / (T - 1)`` (demonstrations only; the physics oracle
-    in ``EpisodeFeatures.progress`` is never read here).
+    Targets are whole-task time-linear progress ``t / (T - 1)`` (demonstrations), or, for episodes given a
+    curve in ``targets`` (annotated rollouts for reward-model adaptation), that curve's value at the
+    window's current frame. The physics oracle in ``EpisodeFeatures.progress`` is never read here.
     """
 
     def __init__(
@@ -28,6 +29,7 @@ class WindowBatcher:
         task_embeddings: Mapping[str, np.ndarray],
         config: SARM2Config,
         device: torch.device,
+        targets: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         if not episodes:
             from sarm2_env.errors import DatasetError
@@ -41,6 +43,25 @@ class WindowBatcher:
         self.primitive = torch.from_numpy(np.concatenate([e.primitive for e in episodes])).long().to(device)  # (N,)
         self.task_emb = torch.from_numpy(np.stack([task_embeddings[e.instruction] for e in episodes])).float()
         self.task_emb = self.task_emb.to(device)  # (E, L)
+        #: (N,) per-frame target curves; NaN where the time-linear target applies
+        self.curve = np.full(int(self.lengths.sum()), np.nan, dtype=np.float32)
+        if targets is not None:
+            if len(targets) != len(episodes):
+                from sarm2_env.errors import InputShapeError
+
+                want = len(episodes)
+                raise InputShapeError(f"`targets`: expected one entry per episode ({want}); got {len(targets)}")
+            for k, curve in enumerate(targets):
+                if curve is None:
+                    continue
+                curve = np.asarray(curve, dtype=np.float32)
+                if curve.shape != (self.lengths[k],) or not np.all(np.isfinite(curve)):
+                    from sarm2_env.errors import InputShapeError
+
+                    raise InputShapeError(
+                        f"`targets[{k}]`: expected {self.lengths[k]} finite values; got shape {curve.shape}"
+                    )
+                self.curve[self.offsets[k] : self.offsets[k] + self.lengths[k]] = np.clip(curve, 0.0, 1.0)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -51,6 +72,8 @@ class WindowBatcher:
         flat = torch.from_numpy(self.offsets[episode][:, None] + full).to(self.device)  # (B, 1 + W)
         current = window[:, -1]
         target = current / np.maximum(self.lengths[episode] - 1, 1)  # (B,) time-linear progress
+        given = self.curve[self.offsets[episode] + current]  # (B,) annotated targets, NaN if none
+        target = np.where(np.isnan(given), target, given)
         return {
             "emb": self.emb[flat].float(),  # (B, 1 + W, C, D)
             "state": self.state[flat],  # (B, 1 + W, S)
