@@ -58,6 +58,12 @@ class SpiralConfig:
             policy's chunk).
         executor: ``"local"`` (vector env) or ``"ray"``; ``num_envs`` parallel envs / Ray workers.
         seed: base of every seed (rollouts, evaluation, training).
+        adapt_reward_model: once, after round 1's rollouts, fine-tune the reward model on them with their
+            annotations (RM1 -> RM2); round 1 still updates with RM1, later rounds relabel with RM2.
+        adapt_steps: training steps of that adaptation.
+        annotations: a JSONL file of rollout annotations (:class:`agents.annotation.AnnotationStore`, e.g.
+            written by ``python -m agents.annotate``); rollouts it lacks are annotated automatically from the
+            simulator's ground-truth progress (:func:`agents.annotation.auto_annotate`).
     """
 
     rounds: int = 3
@@ -70,9 +76,21 @@ class SpiralConfig:
     executor: str = "local"
     num_envs: int = 4
     seed: int = 0
+    adapt_reward_model: bool = False
+    adapt_steps: int = 500
+    annotations: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "rollouts_per_round", "eval_episodes", "bc_steps", "finetune_steps", "num_envs"):
+        names = (
+            "rounds",
+            "rollouts_per_round",
+            "eval_episodes",
+            "bc_steps",
+            "finetune_steps",
+            "num_envs",
+            "adapt_steps",
+        )
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
@@ -152,6 +170,24 @@ def rollout_training_episode(
     )
 
 
+def rollout_features(rollout: Rollout):
+    """The reward-model view of a rollout (embeddings from the policy's encoder; primitives unknown)."""
+    from rewards.data import EpisodeFeatures
+
+    return EpisodeFeatures(
+        episode_id=rollout.episode_id,
+        task_id=rollout.task_id,
+        instruction=rollout.instruction,
+        success=rollout.success,
+        skill=float("nan"),
+        embeddings=rollout.embeddings.astype(np.float32),
+        state=rollout.state,
+        primitive=np.full(rollout.length, -1, dtype=np.int64),
+        progress=rollout.progress,
+        success_flags=rollout.success_flags,
+    )
+
+
 class SPIRAL:
     """The SPIRAL agent (see the module docstring).
 
@@ -165,6 +201,8 @@ class SPIRAL:
         config: the run's :class:`SpiralConfig`.
         policy_config: the BC policy (its ``chunk`` should equal ``config.relabel.chunk``).
         initial_policy: start from this policy instead of cloning ``demos`` (e.g. a pretrained VLA stand-in).
+        reward_model: the reward model the env's wrapper uses (the same weights), needed to adapt it
+            (``config.adapt_reward_model``); its image encoder must be the policy's, so rollout embeddings serve both.
         device: torch device for the policy (``None``: CUDA when available).
     """
 
@@ -176,6 +214,7 @@ class SPIRAL:
         config: SpiralConfig | None = None,
         policy_config: BCPolicyConfig | None = None,
         initial_policy: BCPolicy | None = None,
+        reward_model: Any = None,
         device: str | None = None,
     ) -> None:
         self.make_env = make_env
@@ -188,6 +227,19 @@ class SPIRAL:
         if initial_policy is None and not self.demos:
             raise ConfigError("`demos`: SPIRAL needs demonstrations for behaviour cloning, or an `initial_policy`")
         self.initial_policy = initial_policy
+        self.reward_model = reward_model
+        self.adapted_model: Any = None
+        if self.config.adapt_reward_model:
+            if reward_model is None or not hasattr(reward_model, "adapt"):
+                raise ConfigError(
+                    "`adapt_reward_model` needs `reward_model=`: a trained model with an adapt() method (e.g. sarm2)"
+                )
+            spec = reward_model.encoder_spec
+            if spec is None or spec.name != self.policy_config.encoder:
+                raise ConfigError(
+                    f"`reward_model`: adapting it reuses the policy's frame embeddings, so its image encoder must be "
+                    f"the policy's ({self.policy_config.encoder}); got {spec.key if spec else None}"
+                )
         self.device = device
         workers = {"local": "num_envs", "ray": "num_workers"}[self.config.executor]
         self.executor = make_executor(self.config.executor, **{workers: self.config.num_envs})
@@ -237,7 +289,9 @@ class SPIRAL:
             log.info("round %d: policy found, not retrained", r)
             return BCPolicy.load(policy_path, device=self.device), json.loads(stats_path.read_text())
         rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
-        episodes, stats = self._training_set(rollouts)
+        episodes, stats = self._training_set(rollouts, self._relabel_model(r))
+        if r == 1 and self.config.adapt_reward_model:
+            stats["adaptation"] = self._adapt(rollouts)
         policy = BCPolicy(previous.config, device=self.device)
         policy.set_image_encoder(previous.image_encoder)
         policy.fit(episodes, seed=self.config.seed + r, steps=self.config.finetune_steps, init_from=previous)
@@ -257,17 +311,64 @@ class SPIRAL:
         wanted = set(seeds)
         return [ro for ro in store if ro.seed in wanted]
 
-    def _training_set(self, rollouts: list[Rollout]) -> tuple[list[PolicyEpisode], dict[str, Any]]:
+    # --- reward-model adaptation (RM1 -> RM2) ----------------------------------------------------------
+    def _adapted_path(self) -> Path:
+        return self.workdir / "reward_model_adapted"
+
+    def _relabel_model(self, r: int) -> Any:
+        """``None`` (use the env's online ``sarm2/progress``) or the adapted model, for rounds after the first."""
+        if r < 2 or not self.config.adapt_reward_model:
+            return None
+        if self.adapted_model is None:
+            path = self._adapted_path()
+            if not (path / "config.json").exists():
+                raise CheckpointError(f"{path}: the adapted reward model of round 1 is missing; rerun round 1")
+            self.adapted_model = type(self.reward_model).load(path, device=self.device)
+        return self.adapted_model
+
+    def _adapt(self, rollouts: list[Rollout]) -> dict[str, Any]:
+        from agents.annotation import AnnotationStore, auto_annotate, synthesize_progress
+
+        path = self._adapted_path()
+        if (path / "config.json").exists():
+            self.adapted_model = type(self.reward_model).load(path, device=self.device)
+            return {"resumed": True}
+        given = AnnotationStore(self.config.annotations).load() if self.config.annotations else {}
+        targets, features, auto = [], [], 0
+        for ro in rollouts:
+            ann = given.get(ro.episode_id)
+            if ann is None:
+                ann, auto = auto_annotate(ro), auto + 1
+            elif ann.length != ro.length:
+                raise ConfigError(
+                    f"annotation of {ro.episode_id} covers {ann.length} frames; the rollout has {ro.length}"
+                )
+            targets.append(synthesize_progress(ann))
+            features.append(rollout_features(ro))
+        model = self.reward_model
+        model.adapt(features, targets, steps=self.config.adapt_steps, seed=self.config.seed)
+        model.save(path)
+        self.adapted_model = model
+        log.info("reward model adapted on %d rollouts (%d auto-annotated) -> %s", len(rollouts), auto, path)
+        return {"rollouts": len(rollouts), "auto_annotated": auto, "human_annotated": len(rollouts) - auto}
+
+    def _training_set(
+        self, rollouts: list[Rollout], relabel_model: Any = None
+    ) -> tuple[list[PolicyEpisode], dict[str, Any]]:
         cfg = self.config
         advantages, groups = [], []
         task_index = {t: k for k, t in enumerate(sorted({ro.task_id for ro in rollouts}))}
         for ro in rollouts:
-            if np.isnan(ro.rm_progress).any():
+            if relabel_model is not None:
+                predicted = relabel_model.predict_episode(rollout_features(ro)).progress
+            else:
+                predicted = ro.rm_progress
+            if np.isnan(predicted).any():
                 raise NonFiniteError(
                     f"rollout {ro.episode_id}: no reward-model progress in info['sarm2/progress'] "
                     "(wrap the env with SARM2RewardWrapper) or the model returned NaN"
                 )
-            advantages.append(relabel_progress(ro.rm_progress, cfg.relabel).advantage)
+            advantages.append(relabel_progress(predicted, cfg.relabel).advantage)
             groups.append(np.full(ro.length, task_index[ro.task_id]))
         flat = np.concatenate(advantages)
         targets = sample_targets(flat, cfg.update, np.concatenate(groups))

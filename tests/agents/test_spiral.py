@@ -229,3 +229,27 @@ def test_ray_executor_on_a_local_ray_instance(policy, tmp_path):
     ray_5 = next(r for r in store if r.seed == 5)
     np.testing.assert_array_equal(ray_5.state[0], local[0].state[0])  # same seed, same start
     np.testing.assert_allclose(ray_5.action, local[0].action, atol=1e-3)  # same policy
+
+
+def test_reward_model_adaptation_once_then_relabel_with_rm2(demos, tmp_path, tiny_sarm2_checkpoint, monkeypatch):
+    from rewards.registry import make_reward_model
+
+    rm = make_reward_model("sarm2", checkpoint=tiny_sarm2_checkpoint, device="cpu")
+    env_fn = functools.partial(
+        sarm2_make_env, TASK, reward_model=str(tiny_sarm2_checkpoint), image_size=32, max_episode_steps=25
+    )
+    cfg = _config(rounds=2, adapt_reward_model=True, adapt_steps=5, update=UpdateConfig(rule="awr"))
+    adapted = []
+    real_adapt = type(rm).adapt
+    monkeypatch.setattr(type(rm), "adapt", lambda self, *a, **k: adapted.append(len(a[0])) or real_adapt(self, *a, **k))
+    results = SPIRAL(env_fn, demos, tmp_path, cfg, POLICY, reward_model=rm).run()
+    assert [r.round for r in results] == [0, 1, 2]
+    assert adapted == [cfg.rollouts_per_round]  # once, on round 1's rollouts
+    update1 = json.loads((tmp_path / "round_01" / "update.json").read_text())
+    assert update1["adaptation"] == {"rollouts": 3, "auto_annotated": 3, "human_annotated": 0}
+    assert (tmp_path / "reward_model_adapted" / "config.json").exists()
+    # Without a reward model to adapt, or with another encoder, the config is refused up front.
+    with pytest.raises(ConfigError, match="reward_model"):
+        SPIRAL(env_fn, demos, tmp_path / "b", cfg, POLICY)
+    with pytest.raises(ConfigError, match="image encoder"):
+        SPIRAL(env_fn, demos, tmp_path / "c", cfg, POLICY.replace(encoder="efficientnet-lite0"), reward_model=rm)
