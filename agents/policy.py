@@ -140,6 +140,26 @@ class PolicyEpisode:
         return int(self.embeddings.shape[0])
 
 
+def demos_from_dataset(
+    dataset: str | os.PathLike | Any, encoder, *, successful_only: bool = True, progress: bool = False
+) -> list[PolicyEpisode]:
+    """Behaviour-cloning episodes from a :mod:`tasks.dataset` dataset, frames encoded once through the on-disk
+    embedding cache (the same one the reward models use). Failed episodes are skipped unless asked for."""
+    from rewards.cache import EmbeddingCache
+    from rewards.data import stack_cameras
+    from tasks.dataset import EpisodeDataset
+
+    data = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
+    keep = [i for i, e in enumerate(data.entries) if e.get("success", True) or not successful_only]
+    cache = EmbeddingCache(data, encoder)
+    cache.ensure(keep, progress=progress)
+    out = []
+    for i in keep:
+        ep = data.load(i, frames=False)
+        out.append(PolicyEpisode(ep.instruction, stack_cameras(cache.get(i)), ep.state, ep.action))
+    return out
+
+
 class _Head(nn.Module):
     """[per-camera projections, normalised state, instruction, condition] -> H x 14 normalised joint deltas."""
 

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.policy import POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode
+from agents.policy import POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode, demos_from_dataset
 from agents.rollouts import LocalExecutor, Rollout, RolloutStore, make_executor
 from agents.spiral import SPIRAL, SpiralConfig, wilson_interval
 from agents.updates import UpdateConfig
@@ -34,10 +34,11 @@ def demos(tmp_path_factory) -> list[PolicyEpisode]:
     out = tmp_path_factory.mktemp("demos")
     collect(CollectConfig(tasks=(TASK,), episodes=2, image_size=32), str(out), progress_bar=False)
     encoder = BCPolicy(POLICY).image_encoder
-    return [
-        PolicyEpisode(ep.instruction, np.stack([encoder.encode(ep.frames[c]) for c in CAMERAS], 1), ep.state, ep.action)
-        for ep in EpisodeDataset(out)
-    ]
+    episodes = demos_from_dataset(out, encoder)
+    raw = EpisodeDataset(out)[0]
+    np.testing.assert_array_equal(episodes[0].action, raw.action)
+    np.testing.assert_allclose(episodes[0].embeddings[:, 0], encoder.encode(raw.frames[CAMERAS[0]]))
+    return episodes
 
 
 @pytest.fixture(scope="module")
