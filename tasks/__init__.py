@@ -28,10 +28,48 @@ TASKS: dict[str, tuple[str, str]] = {
         "tasks.clean_whiteboard:CleanWhiteboardEnv",
         "tasks.clean_whiteboard:CleanWhiteboardExpert",
     ),
+    "SARM2/PlatesToBin-v0": ("tasks.plates_to_bin:PlatesToBinEnv", "tasks.plates_to_bin:PlatesToBinExpert"),
+    "SARM2/PlatesToDishRack-v0": (
+        "tasks.plates_to_dish_rack:PlatesToDishRackEnv",
+        "tasks.plates_to_dish_rack:PlatesToDishRackExpert",
+    ),
+    "SARM2/FoldTShirt-v0": ("tasks.fold_tshirt:FoldTShirtEnv", "tasks.fold_tshirt:FoldTShirtExpert"),
+    "SARM2/PullPlug-v0": ("tasks.pull_plug:PullPlugEnv", "tasks.pull_plug:PullPlugExpert"),
+    "SARM2/SetDinnerTable-v0": (
+        "tasks.set_dinner_table:SetDinnerTableEnv",
+        "tasks.set_dinner_table:SetDinnerTableExpert",
+    ),
+    "SARM2/PutAwayUmbrella-v0": (
+        "tasks.put_away_umbrella:PutAwayUmbrellaEnv",
+        "tasks.put_away_umbrella:PutAwayUmbrellaExpert",
+    ),
+    "SARM2/SweepPaperScraps-v0": (
+        "tasks.sweep_paper_scraps:SweepPaperScrapsEnv",
+        "tasks.sweep_paper_scraps:SweepPaperScrapsExpert",
+    ),
+    "SARM2/CoilHeadphones-v0": (
+        "tasks.coil_headphones:CoilHeadphonesEnv",
+        "tasks.coil_headphones:CoilHeadphonesExpert",
+    ),
 }
 
-gym.register("SARM2/FoldShorts-v0", entry_point=TASKS["SARM2/FoldShorts-v0"][0], max_episode_steps=700)
-gym.register("SARM2/CleanWhiteboard-v0", entry_point=TASKS["SARM2/CleanWhiteboard-v0"][0], max_episode_steps=900)
+# Episode limits in control steps at 10 Hz: about twice a full-skill expert episode.
+gym.register("SARM2/FoldShorts-v0", entry_point="tasks.fold_shorts:FoldShortsEnv", max_episode_steps=700)
+gym.register("SARM2/CleanWhiteboard-v0", entry_point="tasks.clean_whiteboard:CleanWhiteboardEnv", max_episode_steps=900)
+gym.register("SARM2/PlatesToBin-v0", entry_point="tasks.plates_to_bin:PlatesToBinEnv", max_episode_steps=450)
+gym.register(
+    "SARM2/PlatesToDishRack-v0", entry_point="tasks.plates_to_dish_rack:PlatesToDishRackEnv", max_episode_steps=700
+)
+gym.register("SARM2/FoldTShirt-v0", entry_point="tasks.fold_tshirt:FoldTShirtEnv", max_episode_steps=900)
+gym.register("SARM2/PullPlug-v0", entry_point="tasks.pull_plug:PullPlugEnv", max_episode_steps=400)
+gym.register("SARM2/SetDinnerTable-v0", entry_point="tasks.set_dinner_table:SetDinnerTableEnv", max_episode_steps=900)
+gym.register(
+    "SARM2/PutAwayUmbrella-v0", entry_point="tasks.put_away_umbrella:PutAwayUmbrellaEnv", max_episode_steps=500
+)
+gym.register(
+    "SARM2/SweepPaperScraps-v0", entry_point="tasks.sweep_paper_scraps:SweepPaperScrapsEnv", max_episode_steps=600
+)
+gym.register("SARM2/CoilHeadphones-v0", entry_point="tasks.coil_headphones:CoilHeadphonesEnv", max_episode_steps=600)
 
 
 def resolve_task_id(name: str) -> str:

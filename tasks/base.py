@@ -42,6 +42,11 @@ class Evaluation:
 JOINT_OVERSHOOT = 0.2
 
 
+def yaw_quat(yaw: float) -> np.ndarray:
+    """Quaternion (w, x, y, z) of a rotation by ``yaw`` about the world vertical."""
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
 def _parse_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
     size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and 16 <= s <= 1024 for s in size):
@@ -68,6 +73,8 @@ class YamTaskEnv(gym.Env):
     instruction: ClassVar[str] = ""
     #: Registered episode limit, in control steps at 10 Hz.
     max_episode_steps: ClassVar[int] = 600
+    #: Whether the task simulates deformables (flexcomp cloth or cable): its speed target is lower.
+    deformable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -183,6 +190,11 @@ class YamTaskEnv(gym.Env):
         joints = self.data.qpos[self._arm_qadr].reshape(2, 6)
         grip = ctrl_to_gripper(self.data.qpos[self._grip_qadr]).reshape(2, 1)
         return np.concatenate([joints, grip], axis=1).reshape(-1).astype(np.float32)
+
+    def set_free_pose(self, qpos_adr: int, pos, yaw: float = 0.0) -> None:
+        """Put the body of the free joint at ``qpos_adr`` at ``pos`` (3,), turned by ``yaw`` about world z."""
+        self.data.qpos[qpos_adr : qpos_adr + 3] = pos
+        self.data.qpos[qpos_adr + 3 : qpos_adr + 7] = yaw_quat(yaw)
 
     def gripper_command(self) -> np.ndarray:
         """Commanded opening (0 closed, 1 open) of the left and right grippers."""

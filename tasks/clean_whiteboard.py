@@ -160,15 +160,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
         x = 0.29 + rng.uniform(-0.04, 0.04)
         y = -0.085 + rng.uniform(-0.015, 0.015)
         yaw = rng.uniform(-0.25, 0.25)
-        self.data.qpos[self._eraser_qadr : self._eraser_qadr + 7] = [
-            x,
-            y,
-            ERASER_HALF[2],
-            np.cos(yaw / 2),
-            0,
-            0,
-            np.sin(yaw / 2),
-        ]
+        self.set_free_pose(self._eraser_qadr, (x, y, ERASER_HALF[2]), yaw)
         for grasp in self.grasps.values():
             grasp.release(self.data)
 
@@ -230,6 +222,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
     GRIP_OFFSET = 0.04  # each hand holds the eraser this far from its centre, along its long axis
     TCP_ABOVE_BOTTOM = 0.012  # tool centre height above the eraser's bottom when grasped
     MAX_RETRIES = 3
+    PRIMITIVES = frozenset({"pick_grab", "erase", "pass", "place"})
 
     def plan(self) -> Iterator[Segment]:
         env: CleanWhiteboardEnv = self.env

@@ -97,6 +97,8 @@ class ScriptedExpert:
 
     #: Scales every paced duration: a task's operators may work more slowly than the defaults.
     TEMPO = 1.0
+    #: The primitives a full-skill episode of this expert uses besides ``dummy`` (tests check it).
+    PRIMITIVES: frozenset[str] = frozenset()
 
     def pace(self, duration: float) -> float:
         """Nominal duration (times ``TEMPO``) stretched for less skilled operators."""

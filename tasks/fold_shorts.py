@@ -80,6 +80,7 @@ class FoldShortsEnv(YamTaskEnv):
     task_name = "FoldShorts"
     instruction = "Fold the shorts in half, then in half again."
     max_episode_steps = 700
+    deformable = True
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         # The cloth touches the table (bit 2 added to its affinity) but not the fingers: grasping it
@@ -147,6 +148,7 @@ class FoldShortsExpert(ScriptedExpert):
     strip's left end over onto its right end."""
 
     TEMPO = 1.5  # cloth is handled slowly
+    PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
     MAX_RETRIES = 3
 

@@ -483,3 +483,16 @@ def test_fold_success_needs_release_and_cloth_on_the_table(cached_env):
     lifted = folded + np.array([0.0, 0.0, 0.05])  # folded, but in the air
     _set_cloth(env, lifted)
     assert not env.evaluate().success
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_task_card_and_class_attributes(cached_env, task_id):
+    """Each task declares what tooling relies on: a task card, its limit, and whether it simulates deformables."""
+    env = cached_env(task_id)
+    cls = type(env.unwrapped)
+    doc = cls.__doc__ or ""
+    for heading in ("Description", "Progress", "Success", "Randomisation", "Episode end", "Version history"):
+        assert f"**{heading}" in doc, f"{cls.__name__} task card lacks {heading!r}"
+    assert task_id in doc
+    assert cls.max_episode_steps == env.spec.max_episode_steps
+    assert cls.deformable == (env.unwrapped.model.nflex > 0)

@@ -1,0 +1,294 @@
+"""Folding T-shirt: fold both sleeves in, then fold the shirt in half."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mujoco
+import numpy as np
+
+from tasks.base import Evaluation, YamTaskEnv
+from tasks.expert import ArmGoal, ScriptedExpert, Segment
+from tasks.grasping import PinchGrasp
+from tasks.station import STATION_CENTER_Y
+
+GRID = (9, 11)  # lattice rows along x (depth: near hem -> far shoulders) and columns along y (width)
+SPACING = 0.025  # m: the body is 0.20 m deep and 0.15 m wide; with the sleeves the shirt is 0.25 m wide
+CLOTH_Z = 0.004
+SLEEVE_COLS = 2  # lattice columns of each sleeve beyond the body's side
+SLEEVE_ROWS = 4  # lattice rows of each sleeve, counted from the shoulder (far) edge
+FOLD_TOL = 0.045  # m: landmark pairs closer than this count as folded onto each other
+FLAT_Z = 0.04  # m: every landmark below this height (up to four layers of cloth lie on the table)
+HOME_LEFT = (0.25, 0.0, 0.15)
+HOME_RIGHT = (0.25, -0.61, 0.15)
+_NX, _NY = GRID[0] - 1, GRID[1] - 1
+BODY_COLS = (SLEEVE_COLS, _NY - SLEEVE_COLS)  # first and last lattice column of the body
+SLEEVE_ROW0 = _NX - SLEEVE_ROWS + 1  # first lattice row of the sleeves
+
+
+def _in_shirt(ix: int, iy: int) -> bool:
+    """Whether lattice point (row ``ix``, column ``iy``) is cloth: the body, or a sleeve at the shoulders."""
+    if not (0 <= ix <= _NX and 0 <= iy <= _NY):
+        return False
+    return BODY_COLS[0] <= iy <= BODY_COLS[1] or ix >= SLEEVE_ROW0
+
+
+#: Lattice point -> vertex index of the T-shaped cloth (row-major over the points that are cloth).
+VERTEX = {
+    (ix, iy): k for k, (ix, iy) in enumerate((i, j) for i in range(GRID[0]) for j in range(GRID[1]) if _in_shirt(i, j))
+}
+N_VERTICES = len(VERTEX)
+
+
+def vertex(ix: int, iy: int) -> int:
+    """Vertex index of lattice point (row ``ix``, 0 = near hem; column ``iy``, 0 = right sleeve tip)."""
+    return VERTEX[(ix, iy)]
+
+
+def _cloth_xml() -> str:
+    """A T-shaped ``flexcomp`` (``type="direct"``): two triangles per lattice square that is all cloth."""
+    centre = np.array([_NX, _NY]) * SPACING / 2
+    points = []
+    for ix, iy in VERTEX:
+        x, y = np.array([ix, iy]) * SPACING - centre
+        points.append(f"{x:.4f} {y:.4f} 0")
+    tris = []
+    for ix in range(_NX):
+        for iy in range(_NY):
+            corners = [(ix, iy), (ix + 1, iy), (ix + 1, iy + 1), (ix, iy + 1)]
+            if all(_in_shirt(*c) for c in corners):
+                a, b, d, c = (VERTEX[k] for k in corners)
+                tris.append(f"{a} {b} {d} {a} {d} {c}")  # counter-clockwise seen from above
+    return f"""<mujoco><worldbody>
+<flexcomp name="cloth" type="direct" dim="2" point="{"  ".join(points)}" element="{"  ".join(tris)}"
+          pos="0.30 {STATION_CENTER_Y} {CLOTH_Z}" radius="0.003" mass="0.06" rgba="0.75 0.22 0.2 1">
+  <edge equality="true" damping="0.002"/>
+  <contact selfcollide="none" condim="3" solref="0.006 1" friction="0.9 0.005 0.0001" contype="2" conaffinity="2"/>
+</flexcomp></worldbody></mujoco>"""
+
+
+#: Sleeve folds: each sleeve's outer column lands on its mirror image about the body's side, at the
+#: sleeve's shoulder row and its lower (armpit) row.
+SLEEVE_PAIR_ROWS = (SLEEVE_ROW0, _NX)
+LEFT_SLEEVE_PAIRS = tuple((vertex(r, _NY), vertex(r, _NY - 2 * SLEEVE_COLS)) for r in SLEEVE_PAIR_ROWS)
+RIGHT_SLEEVE_PAIRS = tuple((vertex(r, 0), vertex(r, 2 * SLEEVE_COLS)) for r in SLEEVE_PAIR_ROWS)
+#: Half fold: the shoulder edge onto the hem, at the body's sides and its middle.
+HALF_COLS = (BODY_COLS[0], _NY // 2, BODY_COLS[1])
+HALF_PAIRS = tuple((vertex(_NX, c), vertex(0, c)) for c in HALF_COLS)
+ALL_PAIRS = LEFT_SLEEVE_PAIRS + RIGHT_SLEEVE_PAIRS + HALF_PAIRS
+LANDMARK_VERTICES = tuple(sorted({v for pair in ALL_PAIRS for v in pair}))
+
+
+class FoldTShirtEnv(YamTaskEnv):
+    """## Folding T-shirt (``SARM2/FoldTShirt-v0``)
+
+    **Description.** A T-shirt lies flat between the arms, shoulders away from the robot: an
+    inextensible ``flexcomp`` cloth on a 2.5 cm lattice, a 0.20 x 0.15 m body (9 x 7 vertices) with a
+    0.075 x 0.05 m sleeve (4 x 2 vertices) on each side at the shoulders, 79 vertices in all. The left
+    arm folds the left sleeve in over the body, the right arm the right sleeve, then both arms fold the
+    shoulders down onto the hem. Proxy of the paper's "Folding T-shirt" task.
+
+    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    14-d absolute joint targets.
+
+    **Progress** (from the cloth's vertex positions; valid for any trajectory)::
+
+        0.2 * left + 0.2 * right + 0.5 * half + 0.1 * success
+
+    Each term is a mean over landmark pairs of ``clip((d0 - d) / (d0 - 0.045), 0, 1)``, with ``d`` the
+    pair's distance and ``d0`` its flat distance: 0 when flat, 1 once the pair is within the 4.5 cm
+    fold tolerance. ``left`` / ``right``: the sleeve's outer column onto its mirror image about the
+    shoulder seam (0.10 m flat), at the armpit row and the shoulder row. ``half``: the shoulder edge
+    onto the hem (0.20 m flat) at both sides of the body and its middle. Unfolding the cloth brings
+    the distances, and the progress, back.
+
+    **Success.** Every pair above closer than 4.5 cm, all landmarks within 4 cm of the table, and no
+    gripper holding the cloth.
+
+    **Randomisation.** Shirt position (+-2 cm in x, +-2 cm in y) and yaw (+-0.12 rad).
+
+    **Episode end.** Success (``terminated``) or 900 control steps (90 s at 10 Hz, ``truncated``).
+
+    **Grasping.** Cloth is pinched: closing fingers connect to the nearest vertices (up to 8 within
+    3 cm: every layer when the cloth is folded); opening releases. A pinch can miss.
+
+    **Expert primitives.** ``pick_grab``, ``fold_flatten``, ``place``, ``dummy``.
+
+    **Version history.** v0: initial release.
+    """
+
+    task_name = "FoldTShirt"
+    instruction = "Fold the sleeves of the T-shirt in, then fold the T-shirt in half."
+    max_episode_steps = 900
+    deformable = True
+
+    def _build_task(self, spec: mujoco.MjSpec) -> None:
+        # As for the shorts: the cloth touches the table but not the fingers (pinching does the grasping).
+        spec.geom("table").conaffinity = 3
+        child = mujoco.MjSpec.from_string(_cloth_xml())
+        spec.attach(child, frame=spec.worldbody.add_frame(), prefix="shirt/")
+        for arm in ("left", "right"):
+            PinchGrasp.add_to_spec(spec, arm, "shirt/cloth_0")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._vbody = np.array([self.model.body(f"shirt/cloth_{i}").id for i in range(N_VERTICES)])
+        self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
+        self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
+        self._centre0 = self._rest[:, :2].mean(axis=0)
+        self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody, radius=0.03) for arm in ("left", "right")}
+        self._d0 = np.array([np.linalg.norm(self._rest[a] - self._rest[b]) for a, b in ALL_PAIRS])
+        self._pair_a = self._vbody[[a for a, _ in ALL_PAIRS]]
+        self._pair_b = self._vbody[[b for _, b in ALL_PAIRS]]
+        self._landmarks = self._vbody[list(LANDMARK_VERTICES)]
+
+    def _reset_task(self) -> None:
+        rng = self.np_random
+        shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)])
+        yaw = rng.uniform(-0.12, 0.12)
+        c, s = np.cos(yaw), np.sin(yaw)
+        local = self._rest[:, :2] - self._centre0
+        target = local @ np.array([[c, s], [-s, c]]) + self._centre0 + shift
+        offsets = np.zeros((len(self._vbody), 3))
+        offsets[:, :2] = target - self._rest[:, :2]
+        for adr, off in zip(self._vqadr, offsets):
+            self.data.qpos[adr : adr + 3] = off
+        for pinch in self.pinches.values():
+            pinch.reset(self.data)
+
+    def _before_physics(self, action: np.ndarray) -> None:
+        cmd = self.gripper_command()
+        for i, pinch in enumerate(self.pinches.values()):
+            pinch.update(self.model, self.data, float(cmd[i]))
+
+    # ------------------------------------------------------------------ ground truth
+    def point(self, ix: int, iy: int) -> np.ndarray:
+        """World position of the grid vertex in row ``ix``, column ``iy``."""
+        return self.data.xpos[self._vbody[vertex(ix, iy)]].copy()
+
+    def vertices(self) -> np.ndarray:
+        return self.data.xpos[self._vbody].copy()
+
+    def evaluate(self) -> Evaluation:
+        xpos = self.data.xpos
+        dist = np.linalg.norm(xpos[self._pair_a] - xpos[self._pair_b], axis=1)
+        # 0 when flat, 1 once within the fold tolerance: success then implies full fold terms.
+        score = np.clip((self._d0 - dist) / (self._d0 - FOLD_TOL), 0.0, 1.0)
+        n_side = len(SLEEVE_PAIR_ROWS)
+        left = float(score[:n_side].mean())
+        right = float(score[n_side : 2 * n_side].mean())
+        half = float(score[2 * n_side :].mean())
+        flat = float(xpos[self._landmarks, 2].max()) < FLAT_Z
+        folded = flat and bool(np.all(dist < FOLD_TOL))
+        released = not any(p.active(self.data) for p in self.pinches.values())
+        success = folded and released
+        progress = 0.2 * left + 0.2 * right + 0.5 * half + 0.1 * float(success)
+        terms = {"left_side": left, "right_side": right, "half": half, "held": float(not released)}
+        return Evaluation(progress, success, terms)
+
+
+class FoldTShirtExpert(ScriptedExpert):
+    """Left arm folds the left sleeve in, right arm the right sleeve; then both fold the shoulders onto the hem."""
+
+    TEMPO = 1.5  # cloth is handled slowly
+    PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
+    GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
+    MAX_RETRIES = 3
+
+    def plan(self) -> Iterator[Segment]:
+        env: FoldTShirtEnv = self.env
+        retries = self.MAX_RETRIES if self.skill > 0.3 else 1
+        # ---- sleeve folds: each arm brings its sleeve's tip over onto the body
+        for arm, outer, inner in (("left", _NY, _NY - 2 * SLEEVE_COLS), ("right", 0, 2 * SLEEVE_COLS)):
+            yield from self.maybe_hesitate()
+            if not (yield from self._side_fold(env, arm, outer, inner, retries)):
+                yield from self._give_up()
+                return
+        # ---- half fold: both arms bring the shoulders (both layers, inside the side folds) onto the hem
+        yield from self.maybe_hesitate()
+        cols = {"left": BODY_COLS[1] - 1, "right": BODY_COLS[0] + 1}  # inside the shoulder corners
+        for _fold_try in range(retries):
+            for _attempt in range(retries):
+                goals = {}
+                for arm, col in cols.items():
+                    p = env.point(_NX, col)[:2] + self.jitter(0.025, 2)
+                    inward = env.point(_NX - 1, col)[:2] - env.point(_NX, col)[:2]
+                    p = p + 0.3 * inward  # just inside the edge
+                    goals[arm] = ArmGoal((float(p[0]), float(p[1]), 0.07), grip=1.0)
+                yield from self._pinch(goals)
+                if all(p.active(env.data) for p in env.pinches.values()):
+                    break
+                yield Segment(
+                    "dummy",
+                    0.6,
+                    left=self.goal("left").moved(dz=0.05, grip=1.0),
+                    right=self.goal("right").moved(dz=0.05, grip=1.0),
+                )
+            else:
+                yield from self._give_up()
+                return
+            moves = {arm: (env.point(_NX, col)[:2], env.point(0, col)[:2]) for arm, col in cols.items()}
+            # A low arc (half the shirt's depth) keeps the folded sleeves from flopping open.
+            yield from self._fold(moves, lift=0.05)
+            if env.evaluate().terms["half"] > 0.99:
+                break
+        yield Segment("dummy", self.pace(1.0), left=ArmGoal(HOME_LEFT), right=ArmGoal(HOME_RIGHT))
+
+    # ------------------------------------------------------------------ sub-plans
+    def _side_fold(self, env: FoldTShirtEnv, arm: str, outer: int, inner: int, retries: int):
+        """Fold one sleeve in with one arm (again if it did not stay folded); False if no pinch could be made."""
+        rows = (SLEEVE_ROW0 + 1, SLEEVE_ROW0 + 2)  # the middle of the sleeve's tip
+        term = "left_side" if arm == "left" else "right_side"
+
+        def middle(col: int) -> np.ndarray:
+            return 0.5 * (env.point(rows[0], col) + env.point(rows[1], col))[:2]
+
+        step_in = 1 if inner > outer else -1
+        for _fold_try in range(retries):
+            for _attempt in range(retries):
+                inward = 0.3 * (middle(outer + step_in) - middle(outer))  # pinch just inside the sleeve's tip
+                p = middle(outer) + inward + self.jitter(0.025, 2)
+                yield from self._pinch({arm: ArmGoal((float(p[0]), float(p[1]), 0.07), grip=1.0)})
+                if env.pinches[arm].active(env.data):
+                    break
+                yield Segment("dummy", 0.5, **{arm: self.goal(arm).moved(dz=0.05, grip=1.0)})
+            else:
+                return False
+            # Lay the sleeve's tip on its mirror image about the shoulder seam; a low arc (no higher than
+            # the sleeve is wide) keeps the sleeve from dragging the body along.
+            yield from self._fold({arm: (middle(outer), middle(inner))}, lift=0.035, overshoot=0.0)
+            # Clear the middle: a hand left hovering there blocks the other arm's fold.
+            home = HOME_LEFT if arm == "left" else HOME_RIGHT
+            yield Segment("dummy", self.pace(0.8), **{arm: ArmGoal(home, grip=1.0)})
+            if env.evaluate().terms[term] > 0.99:
+                break
+        return True
+
+    def _pinch(self, goals: dict[str, ArmGoal]) -> Iterator[Segment]:
+        yield Segment("pick_grab", self.pace(1.4), **goals)
+        yield Segment("pick_grab", self.pace(0.8), **{a: g.moved(dz=self.GRASP_Z - 0.07) for a, g in goals.items()})
+        yield Segment("pick_grab", 0.5, **{a: self.goal(a).moved(grip=0.0) for a in goals})
+
+    def _fold(
+        self, arcs: dict[str, tuple[np.ndarray, np.ndarray]], lift: float, overshoot: float = 0.015
+    ) -> Iterator[Segment]:
+        shortfall = self.clumsiness * self.rng.uniform(0.0, 0.15)
+        arcs = {arm: (a, b + shortfall * (a - b)) for arm, (a, b) in arcs.items()}
+        mid = {arm: ArmGoal((*(0.5 * (a + b)), lift), grip=0.0) for arm, (a, b) in arcs.items()}
+        yield Segment("fold_flatten", self.pace(1.6), **mid)
+        if self.chance(0.2):  # lets go mid-fold: the cloth falls back, partly folded
+            yield Segment("fold_flatten", 0.5, **{a: self.goal(a).moved(grip=1.0) for a in arcs})
+            yield Segment("dummy", 0.6, **{a: self.goal(a).moved(dz=0.04) for a in arcs})
+            return
+        over = {
+            arm: ArmGoal((*(b + overshoot * (b - a) / max(np.linalg.norm(b - a), 1e-6)), 0.03), grip=0.0)
+            for arm, (a, b) in arcs.items()
+        }
+        yield Segment("fold_flatten", self.pace(1.4), **over)
+        # Release a little above the table: opening fingers at table height would sweep the cloth.
+        yield Segment("fold_flatten", self.pace(0.6), **{a: g.moved(dz=-0.008) for a, g in over.items()})
+        yield Segment("place", 0.5, **{a: self.goal(a).moved(grip=1.0) for a in arcs})
+        yield Segment("place", 0.7, **{a: self.goal(a).moved(dz=0.06) for a in arcs})
+
+    def _give_up(self) -> Iterator[Segment]:
+        yield Segment("dummy", 1.5, left=ArmGoal(HOME_LEFT, grip=1.0), right=ArmGoal(HOME_RIGHT, grip=1.0))

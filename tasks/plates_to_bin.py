@@ -1,0 +1,189 @@
+"""Plates to Bin: pick up two plates from the table and put them into a bin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mujoco
+import numpy as np
+
+from tasks.base import Evaluation, yaw_quat
+from tasks.expert import ArmGoal, Segment
+from tasks.plates import PARK, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
+from tasks.station import STATION_CENTER_Y
+
+BIN_CENTER = np.array([0.33, STATION_CENTER_Y])
+BIN_INNER_HALF = np.array([0.065, 0.11])  # interior footprint, half extents (x, y)
+BIN_WALL_HALF = 0.005  # half thickness of the walls
+BIN_FLOOR_TOP = 0.006
+BIN_HEIGHT = 0.05  # wall top above the table
+#: Where each plate goes in the bin, relative to its centre: plate 0 to the left (+y) half.
+DROP_OFFSETS = (np.array([0.0, 0.05]), np.array([0.0, -0.05]))
+PLATE_HOMES = (np.array([0.29, -0.07]), np.array([0.29, -0.54]))
+
+
+class PlatesToBinEnv(PlateTaskEnv):
+    """## Plates to Bin (``SARM2/PlatesToBin-v0``)
+
+    **Description.** Two small plates (rigid discs of 7.6 cm diameter on a ball foot ring) lie on the
+    table, one in front of each arm, and an open bin (a box of five primitive walls) stands between
+    the arms. Each arm picks up the plate in front of it by clamping the rim across a diameter and puts
+    it into its half of the bin. Proxy of the paper's "Put Plates in Bin" task.
+
+    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views (``top``,
+    ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
+
+    **Progress** (``info["progress"]``, from physics state, valid for any trajectory): the mean over
+    plates of::
+
+        0.2 * raised + 0.4 * transport + 0.4 * [inside and released]
+
+    ``inside`` = the plate's centre is within the bin's interior footprint and below its wall tops;
+    ``raised`` = 1 when inside, else the plate's lift off the table (0 at rest, 1 at >= 4 cm);
+    ``transport`` = 1 when inside, else ``raised * clip(1 - d / d0, 0, 1)`` with ``d`` the horizontal
+    distance from the plate's centre to the bin's interior and ``d0`` that distance at reset. Taking a
+    plate back out, or dropping it on the way, lowers the progress again.
+
+    **Success.** Every plate inside the bin, released, and at rest (speed < 5 cm/s).
+
+    **Randomisation.** Plate positions (+-3 cm in x and y) and yaws; bin position (+-2 cm in x and y).
+
+    **Episode end.** Success (``terminated``) or 450 control steps (45 s at 10 Hz, ``truncated``).
+
+    **Grasping.** Rigid plates are held by a weld assist that engages only when both finger pads touch
+    the rim while the gripper closes, and releases when it opens: a misplaced grasp misses.
+
+    **Expert primitives.** ``pick_grab``, ``place``, ``dummy``.
+
+    **Version history.** v0: initial release.
+    """
+
+    task_name = "PlatesToBin"
+    instruction = "Put the plates into the bin."
+    max_episode_steps = 450
+    N_PLATES = 2
+
+    def _build_task(self, spec: mujoco.MjSpec) -> None:
+        self._build_plates(spec)
+        # A mocap body, so a reset can move the bin; its walls collide like static geoms.
+        bin_body = spec.worldbody.add_body(name="bin", mocap=True, pos=[*BIN_CENTER, 0.0])
+        colour = [0.25, 0.42, 0.55, 1.0]
+        hx, hy = BIN_INNER_HALF + 2 * BIN_WALL_HALF
+        bin_body.add_geom(
+            name="bin_floor",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[hx, hy, BIN_FLOOR_TOP / 2],
+            pos=[0, 0, BIN_FLOOR_TOP / 2],
+            rgba=[0.2, 0.34, 0.45, 1.0],
+        )
+        wall_h = (BIN_HEIGHT - BIN_FLOOR_TOP) / 2
+        wall_z = BIN_FLOOR_TOP + wall_h
+        for name, pos, size in (
+            ("far", [BIN_INNER_HALF[0] + BIN_WALL_HALF, 0, wall_z], [BIN_WALL_HALF, hy, wall_h]),
+            ("near", [-BIN_INNER_HALF[0] - BIN_WALL_HALF, 0, wall_z], [BIN_WALL_HALF, hy, wall_h]),
+            ("left", [0, BIN_INNER_HALF[1] + BIN_WALL_HALF, wall_z], [BIN_INNER_HALF[0], BIN_WALL_HALF, wall_h]),
+            ("right", [0, -BIN_INNER_HALF[1] - BIN_WALL_HALF, wall_z], [BIN_INNER_HALF[0], BIN_WALL_HALF, wall_h]),
+        ):
+            bin_body.add_geom(name=f"bin_{name}", type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size, rgba=colour)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._bin_mocap = self.model.body("bin").mocapid[0]
+        self._d0 = np.ones(self.N_PLATES)
+
+    # ------------------------------------------------------------------ randomisation
+    def _reset_task(self) -> None:
+        rng = self.np_random
+        self.data.mocap_pos[self._bin_mocap] = [*(BIN_CENTER + rng.uniform(-0.02, 0.02, 2)), 0.0]
+        for k, home in enumerate(PLATE_HOMES):
+            xy = home + rng.uniform(-0.03, 0.03, 2)
+            self.set_plate(k, np.array([*xy, REST_Z]), yaw_quat(rng.uniform(-np.pi, np.pi)))
+        self._release_plates()
+        mujoco.mj_kinematics(self.model, self.data)
+        self._d0 = np.array([max(self._bin_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
+
+    # ------------------------------------------------------------------ ground truth
+    def bin_center(self) -> np.ndarray:
+        """World (x, y) of the bin's centre."""
+        return self.data.mocap_pos[self._bin_mocap][:2].copy()
+
+    def _bin_distance(self, pos: np.ndarray) -> float:
+        """Horizontal distance from ``pos`` to the bin's interior footprint (0 above it)."""
+        out = np.maximum(np.abs(pos[:2] - self.bin_center()) - BIN_INNER_HALF, 0.0)
+        return float(np.linalg.norm(out))
+
+    def plate_inside(self, k: int) -> bool:
+        """Plate ``k``'s centre is within the bin's interior and below its wall tops."""
+        pos = self.plate_pos(k)
+        return self._bin_distance(pos) == 0.0 and pos[2] < BIN_HEIGHT
+
+    def evaluate(self) -> Evaluation:
+        terms: dict[str, float] = {}
+        scores, done = [], []
+        for k in range(self.N_PLATES):
+            inside = self.plate_inside(k)
+            held = self.plate_held(k)
+            if inside:
+                raised = transport = 1.0
+            else:
+                raised = self.lift_of(k)
+                near = float(np.clip(1.0 - self._bin_distance(self.plate_pos(k)) / self._d0[k], 0.0, 1.0))
+                transport = raised * near
+            placed = inside and not held
+            scores.append(0.2 * raised + 0.4 * transport + 0.4 * float(placed))
+            done.append(placed and self.plate_speed(k) < REST_SPEED)
+            terms[f"plate{k}_inside"] = float(inside)
+            terms[f"plate{k}_held"] = float(held)
+            terms[f"plate{k}_score"] = scores[-1]
+        terms["plates_in_bin"] = float(sum(terms[f"plate{k}_inside"] for k in range(self.N_PLATES)))
+        return Evaluation(float(np.mean(scores)), bool(all(done)), terms)
+
+
+class PlatesToBinExpert(PlateExpert):
+    """The left arm puts plate 0 into the bin's left half, then the right arm plate 1 into its right
+    half; a plate that misses the bin is picked up again (fewer retries at low skill)."""
+
+    TEMPO = 1.45
+    PRIMITIVES = frozenset({"pick_grab", "place"})
+    YAW = 0.0  # fingers close along world y
+
+    def plan(self) -> Iterator[Segment]:
+        env: PlatesToBinEnv = self.env
+        yield from self.maybe_hesitate()
+        last_arm = None
+        for k in range(env.N_PLATES):
+            for _round in range(2 if self.skill > 0.3 else 1):
+                if env.plate_inside(k):
+                    break
+                pos = env.plate_pos(k)
+                arm = "left" if pos[1] > env.bin_center()[1] else "right"
+                others = {a: PARK[a] for a in ("left", "right") if a != arm and a == last_arm}
+                held = yield from self.pick_plate(arm, k, self.YAW, **others)
+                last_arm = arm
+                if not held:
+                    break
+                yield from self._place(arm, k, env)
+        yield from self.park()
+
+    def _place(self, arm: str, k: int, env: PlatesToBinEnv) -> Iterator[Segment]:
+        side = 1.0 if arm == "left" else -1.0
+        target = env.bin_center() + np.array([0.0, side * 0.05]) + self.jitter(0.03, 2)
+        offset = self.carry_offset(arm, k)  # plate centre relative to the tool centre
+        over = ArmGoal(
+            (float(target[0] - offset[0]), float(target[1] - offset[1]), 0.13), yaw=self.goal(arm).yaw, grip=0.0
+        )
+        if self.chance(0.2):  # drops the plate in transit, half way
+            start = np.array(self.goal(arm).pos)
+            halfway = ArmGoal(tuple(float(v) for v in 0.5 * (start + np.array(over.pos))), yaw=over.yaw, grip=0.0)
+            yield Segment("place", self.pace(0.9), **{arm: halfway})
+            yield Segment("place", 0.5, **{arm: self.goal(arm).moved(grip=1.0)})
+            yield Segment("place", self.pace(0.6), **{arm: self.goal(arm).moved(dz=0.04)})
+            return
+        yield Segment("place", self.pace(1.5), **{arm: over})
+        yield from self.maybe_hesitate()
+        # Lower until the plate's feet are about a centimetre above the bin floor, then let go.
+        release_z = BIN_FLOOR_TOP + REST_Z + 0.01 - offset[2]
+        release_z += max(0.0, float(self.rng.normal(0.0, 0.02))) * self.clumsiness  # let go too high
+        yield Segment("place", self.pace(0.9), **{arm: over.moved(dz=release_z - 0.13)})
+        yield Segment("place", 0.5, **{arm: self.goal(arm).moved(grip=1.0)})
+        yield Segment("place", self.pace(0.8), **{arm: self.goal(arm).moved(dz=0.09)})
