@@ -4,6 +4,7 @@
     python benchmarks/run.py --config full                    # configs/full.yaml: a GPU machine
     python benchmarks/run.py --backends sarm2,rewind --set train.steps=500 --name try
     python benchmarks/run.py --force train                    # retrain, reuse data and embeddings
+    python benchmarks/run.py --config spiral                  # SPIRAL success rates per round (kind: spiral)
 
 Stages: collect -> encode -> train -> predict -> report. Each is cached: a rerun skips what is done and
 still valid; ``--force STAGE`` redoes one (repeatable). Outputs go to ``results/<name>/``: results.json,
@@ -65,7 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from benchmarks.bench_config import load_config
+    from benchmarks.bench_config import CONFIG_DIR, load_config
+    from benchmarks.spiral_bench import is_spiral_config
+
+    path = Path(args.config) if Path(args.config).suffix else CONFIG_DIR / f"{args.config}.yaml"
+    if is_spiral_config(path):
+        return run_spiral(args, path)
+
     from benchmarks.pipeline import STAGES, RunState, stage_collect, stage_encode, stage_predict, stage_train
     from benchmarks.report import write_report
     from rewards.train import parse_overrides
@@ -108,6 +115,28 @@ def run(args: argparse.Namespace) -> dict:
         f"results: {state.run_dir}/ (results.json, summary.md, summary.csv, plots/); {results['wall_minutes']:.1f} min"
     )
     return results
+
+
+def run_spiral(args: argparse.Namespace, path: Path) -> dict:
+    """``kind: spiral`` configs: SPIRAL success-rate curves per reward source (benchmarks/spiral_bench.py)."""
+    from benchmarks.spiral_bench import load_spiral_config, run_spiral_benchmark
+    from rewards.train import parse_overrides
+    from sarm2_env.errors import ConfigError
+
+    if args.backends is not None or args.force:
+        raise ConfigError("`--backends` and `--force` apply to reward benchmarks; set reward_sources with --set")
+    overrides = parse_overrides(args.set)
+    for flag in ("name", "device"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
+    if args.tasks is not None:
+        overrides["tasks"] = [x.strip() for x in args.tasks.split(",") if x.strip()]
+    config = load_spiral_config(path, overrides)
+    results = run_spiral_benchmark(config)
+    run_dir = Path(config.out) / config.name
+    print((run_dir / "spiral_summary.md").read_text())
+    print(f"results: {run_dir}/ (spiral_results.json, spiral_summary.md, plots/); {results['wall_minutes']:.1f} min")
+    return {"failures": {}, "table": results["tasks"], **results}
 
 
 if __name__ == "__main__":

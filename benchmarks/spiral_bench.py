@@ -1,0 +1,311 @@
+"""SPIRAL benchmark: ground-truth success rate per round for each reward source (the paper's Figure 4, in sim).
+
+Run by ``python benchmarks/run.py --config spiral`` (any config with ``kind: spiral``). Per task:
+
+1. full-skill demos (``demos`` of them at ``demo_skill``; seeds from ``demo_seed``) -> the BC policy
+   ``pi_0``, trained once and shared by every reward source, so all curves start from the same policy;
+2. for each reward source, a SPIRAL run from ``pi_0`` with ``update_rule``; the sources are reward-model
+   backends: ``sarm2`` (the shipped checkpoint, or ``sarm2_checkpoint``), trainable baselines such as
+   ``robometer_lite`` (fine-tuned here on the same demos), and the references ``sparse`` (success only)
+   and ``oracle`` (physics progress, an upper bound);
+3. with SARM2 rewards, one more run per rule in ``compare_rules``, to say which update rule works best.
+
+Success is the simulator's ``info["success"]`` on ``spiral.eval_episodes`` fixed seeds per round, with 95 %
+Wilson intervals. Outputs: ``results/<name>/spiral_results.json``, ``spiral_summary.md`` and
+``plots/spiral_<task>.png``. Every run resumes from its workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sarm2_env.atomic import write_json_atomic
+from sarm2_env.errors import ConfigError
+
+log = logging.getLogger("benchmarks")
+
+REFERENCE_SOURCES = ("sparse", "oracle")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpiralBenchConfig:
+    """One SPIRAL benchmark (``benchmarks/configs/spiral.yaml``); unknown keys are errors."""
+
+    name: str = "spiral"
+    kind: str = "spiral"
+    tasks: tuple[str, ...] = ("FoldShorts", "CleanWhiteboard")
+    reward_sources: tuple[str, ...] = ("sarm2", "sparse", "robometer_lite", "oracle")
+    update_rule: str = "rabc"
+    compare_rules: tuple[str, ...] = ("awr", "recap")
+    demos: int = 20
+    demo_skill: float = 1.0
+    demo_seed: int = 300_000
+    image_size: int = 128
+    episode_steps: int | None = None
+    sarm2_checkpoint: str = "default"
+    reward_training_steps: int = 2000
+    policy: dict[str, Any] = dataclasses.field(default_factory=dict)
+    spiral: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data_root: str = "data/spiral"
+    out: str = "results"
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind != "spiral":
+            raise ConfigError(f"`kind` must be 'spiral' for a SPIRAL benchmark; got {self.kind!r}")
+        if not self.tasks or not self.reward_sources:
+            raise ConfigError("`tasks` and `reward_sources` must each name at least one entry")
+        if not isinstance(self.demos, int) or self.demos < 2:
+            raise ConfigError(f"`demos` must be an integer >= 2; got {self.demos!r}")
+        if not 0 <= self.demo_skill <= 1:
+            raise ConfigError(f"`demo_skill` must be in [0, 1]; got {self.demo_skill!r}")
+        from agents.policy import BCPolicyConfig
+        from agents.spiral import SpiralConfig
+        from agents.updates import UpdateConfig
+        from rewards.registry import REGISTRY
+        from sarm2_env.errors import UnknownNameError
+
+        for source in self.reward_sources:
+            if source not in REGISTRY:
+                raise UnknownNameError("reward source (in `reward_sources`)", source, REGISTRY)
+        for rule in (self.update_rule, *self.compare_rules):
+            UpdateConfig(rule=rule)
+        BCPolicyConfig(**self.policy)
+        SpiralConfig.from_dict(self.spiral)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpiralBenchConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown SPIRAL benchmark key(s) {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        for key in ("tasks", "reward_sources", "compare_rules"):
+            if key in data and data[key] is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    def policy_config(self):
+        from agents.policy import BCPolicyConfig
+
+        return BCPolicyConfig(**{"image_size": self.image_size, **self.policy})
+
+    def spiral_config(self, rule: str):
+        from agents.spiral import SpiralConfig
+
+        return SpiralConfig.from_dict({**self.spiral, "update": {**self.spiral.get("update", {}), "rule": rule}})
+
+
+def is_spiral_config(path: Path) -> bool:
+    """Whether the YAML file at ``path`` is a SPIRAL benchmark (``kind: spiral``)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == "spiral"
+
+
+def load_spiral_config(path: Path, overrides: dict[str, Any]) -> SpiralBenchConfig:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"`--set {key}`: {p!r} is not a section")
+        node[leaf] = value
+    return SpiralBenchConfig.from_dict(data)
+
+
+def _runs(config: SpiralBenchConfig) -> list[tuple[str, str]]:
+    """(reward source, update rule) pairs: every source with the main rule, then SARM2 with the others."""
+    runs = [(source, config.update_rule) for source in config.reward_sources]
+    if "sarm2" in config.reward_sources:
+        runs += [("sarm2", rule) for rule in config.compare_rules if rule != config.update_rule]
+    return runs
+
+
+def _reward_arg(config: SpiralBenchConfig, source: str, task_dir: Path, data_dir: Path, encoder) -> str:
+    """What the env's reward wrapper loads for ``source``: a name, the shipped checkpoint or one trained here."""
+    if source in REFERENCE_SOURCES:
+        return source
+    if source == "sarm2" and config.sarm2_checkpoint != "default":
+        return config.sarm2_checkpoint
+    if source == "sarm2":
+        return "sarm2"
+    path = task_dir / f"reward_{source}"
+    if (path / "config.json").exists():
+        return str(path)
+    from rewards.data import load_features, split_episodes
+    from rewards.registry import make_reward_model, reward_model_class
+
+    cls = reward_model_class(source)
+    if not hasattr(cls, "fit"):
+        raise ConfigError(f"reward source {source!r} is neither a reference nor trainable; use a checkpoint")
+    features = load_features(data_dir, encoder)
+    train, val = split_episodes(features, 0.1, seed=0)
+    model_kwargs: dict[str, Any] = {"encoder": encoder, "device": config.device}
+    config_cls = getattr(cls, "config_cls", None)
+    if config_cls is not None:
+        model_kwargs["config"] = config_cls.from_dict({"steps": config.reward_training_steps})
+    model = make_reward_model(source, **model_kwargs)
+    model.fit(train, val, progress=False)
+    model.save(path)
+    log.info("spiral: trained %s on %d demos -> %s", source, len(train), path)
+    return str(path)
+
+
+def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
+    """Run (or resume) every task x (source, rule) SPIRAL run and write the report."""
+    import tasks
+    from agents.policy import BCPolicy, demos_from_dataset
+    from agents.spiral import SPIRAL
+    from sarm2_env.make import make_env
+    from tasks.collect import CollectConfig, collect
+
+    started = time.perf_counter()
+    run_dir = Path(config.out) / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    policy_cfg = config.policy_config()
+    results: dict[str, Any] = {"config": dataclasses.asdict(config), "tasks": {}}
+    for task in config.tasks:
+        task_id = tasks.resolve_task_id(task)
+        short = task_id.split("/")[1].removesuffix("-v0")
+        task_dir = run_dir / short
+        data_dir = Path(config.data_root) / f"{config.image_size}px" / short
+        collect(
+            CollectConfig(
+                tasks=(task_id,),
+                episodes=config.demos,
+                skills=(config.demo_skill,),
+                seed=config.demo_seed,
+                image_size=config.image_size,
+            ),
+            str(data_dir),
+            progress_bar=False,
+        )
+        encoder = BCPolicy(policy_cfg, device=config.device).image_encoder
+        demos = demos_from_dataset(data_dir, encoder)
+        env_kwargs: dict[str, Any] = {"image_size": config.image_size}
+        if config.episode_steps is not None:
+            env_kwargs["max_episode_steps"] = config.episode_steps
+        first_round0: Path | None = None
+        task_results = {}
+        for source, rule in _runs(config):
+            reward = _reward_arg(config, source, task_dir, data_dir, encoder)
+            env_fn = functools.partial(make_env, task_id, reward_model=reward, **env_kwargs)
+            workdir = task_dir / f"{source}-{rule}"
+            spiral = SPIRAL(
+                env_fn,
+                demos,
+                workdir,
+                config.spiral_config(rule),
+                policy_cfg,
+                device=config.device,
+            )
+            # pi_0 (cloned in the first run) and its evaluation on the shared seeds serve every run.
+            if first_round0 is not None and not (workdir / "round_00").exists():
+                shutil.copytree(first_round0, workdir / "round_00")
+            log.info("spiral %s: %s rewards, %s updates -> %s", short, source, rule, workdir)
+            rounds = spiral.run()
+            if first_round0 is None:
+                first_round0 = workdir / "round_00"
+            task_results[f"{source}-{rule}"] = {
+                "reward_source": source,
+                "update_rule": rule,
+                "rounds": [r.to_dict() for r in rounds],
+            }
+        results["tasks"][short] = task_results
+    results["wall_minutes"] = (time.perf_counter() - started) / 60
+    results["best_rule"] = best_rule(results, config)
+    write_json_atomic(run_dir / "spiral_results.json", results)
+    (run_dir / "spiral_summary.md").write_text(summary_markdown(results, config))
+    plot_curves(results, run_dir / "plots")
+    return results
+
+
+def best_rule(results: dict[str, Any], config: SpiralBenchConfig) -> dict[str, Any] | None:
+    """The update rule with the highest mean final success rate over tasks, with SARM2 rewards."""
+    rules = [config.update_rule, *[r for r in config.compare_rules if r != config.update_rule]]
+    finals: dict[str, list[float]] = {}
+    for task_runs in results["tasks"].values():
+        for rule in rules:
+            run = task_runs.get(f"sarm2-{rule}")
+            if run:
+                finals.setdefault(rule, []).append(run["rounds"][-1]["success_rate"])
+    if not finals:
+        return None
+    means = {rule: sum(v) / len(v) for rule, v in finals.items()}
+    best = max(means, key=means.get)
+    return {"rule": best, "mean_final_success": means}
+
+
+def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
+    """Success rate per round (95 % interval) per task and run, plus the best update rule."""
+    policy = config.policy_config()
+    encoder_note = " (random-init encoder, test only)" if policy.encoder == "tiny" else ""
+    lines = [
+        f"# SPIRAL benchmark `{config.name}`",
+        "",
+        f"Ground-truth success (`info['success']`) on {config.spiral.get('eval_episodes', 50)} fixed evaluation "
+        f"episodes per round, 95 % Wilson intervals. BC policy: {policy.encoder}{encoder_note} embeddings, "
+        f"{config.demos} demos at skill {config.demo_skill}. Wall time {results['wall_minutes']:.1f} min.",
+        "",
+    ]
+    for task, runs in results["tasks"].items():
+        n_rounds = max(len(r["rounds"]) for r in runs.values())
+        lines += [
+            f"## {task}",
+            "",
+            "| reward source | update | " + " | ".join(f"round {k}" for k in range(n_rounds)) + " |",
+        ]
+        lines.append("|---|---|" + "---|" * n_rounds)
+        for run in runs.values():
+            cells = [f"{r['success_rate']:.0%} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" for r in run["rounds"]]
+            lines.append(f"| {run['reward_source']} | {run['update_rule']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    best = results.get("best_rule")
+    if best:
+        means = ", ".join(f"{k} {v:.0%}" for k, v in best["mean_final_success"].items())
+        lines.append(
+            f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(results: dict[str, Any], out_dir: Path) -> None:
+    """One figure per task: success rate per round with 95 % interval bars, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for task, runs in results["tasks"].items():
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for key, run in runs.items():
+            xs = [r["round"] for r in run["rounds"]]
+            ys = [r["success_rate"] for r in run["rounds"]]
+            lo = [y - r["ci95"][0] for y, r in zip(ys, run["rounds"])]
+            hi = [r["ci95"][1] - y for y, r in zip(ys, run["rounds"])]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=key)
+        ax.set_xlabel("SPIRAL round")
+        ax.set_ylabel("success rate (ground truth)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"spiral_{task}.png", dpi=120)
+        plt.close(fig)
