@@ -98,8 +98,9 @@ class BenchConfig:
             if name not in REGISTRY:
                 raise UnknownNameError("backend (in `backends`)", name, REGISTRY)
         for name in self.train.overrides:
-            if name not in self.backends:
-                raise ConfigError(f"`train.overrides` names {name!r}, which is not in `backends` {list(self.backends)}")
+            # Registered but unselected is fine (`--backends` may pick a subset); a typo is not.
+            if name not in REGISTRY:
+                raise UnknownNameError("backend (in `train.overrides`)", name, REGISTRY)
         if self.vlm is not None and not isinstance(self.vlm, dict):
             raise ConfigError(f"`vlm` must be null or a mapping (kind: local|http, ...); got {self.vlm!r}")
 

@@ -121,3 +121,13 @@ def test_a_failing_backend_does_not_lose_the_others(first_run, monkeypatch) -> N
     assert results["failures"]["exploding"]["stage"] == "predict"
     assert "oracle" in results["table"]
     assert "`exploding` FAILED in predict" in (root / "results" / "boom" / "summary.md").read_text()
+
+
+def test_train_overrides_name_registered_backends() -> None:
+    from benchmarks.bench_config import load_config
+    from sarm2_env.errors import UnknownNameError
+
+    config = load_config("quick", {"backends": ["sarm2"]})  # quick.yaml overrides `sarm`, unselected here: fine
+    assert config.train.overrides["sarm"]["steps"] == 300
+    with pytest.raises(UnknownNameError, match="sarn"):
+        load_config("quick", {"train.overrides": {"sarn": {"steps": 1}}})
