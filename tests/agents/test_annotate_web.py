@@ -188,7 +188,14 @@ class TestAPI:
         labels = tmp_path / "cli.jsonl"
         cmd = [sys.executable, "-m", "agents.annotate", "--data", str(rollout_dataset), "--labels", str(labels)]
         proc = subprocess.Popen(
-            [*cmd, "--port", "0"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*cmd, "--port", "0"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # Ctrl-C must reach the server even when the suite itself runs with SIGINT ignored (nohup, `&`).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             lines = [proc.stdout.readline(), proc.stdout.readline()]

@@ -143,6 +143,8 @@ def test_sigusr1_engages_the_estop_and_handlers_are_restored() -> None:
 
 
 def test_sigint_engages_the_estop_then_interrupts() -> None:
+    # Python's own Ctrl-C handler underneath, even when the suite was started with SIGINT ignored (nohup, `&`).
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     sup = SafetySupervisor({}, {}, SafetyConfig())
     estop = SignalEStop(sup, ["SIGINT"]).install()
     try:
@@ -152,6 +154,7 @@ def test_sigint_engages_the_estop_then_interrupts() -> None:
         assert sup.estopped
     finally:
         estop.uninstall()
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_key_listener_reads_a_pipe_without_a_tty() -> None:
