@@ -196,6 +196,26 @@ class YamTaskEnv(gym.Env):
         self.data.qpos[qpos_adr : qpos_adr + 3] = pos
         self.data.qpos[qpos_adr + 3 : qpos_adr + 7] = yaw_quat(yaw)
 
+    def place_flex(self, qpos_adrs: np.ndarray, rest: np.ndarray, shift: np.ndarray, yaw: float) -> None:
+        """Lay flex vertices flat, turned by ``yaw`` about their centroid and moved by ``shift`` (x, y).
+
+        Each vertex's joint stores its offset from the build position ``rest (N, 3)``; ``qpos_adrs (N,)``.
+        """
+        centre = rest[:, :2].mean(axis=0)
+        c, s = np.cos(yaw), np.sin(yaw)
+        target = (rest[:, :2] - centre) @ np.array([[c, s], [-s, c]]) + centre + shift
+        offsets = np.zeros((len(rest), 3))
+        offsets[:, :2] = target - rest[:, :2]
+        for adr, off in zip(qpos_adrs, offsets):
+            self.data.qpos[adr : adr + 3] = off
+
+    def update_grasp_assists(self, assists: dict[str, Any]) -> None:
+        """Drive one grasp assist per arm (``{arm: WeldGrasp | PinchGrasp}``) with that arm's gripper command:
+        closing on contact engages it, opening releases it."""
+        cmd = self.gripper_command()
+        for arm, assist in assists.items():
+            assist.update(self.model, self.data, float(cmd[ARMS.index(arm)]))
+
     def gripper_command(self) -> np.ndarray:
         """Commanded opening (0 closed, 1 open) of the left and right grippers."""
         idx = [self.model.actuator(f"{arm}_gripper").id for arm in ARMS]

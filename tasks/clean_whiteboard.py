@@ -166,9 +166,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
 
     # ------------------------------------------------------------------ per-step physics
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, grasp in enumerate(self.grasps.values()):
-            grasp.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.grasps)
 
     def _after_physics(self) -> None:
         rot = self.data.xmat[self._eraser].reshape(3, 3)

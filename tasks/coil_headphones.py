@@ -194,9 +194,7 @@ class CoilHeadphonesEnv(YamTaskEnv):
             pinch.reset(self.data)
 
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, pinch in enumerate(self.pinches.values()):
-            pinch.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.pinches)
 
     # ------------------------------------------------------------------ state helpers
     def vertices(self) -> np.ndarray:

@@ -97,7 +97,6 @@ class FoldShortsEnv(YamTaskEnv):
         self._vbody = np.array([self.model.body(f"shorts/cloth_{i}").id for i in range(n)])
         self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
         self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
-        self._centre0 = self._rest[:, :2].mean(axis=0)
         self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody) for arm in ("left", "right")}
         flat = {k: self._rest[v] for k, v in LANDMARKS.items()}
         self._d0 = {pair: float(np.linalg.norm(flat[pair[0]] - flat[pair[1]])) for pair in FOLD1_PAIRS + FOLD2_PAIRS}
@@ -106,20 +105,12 @@ class FoldShortsEnv(YamTaskEnv):
         rng = self.np_random
         shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.03, 0.03)])
         yaw = rng.uniform(-0.15, 0.15)
-        c, s = np.cos(yaw), np.sin(yaw)
-        local = self._rest[:, :2] - self._centre0
-        target = local @ np.array([[c, s], [-s, c]]) + self._centre0 + shift
-        offsets = np.zeros((len(self._vbody), 3))
-        offsets[:, :2] = target - self._rest[:, :2]
-        for adr, off in zip(self._vqadr, offsets):
-            self.data.qpos[adr : adr + 3] = off
+        self.place_flex(self._vqadr, self._rest, shift, yaw)
         for pinch in self.pinches.values():
             pinch.reset(self.data)
 
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, pinch in enumerate(self.pinches.values()):
-            pinch.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.pinches)
 
     # ------------------------------------------------------------------ ground truth
     def landmark(self, name: str) -> np.ndarray:

@@ -135,7 +135,6 @@ class FoldTShirtEnv(YamTaskEnv):
         self._vbody = np.array([self.model.body(f"shirt/cloth_{i}").id for i in range(N_VERTICES)])
         self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
         self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
-        self._centre0 = self._rest[:, :2].mean(axis=0)
         self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody, radius=0.03) for arm in ("left", "right")}
         self._d0 = np.array([np.linalg.norm(self._rest[a] - self._rest[b]) for a, b in ALL_PAIRS])
         self._pair_a = self._vbody[[a for a, _ in ALL_PAIRS]]
@@ -146,20 +145,12 @@ class FoldTShirtEnv(YamTaskEnv):
         rng = self.np_random
         shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)])
         yaw = rng.uniform(-0.12, 0.12)
-        c, s = np.cos(yaw), np.sin(yaw)
-        local = self._rest[:, :2] - self._centre0
-        target = local @ np.array([[c, s], [-s, c]]) + self._centre0 + shift
-        offsets = np.zeros((len(self._vbody), 3))
-        offsets[:, :2] = target - self._rest[:, :2]
-        for adr, off in zip(self._vqadr, offsets):
-            self.data.qpos[adr : adr + 3] = off
+        self.place_flex(self._vqadr, self._rest, shift, yaw)
         for pinch in self.pinches.values():
             pinch.reset(self.data)
 
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, pinch in enumerate(self.pinches.values()):
-            pinch.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.pinches)
 
     # ------------------------------------------------------------------ ground truth
     def point(self, ix: int, iy: int) -> np.ndarray:

@@ -166,9 +166,7 @@ class PullPlugEnv(YamTaskEnv):
             grasp.release(self.data)
 
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, grasp in enumerate(self.grasps.values()):
-            grasp.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ ground truth
     def pull_distance(self) -> float:

@@ -190,9 +190,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         self._rest_com_z = float(self.data.xipos[self._body][2])
 
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, grasp in enumerate(self.grasps.values()):
-            grasp.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ geometry helpers
     def body_point(self, local: np.ndarray) -> np.ndarray:

@@ -199,9 +199,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
 
     # ------------------------------------------------------------------ per-step physics
     def _before_physics(self, action: np.ndarray) -> None:
-        cmd = self.gripper_command()
-        for i, grasp in enumerate(self.grasps.values()):
-            grasp.update(self.model, self.data, float(cmd[i]))
+        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ state queries
     def scrap_positions(self) -> np.ndarray:
