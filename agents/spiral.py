@@ -32,6 +32,7 @@ from agents.policy import NEGATIVE, POSITIVE, BCPolicy, BCPolicyConfig, PolicyEp
 from agents.relabel import RelabelConfig, relabel_progress
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
 from agents.updates import UpdateConfig, sample_targets
+from benchmarks.metrics import wilson_interval
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.errors import CheckpointError, ConfigError, NonFiniteError
 
@@ -122,16 +123,6 @@ class SpiralConfig:
     def eval_seeds(self) -> list[int]:
         start = self.seed + EVAL_SEED_BASE
         return list(range(start, start + self.eval_episodes))
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate (NaN for ``n = 0``)."""
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclasses.dataclass(frozen=True)
