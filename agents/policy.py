@@ -280,30 +280,46 @@ class BCPolicy:
                 self._queues[i] = list(chunks[j, : self.config.execute])
         return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
 
-    @torch.no_grad()
     def predict_chunks(
         self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str], condition: int = POSITIVE
     ) -> np.ndarray:
         """``(N, H, 14)`` joint targets for the next ``H`` steps (absolute, clipped to [0, 1] for the grippers)."""
+        return self.chunks_from_normalised(self.normalised_chunks(embeddings, state, instructions, condition), state)
+
+    @torch.no_grad()
+    def normalised_chunks(
+        self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str], condition: int = POSITIVE
+    ) -> np.ndarray:
+        """The head's raw output ``(N, H, 14)``: joint deltas from ``state``, standardised per joint.
+
+        This is the action space a residual actor and its critics work in (:mod:`agents.residual`).
+        """
         self._require_trained()
         self.net.eval()
         emb_t = torch.as_tensor(embeddings, dtype=torch.float32, device=self.device)
-        state_n = (state - self.norm["state_mean"]) / self.norm["state_std"]
         text = np.stack([self.instruction_embedding(s) for s in instructions])
         cond = torch.full((len(state),), condition, dtype=torch.long, device=self.device)
         out = self.net(
             emb_t,
-            torch.as_tensor(state_n, dtype=torch.float32, device=self.device),
+            torch.as_tensor(self.normalise_state(state), dtype=torch.float32, device=self.device),
             torch.as_tensor(text, device=self.device),
             cond if self.config.condition else None,
         )
-        delta = out.cpu().numpy() * self.norm["delta_std"] + self.norm["delta_mean"]  # (N, H, 14)
-        actions = state[:, None, :] + delta
+        return out.cpu().numpy()
+
+    def normalise_state(self, state: np.ndarray) -> np.ndarray:
+        """Joint states ``(N, 14)`` standardised with the training statistics."""
+        self._require_trained()
+        return ((state - self.norm["state_mean"]) / self.norm["state_std"]).astype(np.float32)
+
+    def chunks_from_normalised(self, normalised: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Standardised deltas ``(N, K, 14)`` -> absolute joint targets (grippers clipped to [0, 1])."""
+        actions = state[:, None, :] + normalised * self.norm["delta_std"] + self.norm["delta_mean"]
         grip = [6, 13]
         actions[..., grip] = np.clip(actions[..., grip], 0.0, 1.0)
         if not np.all(np.isfinite(actions)):
             raise NonFiniteError("BC policy produced NaN/inf actions (diverged training?)")
-        return actions
+        return actions.astype(np.float32)
 
     def _require_trained(self) -> None:
         if self.net is None:

@@ -285,7 +285,7 @@ class LocalExecutor:
 class RayExecutor:
     """Rollouts in Ray actors (one env each), on a local Ray instance or a cluster (``address``).
 
-    The policy travels to the actors as its weights (:meth:`agents.policy.BCPolicy.state_dict`); rollouts
+    The policy travels to the actors as its weights (``policy.state_dict()``, either policy kind); rollouts
     come back to the driver, which stores them.
     """
 
@@ -332,10 +332,10 @@ class _RayWorker:
     """A Ray actor: one env and a copy of the policy."""
 
     def __init__(self, make_env: EnvFactory, policy_state: dict) -> None:
-        from agents.policy import BCPolicy
+        from agents.residual import policy_from_state_dict
 
         self.make_env = make_env
-        self.policy = BCPolicy.from_state_dict(policy_state, device="cpu")
+        self.policy = policy_from_state_dict(policy_state, device="cpu")
 
     def collect(self, seeds: list[int]) -> list[Rollout]:
         out: list[Rollout] = []

@@ -7,7 +7,9 @@ reward comes from :class:`sarm2_env.SARM2RewardWrapper`:
 2. each round ``r``: roll out ``pi_{r-1}``, relabel every rollout from the reward model's progress
    (query rate, smoothing and clipping of :class:`agents.relabel.RelabelConfig`), turn chunk advantages
    into per-sample weights or conditions (:mod:`agents.updates`), and fine-tune ``pi_{r-1}`` on the
-   demonstrations plus the weighted rollouts -> ``pi_r``;
+   demonstrations plus the weighted rollouts -> ``pi_r``; with the ``residual_ac`` rule, instead train a
+   residual actor-critic on the frozen ``pi_0`` from the relabelled rollouts of every round so far
+   (:mod:`agents.residual`; training rollouts explore with its ``explore_noise``);
 3. every policy is evaluated on the same held-out seeds; success is the simulator's ground-truth
    ``info["success"]`` with a 95 % Wilson interval, never the learned reward.
 
@@ -22,6 +24,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ import numpy as np
 
 from agents.policy import NEGATIVE, POSITIVE, BCPolicy, BCPolicyConfig, PolicyEpisode
 from agents.relabel import RelabelConfig, relabel_progress
+from agents.residual import ResidualACPolicy, load_policy
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
 from agents.updates import UpdateConfig, sample_targets
 from benchmarks.metrics import wilson_interval
@@ -272,14 +276,18 @@ class SPIRAL:
         policy.save(path)
         return policy
 
-    def _improve(self, r: int, previous: BCPolicy) -> tuple[BCPolicy, dict[str, Any]]:
+    def _improve(self, r: int, previous: Any) -> tuple[Any, dict[str, Any]]:
         rdir = self._round_dir(r)
         policy_path = rdir / "policy"
         stats_path = rdir / "update.json"
         if (policy_path / "config.json").exists() and stats_path.exists():
             log.info("round %d: policy found, not retrained", r)
-            return BCPolicy.load(policy_path, device=self.device), json.loads(stats_path.read_text())
+            return load_policy(policy_path, device=self.device), json.loads(stats_path.read_text())
+        if self.config.update.rule == "residual_ac":
+            return self._improve_residual(r, previous)
+        started = time.perf_counter()
         rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
+        collected = time.perf_counter()
         episodes, stats = self._training_set(rollouts, self._relabel_model(r))
         if r == 1 and self.config.adapt_reward_model:
             stats["adaptation"] = self._adapt(rollouts)
@@ -288,11 +296,44 @@ class SPIRAL:
         policy.fit(episodes, seed=self.config.seed + r, steps=self.config.finetune_steps, init_from=previous)
         policy.save(policy_path)
         stats["rollout_success_rate"] = float(np.mean([ro.success for ro in rollouts]))
+        stats.update(_timing(started, collected))
         write_json_atomic(stats_path, stats)
         log.info("round %d: updated on %d rollouts (%s)", r, len(rollouts), stats)
         return policy, stats
 
-    def _collect(self, root: Path, policy: BCPolicy, seeds: list[int]) -> list[Rollout]:
+    def _improve_residual(self, r: int, previous: Any) -> tuple[ResidualACPolicy, dict[str, Any]]:
+        """Round ``r`` of the residual actor-critic: explore with ``pi_{r-1}``, train on all rounds' rollouts."""
+        rdir = self._round_dir(r)
+        if isinstance(previous, ResidualACPolicy):
+            policy = previous.copy()
+        else:  # round 1: pi_0 with a zero residual, so its rollouts already explore
+            policy = ResidualACPolicy.from_base(previous, self.config.update.residual, seed=self.config.seed + r)
+        started = time.perf_counter()
+        with policy.exploring():
+            rollouts = self._collect(rdir / "rollouts", policy, self.config.rollout_seeds(r))
+        collected = time.perf_counter()
+        adaptation = self._adapt(rollouts) if r == 1 and self.config.adapt_reward_model else None
+        replay = [ro for k in range(1, r) for ro in RolloutStore(self._round_dir(k) / "rollouts")] + rollouts
+        model = self._relabel_model(r)
+        relabel = self.config.relabel
+        progress = [relabel_progress(self._predicted_progress(ro, model), relabel).progress for ro in replay]
+        summary = policy.fit(replay, progress, steps=self.config.finetune_steps, seed=self.config.seed + r)
+        policy.save(rdir / "policy")
+        stats: dict[str, Any] = {
+            "rule": "residual_ac",
+            "rollouts": len(rollouts),
+            "replay_rollouts": len(replay),
+            **summary,
+            "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
+            **_timing(started, collected),
+        }
+        if adaptation is not None:
+            stats["adaptation"] = adaptation
+        write_json_atomic(rdir / "update.json", stats)
+        log.info("round %d: residual actor-critic on %d rollouts (%s)", r, len(replay), stats)
+        return policy, stats
+
+    def _collect(self, root: Path, policy: Any, seeds: list[int]) -> list[Rollout]:
         store = RolloutStore(root)
         have = {seed for _, seed in store.seeds()}
         todo = [s for s in seeds if s not in have]
@@ -343,6 +384,20 @@ class SPIRAL:
         log.info("reward model adapted on %d rollouts (%d auto-annotated) -> %s", len(rollouts), auto, path)
         return {"rollouts": len(rollouts), "auto_annotated": auto, "human_annotated": len(rollouts) - auto}
 
+    @staticmethod
+    def _predicted_progress(rollout: Rollout, relabel_model: Any = None) -> np.ndarray:
+        """The reward model's per-frame progress of a rollout: online from the env, or from ``relabel_model``."""
+        if relabel_model is not None:
+            predicted = relabel_model.predict_episode(rollout_features(rollout)).progress
+        else:
+            predicted = rollout.rm_progress
+        if np.isnan(predicted).any():
+            raise NonFiniteError(
+                f"rollout {rollout.episode_id}: no reward-model progress in info['sarm2/progress'] "
+                "(wrap the env with SARM2RewardWrapper) or the model returned NaN"
+            )
+        return predicted
+
     def _training_set(
         self, rollouts: list[Rollout], relabel_model: Any = None
     ) -> tuple[list[PolicyEpisode], dict[str, Any]]:
@@ -350,16 +405,7 @@ class SPIRAL:
         advantages, groups = [], []
         task_index = {t: k for k, t in enumerate(sorted({ro.task_id for ro in rollouts}))}
         for ro in rollouts:
-            if relabel_model is not None:
-                predicted = relabel_model.predict_episode(rollout_features(ro)).progress
-            else:
-                predicted = ro.rm_progress
-            if np.isnan(predicted).any():
-                raise NonFiniteError(
-                    f"rollout {ro.episode_id}: no reward-model progress in info['sarm2/progress'] "
-                    "(wrap the env with SARM2RewardWrapper) or the model returned NaN"
-                )
-            advantages.append(relabel_progress(predicted, cfg.relabel).advantage)
+            advantages.append(relabel_progress(self._predicted_progress(ro, relabel_model), cfg.relabel).advantage)
             groups.append(np.full(ro.length, task_index[ro.task_id]))
         flat = np.concatenate(advantages)
         targets = sample_targets(flat, cfg.update, np.concatenate(groups))
@@ -385,7 +431,7 @@ class SPIRAL:
         }
         return episodes, stats
 
-    def _evaluate(self, r: int, policy: BCPolicy, stats: dict[str, Any]) -> RoundResult:
+    def _evaluate(self, r: int, policy: Any, stats: dict[str, Any]) -> RoundResult:
         path = self._round_dir(r) / "eval.json"
         if path.exists():
             data = json.loads(path.read_text())
@@ -424,6 +470,13 @@ class SPIRAL:
                 )
             return
         write_json_atomic(path, record)
+
+
+def _timing(started: float, collected: float) -> dict[str, float]:
+    """Seconds spent collecting a round's rollouts, and relabelling + updating (a resumed round counts only
+    the rollouts it still had to collect)."""
+    now = time.perf_counter()
+    return {"collect_seconds": collected - started, "update_seconds": now - collected, "round_seconds": now - started}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -8,6 +8,8 @@ the behaviour-cloning loss) and an optional ``condition`` (an input the policy i
 * ``recap``: pi*0.6's RECAP-style conditioning: every sample keeps weight 1 and the policy learns
   ``a | (advantage positive?)``; at rollout time it is asked for the positive mode. The indicator is
   dropped (set to "unknown") with probability ``condition_dropout`` in training.
+* ``residual_ac``: the authors' release, a residual actor-critic on the frozen BC policy; not a sample
+  weighting but its own trainer (:mod:`agents.residual`), configured by ``UpdateConfig.residual``.
 
 Which one works best is measured by ``benchmarks/configs/spiral.yaml``.
 """
@@ -15,12 +17,15 @@ Which one works best is measured by ``benchmarks/configs/spiral.yaml``.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
 from sarm2_env.errors import ConfigError, InputShapeError, NonFiniteError
 
-UPDATE_RULES: tuple[str, ...] = ("rabc", "awr", "recap")
+UPDATE_RULES: tuple[str, ...] = ("rabc", "awr", "recap", "residual_ac")
+#: Rules that re-weight (or condition) behaviour cloning; the others have their own trainer.
+WEIGHTING_RULES: tuple[str, ...] = ("rabc", "awr", "recap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +40,9 @@ class UpdateConfig:
         positive_fraction: RECAP's share of samples labelled "advantage positive" (the top fraction).
         per_task_threshold: RECAP threshold per task instead of over all samples.
         condition_dropout: RECAP's probability of hiding the indicator in training.
-        include_demos: keep the demonstrations in every update (weight 1, indicator positive).
+        include_demos: keep the demonstrations in every update (weight 1, indicator positive); the
+            weighting rules only.
+        residual: the residual actor-critic's settings (a :class:`agents.residual.ResidualACConfig` or a dict).
     """
 
     rule: str = "rabc"
@@ -46,8 +53,15 @@ class UpdateConfig:
     per_task_threshold: bool = True
     condition_dropout: float = 0.3
     include_demos: bool = True
+    residual: Any = None
 
     def __post_init__(self) -> None:
+        from agents.residual import ResidualACConfig
+
+        if self.residual is None or isinstance(self.residual, dict):
+            object.__setattr__(self, "residual", ResidualACConfig(**(self.residual or {})))
+        elif not isinstance(self.residual, ResidualACConfig):
+            raise ConfigError(f"`residual` must be a ResidualACConfig or a dict; got {type(self.residual).__name__}")
         if self.rule not in UPDATE_RULES:
             from sarm2_env.errors import UnknownNameError
 

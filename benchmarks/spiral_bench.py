@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -276,6 +277,7 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
             cells = [f"{r['success_rate']:.0%} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" for r in run["rounds"]]
             lines.append(f"| {run['reward_source']} | {run['update_rule']} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += round_timing_lines(results, config)
     best = results.get("best_rule")
     if best:
         means = ", ".join(f"{k} {v:.0%}" for k, v in best["mean_final_success"].items())
@@ -283,6 +285,27 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
             f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
         )
     return "\n".join(lines) + "\n"
+
+
+def round_timing_lines(results: dict[str, Any], config: SpiralBenchConfig) -> list[str]:
+    """Mean wall time of one round (collect the rollouts, relabel, update) per task, from the rounds that ran
+    start to end in this run (resumed rounds only time what they still had to do)."""
+    import platform
+
+    lines = []
+    for task, runs in results["tasks"].items():
+        rounds = [r["update"] for run in runs.values() for r in run["rounds"][1:] if "round_seconds" in r["update"]]
+        if not rounds:
+            continue
+        keys = ("round_seconds", "collect_seconds", "update_seconds")
+        mean = {k: sum(r[k] for r in rounds) / len(rounds) for k in keys}
+        lines.append(
+            f"One round on {task} ({config.spiral.get('rollouts_per_round', 50)} rollouts, relabel, update; mean of "
+            f"{len(rounds)}): {mean['round_seconds'] / 60:.1f} min (collect {mean['collect_seconds'] / 60:.1f}, "
+            f"update {mean['update_seconds'] / 60:.1f}) on {os.cpu_count()} CPU cores ({platform.machine()}), "
+            f"{config.spiral.get('num_envs', 4)} envs."
+        )
+    return [*lines, ""] if lines else []
 
 
 def plot_curves(results: dict[str, Any], out_dir: Path) -> None:
