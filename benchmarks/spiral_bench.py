@@ -2,7 +2,8 @@
 
 Run by ``python benchmarks/run.py --config spiral`` (any config with ``kind: spiral``). Per task:
 
-1. full-skill demos (``demos`` of them at ``demo_skill``; seeds from ``demo_seed``) -> the BC policy
+1. demos (``demos`` of them at ``demo_skill``, one skill or a list cycled over episodes; seeds from
+   ``demo_seed``; the failed ones are dropped) -> the BC policy
    ``pi_0``, trained once and shared by every reward source, so all curves start from the same policy;
 2. for each reward source, a SPIRAL run from ``pi_0`` with ``update_rule``; the sources are reward-model
    backends: ``sarm2`` (the shipped checkpoint, or ``sarm2_checkpoint``), trainable baselines such as
@@ -47,7 +48,7 @@ class SpiralBenchConfig:
     update_rule: str = "rabc"
     compare_rules: tuple[str, ...] = ("awr", "recap")
     demos: int = 20
-    demo_skill: float = 1.0
+    demo_skill: float | tuple[float, ...] = 1.0
     demo_seed: int = 300_000
     image_size: int = 128
     episode_steps: int | None = None
@@ -66,8 +67,8 @@ class SpiralBenchConfig:
             raise ConfigError("`tasks` and `reward_sources` must each name at least one entry")
         if not isinstance(self.demos, int) or self.demos < 2:
             raise ConfigError(f"`demos` must be an integer >= 2; got {self.demos!r}")
-        if not 0 <= self.demo_skill <= 1:
-            raise ConfigError(f"`demo_skill` must be in [0, 1]; got {self.demo_skill!r}")
+        if not self.demo_skills or not all(isinstance(k, (int, float)) and 0 <= k <= 1 for k in self.demo_skills):
+            raise ConfigError(f"`demo_skill` must be a number in [0, 1] or a list of them; got {self.demo_skill!r}")
         from agents.policy import BCPolicyConfig
         from agents.spiral import SpiralConfig
         from agents.updates import UpdateConfig
@@ -89,10 +90,16 @@ class SpiralBenchConfig:
         if unknown:
             raise ConfigError(f"unknown SPIRAL benchmark key(s) {unknown}; known: {sorted(known)}")
         data = dict(data)
+        if isinstance(data.get("demo_skill"), list):
+            data["demo_skill"] = tuple(data["demo_skill"])
         for key in ("tasks", "reward_sources", "compare_rules"):
             if key in data and data[key] is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+    @property
+    def demo_skills(self) -> tuple[float, ...]:
+        return self.demo_skill if isinstance(self.demo_skill, tuple) else (self.demo_skill,)
 
     def policy_config(self):
         from agents.policy import BCPolicyConfig
@@ -190,7 +197,7 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
             CollectConfig(
                 tasks=(task_id,),
                 episodes=config.demos,
-                skills=(config.demo_skill,),
+                skills=config.demo_skills,
                 seed=config.demo_seed,
                 image_size=config.image_size,
             ),
@@ -262,7 +269,9 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
         "",
         f"Ground-truth success (`info['success']`) on {config.spiral.get('eval_episodes', 50)} fixed evaluation "
         f"episodes per round, 95 % Wilson intervals. BC policy: {policy.encoder}{encoder_note} embeddings, "
-        f"{config.demos} demos at skill {config.demo_skill}. Wall time {results['wall_minutes']:.1f} min.",
+        f"{config.demos} demos at skill {', '.join(map(str, config.demo_skills))}. Each cell: success rate "
+        "[95 % interval] / mean ground-truth final progress (`info['progress']`, in [0, 1]). "
+        f"Wall time {results['wall_minutes']:.1f} min.",
         "",
     ]
     for task, runs in results["tasks"].items():
@@ -274,7 +283,10 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
         ]
         lines.append("|---|---|" + "---|" * n_rounds)
         for run in runs.values():
-            cells = [f"{r['success_rate']:.0%} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" for r in run["rounds"]]
+            cells = [
+                f"{r['success_rate']:.0%} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] / {r['mean_final_progress']:.2f}"
+                for r in run["rounds"]
+            ]
             lines.append(f"| {run['reward_source']} | {run['update_rule']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += round_timing_lines(results, config)
@@ -309,7 +321,8 @@ def round_timing_lines(results: dict[str, Any], config: SpiralBenchConfig) -> li
 
 
 def plot_curves(results: dict[str, Any], out_dir: Path) -> None:
-    """One figure per task: success rate per round with 95 % interval bars, one line per run."""
+    """One figure per task: success rate per round with 95 % interval bars (left) and mean ground-truth final
+    progress (right), one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,18 +330,21 @@ def plot_curves(results: dict[str, Any], out_dir: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for task, runs in results["tasks"].items():
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        fig, (ax, ax_p) = plt.subplots(1, 2, figsize=(10, 3.6))
         for key, run in runs.items():
             xs = [r["round"] for r in run["rounds"]]
             ys = [r["success_rate"] for r in run["rounds"]]
             lo = [y - r["ci95"][0] for y, r in zip(ys, run["rounds"])]
             hi = [r["ci95"][1] - y for y, r in zip(ys, run["rounds"])]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=key)
-        ax.set_xlabel("SPIRAL round")
-        ax.set_ylabel("success rate (ground truth)")
-        ax.set_ylim(-0.02, 1.02)
+            ax_p.plot(xs, [r["mean_final_progress"] for r in run["rounds"]], marker="o", label=key)
+        for a, label in ((ax, "success rate (ground truth)"), (ax_p, "mean final progress (ground truth)")):
+            a.set_xlabel("SPIRAL round")
+            a.set_ylabel(label)
+            a.set_ylim(-0.02, 1.02)
+            a.set_xticks(sorted({r["round"] for run in runs.values() for r in run["rounds"]}))
         ax.set_title(task)
-        ax.legend(fontsize=7)
+        ax_p.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out_dir / f"spiral_{task}.png", dpi=120)
         plt.close(fig)

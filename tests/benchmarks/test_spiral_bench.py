@@ -54,6 +54,9 @@ def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path):
     assert all(len(r["rounds"]) == 2 and r["rounds"][1]["episodes"] == 2 for r in runs.values())
     summary = (run / "spiral_summary.md").read_text()
     assert "random-init encoder, test only" in summary and "| oracle | rabc |" in summary
+    assert "One round on CleanWhiteboard (2 rollouts, relabel, update; mean of 2)" in summary
+    update = runs["oracle-rabc"]["rounds"][1]["update"]
+    assert update["round_seconds"] == pytest.approx(update["collect_seconds"] + update["update_seconds"])
     assert (run / "plots" / "spiral_CleanWhiteboard.png").stat().st_size > 0
     # A rerun resumes from the workdirs: same numbers.
     assert main(["--config", config, "--no-progress"]) == 0
@@ -69,14 +72,20 @@ def test_spiral_config_is_strict(tmp_path):
         SpiralBenchConfig.from_dict({**TINY, "spiral": {"roundz": 1}})
     with pytest.raises(UnknownNameError, match="update rule"):
         SpiralBenchConfig.from_dict({**TINY, "compare_rules": ["ppo"]})
+    with pytest.raises(ConfigError, match="demo_skill"):
+        SpiralBenchConfig.from_dict({**TINY, "demo_skill": [1.0, 1.2]})
+    assert SpiralBenchConfig.from_dict({**TINY, "demo_skill": [1.0, 0.8]}).demo_skills == (1.0, 0.8)
     config = load_spiral_config(Path(_write(tmp_path)), {"spiral.rounds": 4, "demos": 3})
     assert config.spiral["rounds"] == 4 and config.demos == 3
 
 
-def test_the_shipped_spiral_config_loads():
+def test_the_shipped_spiral_configs_load():
     from benchmarks.bench_config import CONFIG_DIR
 
     config = load_spiral_config(CONFIG_DIR / "spiral.yaml", {})
     assert config.tasks == ("FoldShorts", "CleanWhiteboard")
     assert set(config.reward_sources) == {"sarm2", "sparse", "robometer_lite", "oracle"}
+    assert "residual_ac" in config.compare_rules
     assert config.spiral_config("rabc").eval_episodes >= 50
+    cpu = load_spiral_config(CONFIG_DIR / "spiral_cpu.yaml", {})
+    assert cpu.spiral_config("rabc").relabel.chunk == cpu.policy_config().chunk  # advantages over one chunk
