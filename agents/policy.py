@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -191,7 +191,48 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
 
 
-class BCPolicy:
+class ChunkedActing:
+    """Receding-horizon acting for ``N`` envs at once, shared by the policies: every env keeps a queue of planned
+    actions, and the envs whose queue ran out get a new plan. Subclasses provide ``encode_observations``."""
+
+    _instructions: list[str]
+    _queues: list[list[np.ndarray]]
+
+    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
+        """Start new episodes: all envs (``indices=None``) or only those listed; their queues are emptied."""
+        if indices is None:
+            self._instructions = [str(s) for s in instructions]
+            self._queues = [[] for _ in self._instructions]
+            return
+        if len(instructions) != len(indices):
+            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
+        for i, text in zip(indices, instructions):
+            self._instructions[i] = str(text)
+            self._queues[i] = []
+
+    def act(self, observations: Mapping[str, Any]) -> np.ndarray:
+        emb, state = self.encode_observations(observations)
+        return self.act_from_embeddings(emb, state)
+
+    def _next_actions(
+        self, embeddings: np.ndarray, state: np.ndarray, plan: Callable[[np.ndarray, np.ndarray, list[str]], np.ndarray]
+    ) -> np.ndarray:
+        """Pop one action per env, first refilling empty queues with ``plan(embeddings, state, instructions)``,
+        which returns the ``(n, K, 14)`` actions to execute for the ``n`` envs that need a plan."""
+        n = state.shape[0]
+        if n != len(self._queues):
+            raise InputShapeError(
+                f"`observations`: the policy was reset for {len(self._queues)} envs; got a batch of {n}"
+            )
+        need = [i for i in range(n) if not self._queues[i]]
+        if need:
+            chunks = plan(embeddings[need], state[need], [self._instructions[i] for i in need])
+            for j, i in enumerate(need):
+                self._queues[i] = list(chunks[j])
+        return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
+
+
+class BCPolicy(ChunkedActing):
     """Behaviour-cloning policy over frozen frame embeddings; see the module docstring.
 
     Build one with :meth:`fit` (or :meth:`load`); it acts in ``N`` envs at once (:class:`Policy`).
@@ -248,37 +289,13 @@ class BCPolicy:
         return emb.reshape(n, len(CAMERAS), -1).astype(np.float32), state
 
     # --- acting ------------------------------------------------------------------------------------
-    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
-        if indices is None:
-            self._instructions = [str(s) for s in instructions]
-            self._queues = [[] for _ in self._instructions]
-            return
-        if len(instructions) != len(indices):
-            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
-        for i, text in zip(indices, instructions):
-            self._instructions[i] = str(text)
-            self._queues[i] = []
-
-    def act(self, observations: Mapping[str, Any]) -> np.ndarray:
-        emb, state = self.encode_observations(observations)
-        return self.act_from_embeddings(emb, state)
-
     def act_from_embeddings(self, embeddings: np.ndarray, state: np.ndarray, condition: int = POSITIVE) -> np.ndarray:
         """The next action of every env from already-encoded frames ``(N, C, D)`` and states ``(N, 14)``."""
         self._require_trained()
-        n = state.shape[0]
-        if n != len(self._queues):
-            raise InputShapeError(
-                f"`observations`: the policy was reset for {len(self._queues)} envs; got a batch of {n}"
-            )
-        need = [i for i in range(n) if not self._queues[i]]
-        if need:
-            chunks = self.predict_chunks(
-                embeddings[need], state[need], [self._instructions[i] for i in need], condition=condition
-            )
-            for j, i in enumerate(need):
-                self._queues[i] = list(chunks[j, : self.config.execute])
-        return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
+        execute = self.config.execute
+        return self._next_actions(
+            embeddings, state, lambda e, s, texts: self.predict_chunks(e, s, texts, condition=condition)[:, :execute]
+        )
 
     def predict_chunks(
         self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str], condition: int = POSITIVE

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.policy import BCPolicy, BCPolicyConfig
+from agents.policy import BCPolicy, BCPolicyConfig, ChunkedActing
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
 
@@ -223,7 +223,7 @@ class _Critics(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------- policy
-class ResidualACPolicy:
+class ResidualACPolicy(ChunkedActing):
     """A frozen :class:`BCPolicy` plus a residual actor and a critic ensemble (see the module docstring).
 
     It is a :class:`agents.policy.Policy`; build it with :meth:`from_base` (an untrained residual acts
@@ -288,34 +288,9 @@ class ResidualACPolicy:
         finally:
             self.explore_noise = previous
 
-    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
-        if indices is None:
-            self._instructions = [str(s) for s in instructions]
-            self._queues = [[] for _ in self._instructions]
-            return
-        if len(instructions) != len(indices):
-            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
-        for i, text in zip(indices, instructions):
-            self._instructions[i] = str(text)
-            self._queues[i] = []
-
-    def act(self, observations: Mapping[str, Any]) -> np.ndarray:
-        emb, state = self.encode_observations(observations)
-        return self.act_from_embeddings(emb, state)
-
     def act_from_embeddings(self, embeddings: np.ndarray, state: np.ndarray) -> np.ndarray:
         """The next action of every env from encoded frames ``(N, C, D)`` and states ``(N, 14)``."""
-        n = state.shape[0]
-        if n != len(self._queues):
-            raise InputShapeError(
-                f"`observations`: the policy was reset for {len(self._queues)} envs; got a batch of {n}"
-            )
-        need = [i for i in range(n) if not self._queues[i]]
-        if need:
-            chunks = self.plan(embeddings[need], state[need], [self._instructions[i] for i in need])
-            for j, i in enumerate(need):
-                self._queues[i] = list(chunks[j])
-        return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
+        return self._next_actions(embeddings, state, self.plan)
 
     @torch.no_grad()
     def plan(self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
@@ -418,7 +393,7 @@ class ResidualACPolicy:
                 opt_a.zero_grad(set_to_none=True)
                 loss_a.backward()
                 opt_a.step()
-                actor_q.append(float(q_pi.mean()))
+                actor_q.append(float(q_pi.detach().mean()))
                 residual_sq.append(float((res**2).mean()))
                 with torch.no_grad():
                     for net, tgt in ((self.actor, actor_t), (self.critics, critics_t)):
