@@ -66,6 +66,10 @@ class SpiralConfig:
         adapt_reward_model: once, after round 1's rollouts, fine-tune the reward model on them with their
             annotations (RM1 -> RM2); round 1 still updates with RM1, later rounds relabel with RM2.
         adapt_steps: training steps of that adaptation.
+        rewards: ``"online"`` reads the progress the env's reward wrapper computed while rolling out
+            (``info["sarm2/progress"]``); ``"offline"`` predicts it after collection from the rollout's stored
+            frame embeddings with ``SPIRAL(reward_model=...)``, so rollouts need no wrapper and every frame is
+            encoded once (the policy's encoder must be the reward model's).
         annotations: a JSONL file of rollout annotations (:class:`agents.annotation.AnnotationStore`, e.g.
             written by ``python -m agents.annotate``); rollouts it lacks are annotated automatically from the
             simulator's ground-truth progress (:func:`agents.annotation.auto_annotate`).
@@ -83,6 +87,7 @@ class SpiralConfig:
     seed: int = 0
     adapt_reward_model: bool = False
     adapt_steps: int = 500
+    rewards: str = "online"
     annotations: str | None = None
 
     def __post_init__(self) -> None:
@@ -101,6 +106,8 @@ class SpiralConfig:
                 raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
             raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
+        if self.rewards not in ("online", "offline"):
+            raise ConfigError(f"`rewards` must be 'online' or 'offline'; got {self.rewards!r}")
         if self.executor not in ("local", "ray"):
             raise ConfigError(f"`executor` must be 'local' or 'ray'; got {self.executor!r}")
 
@@ -196,8 +203,11 @@ class SPIRAL:
         config: the run's :class:`SpiralConfig`.
         policy_config: the BC policy (its ``chunk`` should equal ``config.relabel.chunk``).
         initial_policy: start from this policy instead of cloning ``demos`` (e.g. a pretrained VLA stand-in).
-        reward_model: the reward model the env's wrapper uses (the same weights), needed to adapt it
-            (``config.adapt_reward_model``); its image encoder must be the policy's, so rollout embeddings serve both.
+        reward_model: the reward model (the same weights the env's wrapper uses, if any): it relabels rollouts
+            offline (``config.rewards="offline"``) and is what ``config.adapt_reward_model`` adapts; its image
+            encoder must be the policy's, so rollout embeddings serve both.
+        eval_env: builds the evaluation env (default ``make_env``); evaluation reads only the simulator's
+            ``info["success"]`` and ``info["progress"]``, so it needs no reward wrapper.
         device: torch device for the policy (``None``: CUDA when available).
     """
 
@@ -211,8 +221,10 @@ class SPIRAL:
         initial_policy: BCPolicy | None = None,
         reward_model: Any = None,
         device: str | None = None,
+        eval_env: EnvFactory | None = None,
     ) -> None:
         self.make_env = make_env
+        self.eval_env = eval_env or make_env
         self.demos = list(demos)
         self.workdir = Path(workdir)
         self.config = config or SpiralConfig()
@@ -229,17 +241,28 @@ class SPIRAL:
                 raise ConfigError(
                     "`adapt_reward_model` needs `reward_model=`: a trained model with an adapt() method (e.g. sarm2)"
                 )
-            spec = reward_model.encoder_spec
-            if spec is None or spec.name != self.policy_config.encoder:
-                raise ConfigError(
-                    f"`reward_model`: adapting it reuses the policy's frame embeddings, so its image encoder must be "
-                    f"the policy's ({self.policy_config.encoder}); got {spec.key if spec else None}"
-                )
+            self._check_encoder("adapting it")
+        if self.config.rewards == "offline":
+            if reward_model is None or not hasattr(reward_model, "predict_episode"):
+                raise ConfigError("`rewards='offline'` needs `reward_model=`: the model that relabels the rollouts")
+            self._check_encoder("relabelling offline")
         self.device = device
         workers = {"local": "num_envs", "ray": "num_workers"}[self.config.executor]
         self.executor = make_executor(self.config.executor, **{workers: self.config.num_envs})
         self.results: list[RoundResult] = []
         self._check_workdir()
+
+    def _check_encoder(self, purpose: str) -> None:
+        """Rollout embeddings come from the policy's encoder; a reward model that reads embeddings must share it."""
+        spec = self.reward_model.encoder_spec
+        if spec is None:  # references (oracle, sparse) read the simulator's ground truth, not frames
+            return
+        image_size = self.policy_config.image_size
+        if spec.name != self.policy_config.encoder or (image_size is not None and spec.image_size != image_size):
+            raise ConfigError(
+                f"`reward_model`: {purpose} reuses the policy's frame embeddings, so its image encoder must be "
+                f"the policy's ({self.policy_config.encoder} at {image_size or 'its default'} px); got {spec.key}"
+            )
 
     # --- run -----------------------------------------------------------------------------------------
     def run(self, on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
@@ -312,11 +335,12 @@ class SPIRAL:
         with policy.exploring():
             rollouts = self._collect(rdir / "rollouts", policy, self.config.rollout_seeds(r))
         collected = time.perf_counter()
-        adaptation = self._adapt(rollouts) if r == 1 and self.config.adapt_reward_model else None
         replay = [ro for k in range(1, r) for ro in RolloutStore(self._round_dir(k) / "rollouts")] + rollouts
         model = self._relabel_model(r)
         relabel = self.config.relabel
+        # Relabelled before adapting: round 1 updates with RM1, as in the weighting rules.
         progress = [relabel_progress(self._predicted_progress(ro, model), relabel).progress for ro in replay]
+        adaptation = self._adapt(rollouts) if r == 1 and self.config.adapt_reward_model else None
         summary = policy.fit(replay, progress, steps=self.config.finetune_steps, seed=self.config.seed + r)
         policy.save(rdir / "policy")
         stats: dict[str, Any] = {
@@ -333,13 +357,13 @@ class SPIRAL:
         log.info("round %d: residual actor-critic on %d rollouts (%s)", r, len(replay), stats)
         return policy, stats
 
-    def _collect(self, root: Path, policy: Any, seeds: list[int]) -> list[Rollout]:
+    def _collect(self, root: Path, policy: Any, seeds: list[int], make_env: EnvFactory | None = None) -> list[Rollout]:
         store = RolloutStore(root)
         have = {seed for _, seed in store.seeds()}
         todo = [s for s in seeds if s not in have]
         if todo:
             log.info("collecting %d rollouts into %s (%d already there)", len(todo), root, len(have))
-            self.executor.collect(self.make_env, policy, todo, store.add)
+            self.executor.collect(make_env or self.make_env, policy, todo, store.add)
         wanted = set(seeds)
         return [ro for ro in store if ro.seed in wanted]
 
@@ -348,9 +372,10 @@ class SPIRAL:
         return self.workdir / "reward_model_adapted"
 
     def _relabel_model(self, r: int) -> Any:
-        """``None`` (use the env's online ``sarm2/progress``) or the adapted model, for rounds after the first."""
+        """The model that relabels round ``r``'s rollouts: the adapted one after round 1 (when adapting), else
+        ``reward_model`` when relabelling offline, else ``None`` (the env's online ``sarm2/progress``)."""
         if r < 2 or not self.config.adapt_reward_model:
-            return None
+            return self.reward_model if self.config.rewards == "offline" else None
         if self.adapted_model is None:
             path = self._adapted_path()
             if not (path / "config.json").exists():
@@ -439,7 +464,7 @@ class SPIRAL:
                 r, data["successes"], data["episodes"], data["mean_final_progress"], data.get("update", stats)
             )
         store = RolloutStore(self._round_dir(r) / "eval_rollouts")
-        rollouts = self._collect(store.root, policy, self.config.eval_seeds())
+        rollouts = self._collect(store.root, policy, self.config.eval_seeds(), self.eval_env)
         result = RoundResult(
             round=r,
             successes=int(sum(ro.success for ro in rollouts)),

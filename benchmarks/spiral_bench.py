@@ -181,6 +181,7 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
     from agents.policy import BCPolicy, demos_from_dataset
     from agents.spiral import SPIRAL
     from sarm2_env.make import make_env
+    from sarm2_env.wrapper import resolve_reward_model
     from tasks.collect import CollectConfig, collect
 
     started = time.perf_counter()
@@ -213,15 +214,25 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
         task_results = {}
         for source, rule in _runs(config):
             reward = _reward_arg(config, source, task_dir, data_dir, encoder)
-            env_fn = functools.partial(make_env, task_id, reward_model=reward, **env_kwargs)
+            spiral_cfg = config.spiral_config(rule)
+            # Evaluation reads only the simulator's ground truth: no reward wrapper (and no encoder) in its envs.
+            plain_env = functools.partial(make_env, task_id, **env_kwargs)
+            reward_model = None
+            if spiral_cfg.rewards == "offline":
+                env_fn = plain_env
+                reward_model = resolve_reward_model(reward, device=config.device)
+            else:
+                env_fn = functools.partial(make_env, task_id, reward_model=reward, **env_kwargs)
             workdir = task_dir / f"{source}-{rule}"
             spiral = SPIRAL(
                 env_fn,
                 demos,
                 workdir,
-                config.spiral_config(rule),
+                spiral_cfg,
                 policy_cfg,
+                reward_model=reward_model,
                 device=config.device,
+                eval_env=plain_env,
             )
             # pi_0 (cloned in the first run) and its evaluation on the shared seeds serve every run.
             if first_round0 is not None and not (workdir / "round_00").exists():

@@ -254,3 +254,36 @@ def test_reward_model_adaptation_once_then_relabel_with_rm2(demos, tmp_path, tin
         SPIRAL(env_fn, demos, tmp_path / "b", cfg, POLICY)
     with pytest.raises(ConfigError, match="image encoder"):
         SPIRAL(env_fn, demos, tmp_path / "c", cfg, POLICY.replace(encoder="efficientnet-lite0"), reward_model=rm)
+
+
+def test_offline_relabelling_needs_no_reward_wrapper(demos, tmp_path, tiny_sarm2_checkpoint, monkeypatch):
+    from rewards.registry import make_reward_model
+
+    rm = make_reward_model("sarm2", checkpoint=tiny_sarm2_checkpoint, device="cpu")
+    plain = functools.partial(sarm2_make_env, TASK, image_size=32, max_episode_steps=25)  # no reward wrapper
+    cfg = _config(rewards="offline", update=UpdateConfig(rule="awr"))
+    relabelled = []
+    real_predict = type(rm).predict_episode
+
+    def spy_predict(self, ep, *args, **kwargs):
+        relabelled.append(ep.episode_id)
+        return real_predict(self, ep, *args, **kwargs)
+
+    monkeypatch.setattr(type(rm), "predict_episode", spy_predict)
+    envs_used = []
+    real_collect = LocalExecutor.collect
+    monkeypatch.setattr(
+        LocalExecutor, "collect", lambda self, make, *a: envs_used.append(make) or real_collect(self, make, *a)
+    )
+    results = SPIRAL(plain, demos, tmp_path, cfg, POLICY, reward_model=rm, eval_env=plain).run()
+    assert [r.round for r in results] == [0, 1]
+    rollouts = RolloutStore(tmp_path / "round_01" / "rollouts").load()
+    assert np.isnan(rollouts[0].rm_progress).all()  # nothing online ...
+    assert sorted(relabelled) == sorted(ro.episode_id for ro in rollouts)  # ... every rollout relabelled after
+    assert envs_used == [plain] * 3
+    with pytest.raises(ConfigError, match="needs `reward_model="):
+        SPIRAL(plain, demos, tmp_path / "b", cfg, POLICY)
+    with pytest.raises(ConfigError, match="image encoder"):
+        SPIRAL(plain, demos, tmp_path / "c", cfg, POLICY.replace(encoder="efficientnet-lite0"), reward_model=rm)
+    with pytest.raises(ConfigError, match="`rewards`"):
+        SpiralConfig(rewards="later")

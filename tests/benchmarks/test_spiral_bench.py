@@ -40,10 +40,11 @@ def _write(tmp_path, **changes) -> str:
     return str(path)
 
 
-def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path):
+@pytest.mark.parametrize("rewards", ["online", "offline"])
+def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path, rewards):
     from benchmarks.run import main
 
-    config = _write(tmp_path)
+    config = _write(tmp_path, spiral={**TINY["spiral"], "rewards": rewards})
     assert main(["--config", config, "--no-progress"]) == 0
     run = tmp_path / "results" / "t"
     results = json.loads((run / "spiral_results.json").read_text())
