@@ -240,8 +240,10 @@ class ResidualACPolicy(ChunkedActing):
         emb_dim = int(base.net.cams[0][0].in_features)
         text_dim = int(base.net.text.in_features)
         self.obs_dim = len(CAMERAS) * emb_dim + STATE_DIM + text_dim
-        self.actor = _Actor(self.obs_dim, self.act_dim, self.ac).to(self.device)
-        self.critics = _Critics(self.obs_dim, self.act_dim, self.ac).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only
+            torch.manual_seed(seed)
+            self.actor = _Actor(self.obs_dim, self.act_dim, self.ac).to(self.device)
+            self.critics = _Critics(self.obs_dim, self.act_dim, self.ac).to(self.device)
         self.critics_trained = False
         self.explore_noise = 0.0
         self.training_summary: dict[str, Any] = {}
@@ -394,7 +396,7 @@ class ResidualACPolicy(ChunkedActing):
                 loss_a.backward()
                 opt_a.step()
                 actor_q.append(float(q_pi.detach().mean()))
-                residual_sq.append(float((res**2).mean()))
+                residual_sq.append(float((res.detach() ** 2).mean()))
                 with torch.no_grad():
                     for net, tgt in ((self.actor, actor_t), (self.critics, critics_t)):
                         for p, pt in zip(net.parameters(), tgt.parameters()):

@@ -157,10 +157,11 @@ def test_critics_and_actor_learn_which_way_progress_lies(base, demos):
         q_up = pol.critics(obs, base_n + 0.3 * u).mean(0)
         q_down = pol.critics(obs, base_n - 0.3 * u).mean(0)
         residual = pol.actor(obs, base_n)
-        chosen = pol.best_of_k(obs, base_n + residual)
+        pol.ac = dataclasses.replace(pol.ac, best_of_k=16)
+        chosen = pol.best_of_k(obs, base_n)  # 16 candidates around the base's chunk, noise sd 0.15 each way
     assert (q_up > q_down).float().mean() > 0.8
     assert float((residual @ u).mean()) > 0  # the actor moves along the rewarded direction
-    assert float(((chosen - base_n - residual) @ u).mean()) >= 0  # best-of-K never prefers the wrong way on average
+    assert float(((chosen - base_n) @ u).mean()) > 0.02  # best-of-K picks candidates that lean the rewarded way
 
 
 def test_fit_bad_input(base, demos):
