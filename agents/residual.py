@@ -101,11 +101,12 @@ class ResidualACConfig:
             raise ConfigError(f"`residual.mc_weight` must be in [0, 1]; got {self.mc_weight!r}")
         if not 0 < self.tau <= 1:
             raise ConfigError(f"`residual.tau` must be in (0, 1]; got {self.tau!r}")
-        for name in ("bc_penalty", "residual_limit", "lr", "target_noise", "target_noise_clip", "pessimism"):
+        for name in ("bc_penalty", "target_noise", "target_noise_clip", "pessimism"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"`residual.{name}` must be >= 0; got {getattr(self, name)!r}")
-        if not self.residual_limit > 0 or not self.lr > 0:
-            raise ConfigError("`residual.residual_limit` and `residual.lr` must be > 0")
+        for name in ("residual_limit", "lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"`residual.{name}` must be > 0; got {getattr(self, name)!r}")
         if not 0 <= self.candidate_noise <= self.explore_noise:
             raise ConfigError(
                 "`residual.candidate_noise` must be in [0, explore_noise]: best-of-K candidates must come from the "
