@@ -3,7 +3,7 @@
 :class:`BCPolicy` reads what a VLA would (the three camera views, the 14-d joint state and the task
 instruction) through frozen encoders: the image encoder of the reward models (so rollout frames are
 encoded once and shared) and a sentence encoder for the instruction. A small MLP head predicts a
-*chunk* of ``H`` future joint targets relative to the current joints; the policy executes the first
+*chunk* of ``H`` future joint targets (absolute, or relative to the current joints); the policy executes the first
 ``execute`` of them before planning again (receding horizon). Training is weighted behaviour cloning,
 which is what every SPIRAL update rule except the residual actor-critic needs; with
 ``condition=True`` the head also takes RECAP's "advantage positive" indicator.
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: Condition values fed to a RECAP-conditioned head.
 NEGATIVE, POSITIVE, UNKNOWN = 0, 1, 2
 POLICY_MODEL = "bc_policy"
+#: What a BC head may predict (:attr:`BCPolicyConfig.targets`).
+TARGETS = ("delta", "absolute")
 
 
 @runtime_checkable
@@ -56,6 +58,9 @@ class BCPolicyConfig:
         image_size: encoder input side (``None``: the encoder's default).
         text_encoder: instruction encoder (``"minilm"``, ``"siglip2"``, ``"tiny-hash"`` for tests).
         chunk: ``H``, joint targets predicted per plan.
+        targets: what the head predicts: ``"absolute"`` joint targets, or ``"delta"``s from the current joints.
+            Absolute targets correct drift: an arm the demos keep still is sent back to its pose, where a delta
+            of zero would hold it wherever it drifted to (measured on CleanWhiteboard; see the README).
         execute: targets executed before planning again (1 <= execute <= chunk).
         camera_dim, hidden, layers, dropout: the head (per-camera projection, MLP width and depth).
         condition: add RECAP's advantage-indicator input.
@@ -69,6 +74,7 @@ class BCPolicyConfig:
     text_encoder: str = "minilm"
     chunk: int = 10
     execute: int = 5
+    targets: str = "delta"
     camera_dim: int = 128
     hidden: int = 512
     layers: int = 3
@@ -87,6 +93,8 @@ class BCPolicyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        if self.targets not in TARGETS:
+            raise ConfigError(f"`targets` must be one of {list(TARGETS)}; got {self.targets!r}")
         if self.execute > self.chunk:
             raise ConfigError(f"`execute` must be <= `chunk` ({self.chunk}); got {self.execute}")
         if not 0 <= self.dropout < 1 or not 0 <= self.condition_dropout < 1:
@@ -161,7 +169,7 @@ def demos_from_dataset(
 
 
 class _Head(nn.Module):
-    """[per-camera projections, normalised state, instruction, condition] -> H x 14 normalised joint deltas."""
+    """[per-camera projections, normalised state, instruction, condition] -> H x 14 standardised joint targets."""
 
     def __init__(self, cfg: BCPolicyConfig, emb_dim: int, text_dim: int) -> None:
         super().__init__()
@@ -307,7 +315,7 @@ class BCPolicy(ChunkedActing):
     def normalised_chunks(
         self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str], condition: int = POSITIVE
     ) -> np.ndarray:
-        """The head's raw output ``(N, H, 14)``: joint deltas from ``state``, standardised per joint.
+        """The head's raw output ``(N, H, 14)``: joint targets (or deltas from ``state``), standardised per joint.
 
         This is the action space a residual actor and its critics work in (:mod:`agents.residual`).
         """
@@ -330,13 +338,22 @@ class BCPolicy(ChunkedActing):
         return ((state - self.norm["state_mean"]) / self.norm["state_std"]).astype(np.float32)
 
     def chunks_from_normalised(self, normalised: np.ndarray, state: np.ndarray) -> np.ndarray:
-        """Standardised deltas ``(N, K, 14)`` -> absolute joint targets (grippers clipped to [0, 1])."""
-        actions = state[:, None, :] + normalised * self.norm["delta_std"] + self.norm["delta_mean"]
+        """The head's standardised targets ``(N, K, 14)`` -> absolute joint targets (grippers clipped to [0, 1])."""
+        actions = normalised * self.norm["delta_std"] + self.norm["delta_mean"]
+        if self.config.targets == "delta":
+            actions = actions + state[:, None, :]
         grip = [6, 13]
         actions[..., grip] = np.clip(actions[..., grip], 0.0, 1.0)
         if not np.all(np.isfinite(actions)):
             raise NonFiniteError("BC policy produced NaN/inf actions (diverged training?)")
         return actions.astype(np.float32)
+
+    def normalise_chunks(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Absolute joint targets ``(N, K, 14)`` taken from states ``(N, 14)`` -> the head's standardised targets
+        (the inverse of :meth:`chunks_from_normalised`, grippers aside)."""
+        self._require_trained()
+        raw = actions - state[:, None, :] if self.config.targets == "delta" else actions
+        return ((raw - self.norm["delta_mean"]) / self.norm["delta_std"]).astype(np.float32)
 
     def _require_trained(self) -> None:
         if self.net is None:
@@ -365,13 +382,13 @@ class BCPolicy(ChunkedActing):
         emb_dim = episodes[0].embeddings.shape[2]
         if any(ep.embeddings.shape[2] != emb_dim for ep in episodes):
             raise InputShapeError("`episodes`: every episode must use the same embedding size")
-        batch = _SampleTable(episodes, cfg.chunk)
+        batch = _SampleTable(episodes, cfg.chunk, relative=cfg.targets == "delta")
         if init_from is not None:
             init_from._require_trained()
             self.norm = {k: v.copy() for k, v in init_from.norm.items()}
         else:
             s_mean, s_std = _stats(batch.state)
-            d_mean, d_std = _stats(batch.deltas.reshape(-1, ACTION_DIM))
+            d_mean, d_std = _stats(batch.targets.reshape(-1, ACTION_DIM))
             self.norm = {"state_mean": s_mean, "state_std": s_std, "delta_mean": d_mean, "delta_std": d_std}
         text_dim = len(self.instruction_embedding(episodes[0].instruction))
         self.net = _Head(cfg, emb_dim, text_dim)
@@ -392,7 +409,7 @@ class BCPolicy(ChunkedActing):
             idx = rng.choice(len(batch.weight), size=cfg.batch_size, p=probs)
             emb = torch.as_tensor(batch.embeddings[idx], device=device)
             st = torch.as_tensor(batch.state[idx], device=device)
-            tgt = torch.as_tensor(batch.deltas[idx], device=device)
+            tgt = torch.as_tensor(batch.targets[idx], device=device)
             txt = torch.as_tensor(text_table[batch.episode[idx]], device=device)
             cond = None
             if cfg.condition:
@@ -481,24 +498,26 @@ class BCPolicy(ChunkedActing):
 
 
 class _SampleTable:
-    """All (episode, frame) samples flattened, with chunk targets padded by the episode's last action."""
+    """All (episode, frame) samples flattened, with chunk targets padded by the episode's last action;
+    ``relative`` targets are taken from the frame's joint state."""
 
-    def __init__(self, episodes: Sequence[PolicyEpisode], chunk: int) -> None:
-        embs, states, deltas, weights, conds, owner = [], [], [], [], [], []
+    def __init__(self, episodes: Sequence[PolicyEpisode], chunk: int, relative: bool = True) -> None:
+        embs, states, targets, weights, conds, owner = [], [], [], [], [], []
         self.instructions: list[str] = []
         for e, ep in enumerate(episodes):
             t = ep.length
             ahead = np.minimum(np.arange(t)[:, None] + np.arange(chunk)[None, :], t - 1)  # (T, H)
             embs.append(ep.embeddings.astype(np.float32))
             states.append(ep.state.astype(np.float32))
-            deltas.append((ep.action[ahead] - ep.state[:, None, :]).astype(np.float32))  # (T, H, 14)
+            origin = ep.state[:, None, :] if relative else 0.0
+            targets.append((ep.action[ahead] - origin).astype(np.float32))  # (T, H, 14)
             weights.append(np.ones(t, np.float32) if ep.weight is None else np.asarray(ep.weight, np.float32))
             conds.append(np.full(t, POSITIVE, np.int64) if ep.condition is None else np.asarray(ep.condition, np.int64))
             owner.append(np.full(t, e, np.int64))
             self.instructions.append(ep.instruction)
         self.embeddings = np.concatenate(embs)
         self.state = np.concatenate(states)
-        self.deltas = np.concatenate(deltas)
+        self.targets = np.concatenate(targets)
         self.weight = np.clip(np.concatenate(weights), 0.0, None)
         self.condition = np.concatenate(conds)
         self.episode = np.concatenate(owner)

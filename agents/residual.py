@@ -2,9 +2,9 @@
 
 A frozen :class:`agents.policy.BCPolicy` proposes a chunk; a small *residual actor* adds a bounded
 correction to the part of it that is executed (``execute`` steps); an ensemble of critics ``Q(s, a)``
-scores executed chunks. Everything works in the base policy's standardised delta space (joint targets
-relative to the current joints, divided by the demo statistics), so a residual of 1 is one demo
-standard deviation.
+scores executed chunks. Everything works in the base policy's standardised target space (its head's
+joint targets, absolute or relative to the current joints, standardised with the demo statistics), so a
+residual of 1 is one demo standard deviation.
 
 Training (TD3-style, offline on every rollout collected so far):
 
@@ -59,7 +59,7 @@ class ResidualACConfig:
         gamma: per-step discount; a chunk of ``E`` steps is discounted by ``gamma ** E``.
         mc_weight: share of the Monte-Carlo return in the critic target (the rest is the TD target).
         bc_penalty: weight of ``|residual|^2`` in the actor loss (pulls the policy toward the frozen base).
-        residual_limit: bound of the residual (``tanh``), in standardised delta units.
+        residual_limit: bound of the residual (``tanh``), in standardised target units.
         hidden: width of the actor and critic MLPs.
         lr, batch_size: Adam learning rate and batch size of both.
         policy_delay: critic steps per actor step (TD3).
@@ -427,7 +427,6 @@ class ResidualACPolicy(ChunkedActing):
 
     def _transition_arrays(self, episodes: Sequence[Any], tr: ChunkTransitions):
         """Observation features, executed standardised chunks and the base's chunks at every decision frame."""
-        std, mean = self.base.norm["delta_std"], self.base.norm["delta_mean"]
         obs, act, base = [], [], []
         for e, ep in enumerate(episodes):
             frames = tr.frame[tr.episode == e]
@@ -435,9 +434,9 @@ class ResidualACPolicy(ChunkedActing):
             state = np.asarray(ep.state, dtype=np.float32)[frames]
             # A short last chunk repeats its final action (the rollout's last row already does).
             ahead = np.minimum(frames[:, None] + np.arange(self.execute)[None], len(ep.state) - 1)  # (n, E)
-            delta = (np.asarray(ep.action, dtype=np.float32)[ahead] - state[:, None, :] - mean) / std
+            executed = self.base.normalise_chunks(np.asarray(ep.action, dtype=np.float32)[ahead], state)
             obs.append(self._features(emb, state, [ep.instruction] * len(frames)).cpu().numpy())
-            act.append(delta.reshape(len(frames), -1))
+            act.append(executed.reshape(len(frames), -1))
             base.append(
                 self.base.normalised_chunks(emb, state, [ep.instruction] * len(frames))[:, : self.execute].reshape(
                     len(frames), self.act_dim

@@ -19,6 +19,7 @@ evaluation), so an interrupted run resumes where it stopped; resuming with a dif
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -312,6 +313,7 @@ class SPIRAL:
         rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
         collected = time.perf_counter()
         episodes, stats = self._training_set(rollouts, self._relabel_model(r))
+        stats.update(self._rm1_agreement(r, rollouts))
         if r == 1 and self.config.adapt_reward_model:
             stats["adaptation"] = self._adapt(rollouts)
         policy = BCPolicy(previous.config, device=self.device)
@@ -339,7 +341,12 @@ class SPIRAL:
         model = self._relabel_model(r)
         relabel = self.config.relabel
         # Relabelled before adapting: round 1 updates with RM1, as in the weighting rules.
-        progress = [relabel_progress(self._predicted_progress(ro, model), relabel).progress for ro in replay]
+        predicted = [self._predicted_progress(ro, model) for ro in replay]
+        progress = [relabel_progress(p, relabel).progress for p in predicted]
+        agreement = {
+            "reward_agreement": reward_agreement(predicted[-len(rollouts) :], rollouts),
+            **self._rm1_agreement(r, rollouts),
+        }
         adaptation = self._adapt(rollouts) if r == 1 and self.config.adapt_reward_model else None
         summary = policy.fit(replay, progress, steps=self.config.finetune_steps, seed=self.config.seed + r)
         policy.save(rdir / "policy")
@@ -349,6 +356,7 @@ class SPIRAL:
             "replay_rollouts": len(replay),
             **summary,
             "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
+            **agreement,
             **_timing(started, collected),
         }
         if adaptation is not None:
@@ -368,6 +376,13 @@ class SPIRAL:
         return [ro for ro in store if ro.seed in wanted]
 
     # --- reward-model adaptation (RM1 -> RM2) ----------------------------------------------------------
+    def _rm1_agreement(self, r: int, rollouts: list[Rollout]) -> dict[str, Any]:
+        """After adaptation, how the unadapted RM1 would have scored this round's rollouts (RM2 relabels them)."""
+        if r < 2 or not self.config.adapt_reward_model:
+            return {}
+        predicted = [self._predicted_progress(ro, self.reward_model) for ro in rollouts]
+        return {"reward_agreement_rm1": reward_agreement(predicted, rollouts)}
+
     def _adapted_path(self) -> Path:
         return self.workdir / "reward_model_adapted"
 
@@ -402,7 +417,7 @@ class SPIRAL:
                 )
             targets.append(synthesize_progress(ann))
             features.append(rollout_features(ro))
-        model = self.reward_model
+        model = copy.deepcopy(self.reward_model)  # RM1 stays as it was: later rounds compare RM2 with it
         model.adapt(features, targets, steps=self.config.adapt_steps, seed=self.config.seed)
         model.save(path)
         self.adapted_model = model
@@ -429,10 +444,12 @@ class SPIRAL:
         cfg = self.config
         advantages, groups = [], []
         task_index = {t: k for k, t in enumerate(sorted({ro.task_id for ro in rollouts}))}
-        for ro in rollouts:
-            advantages.append(relabel_progress(self._predicted_progress(ro, relabel_model), cfg.relabel).advantage)
+        predicted = [self._predicted_progress(ro, relabel_model) for ro in rollouts]
+        for ro, p in zip(rollouts, predicted):
+            advantages.append(relabel_progress(p, cfg.relabel).advantage)
             groups.append(np.full(ro.length, task_index[ro.task_id]))
         flat = np.concatenate(advantages)
+        agreement = reward_agreement(predicted, rollouts)
         targets = sample_targets(flat, cfg.update, np.concatenate(groups))
         episodes: list[PolicyEpisode] = []
         start = 0
@@ -453,6 +470,7 @@ class SPIRAL:
             "mean_advantage": float(flat.mean()),
             "mean_weight": float(targets.weight.mean()),
             "positive_fraction": float(targets.condition.mean()) if targets.condition is not None else None,
+            "reward_agreement": agreement,
         }
         return episodes, stats
 
@@ -495,6 +513,31 @@ class SPIRAL:
                 )
             return
         write_json_atomic(path, record)
+
+
+def reward_agreement(predicted: Sequence[np.ndarray], rollouts: Sequence[Rollout]) -> dict[str, float | None]:
+    """How a reward model's per-frame progress of ``rollouts`` agrees with the simulator's ground truth.
+
+    ``frame_corr``: Pearson correlation over every frame pooled; ``final_corr``: across rollouts, of the final
+    progress (does the model rank the rollouts as the physics does?); ``final_mae`` and the two means of the
+    final progress. A correlation is ``None`` where either side is constant.
+    """
+    pred_final = np.array([float(p[-1]) for p in predicted])
+    true_final = np.array([float(ro.progress[-1]) for ro in rollouts])
+    return {
+        "rollouts": len(rollouts),
+        "frame_corr": _pearson(np.concatenate(predicted), np.concatenate([ro.progress for ro in rollouts])),
+        "final_corr": _pearson(pred_final, true_final),
+        "final_mae": float(np.abs(pred_final - true_final).mean()) if len(rollouts) else None,
+        "mean_predicted_final": float(pred_final.mean()) if len(rollouts) else None,
+        "mean_true_final": float(true_final.mean()) if len(rollouts) else None,
+    }
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def _timing(started: float, collected: float) -> dict[str, float]:

@@ -9,10 +9,11 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from agents.policy import POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode, demos_from_dataset
 from agents.rollouts import LocalExecutor, Rollout, RolloutStore, make_executor
-from agents.spiral import SPIRAL, SpiralConfig, wilson_interval
+from agents.spiral import SPIRAL, SpiralConfig, reward_agreement, wilson_interval
 from agents.updates import UpdateConfig
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, InputShapeError, UnknownNameError
@@ -79,6 +80,26 @@ def test_bc_policy_fits_acts_in_chunks_and_round_trips(policy, demos, tmp_path):
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("targets", ["delta", "absolute"])
+def test_bc_targets_map_to_and_from_absolute_joint_targets(demos, targets):
+    """Either head parametrisation round-trips absolute joint targets, and only ``delta`` depends on the state:
+    an absolute head sends a drifted joint back to the demos' target (the reason it exists)."""
+    pol = BCPolicy(POLICY.replace(targets=targets))
+    pol.fit(demos, seed=0, steps=5)
+    d = demos[0]
+    ahead = np.minimum(np.arange(4)[:, None] + np.arange(POLICY.chunk)[None], d.length - 1)
+    actions, state = d.action[ahead].astype(np.float32), d.state[:4].astype(np.float32)
+    normalised = pol.normalise_chunks(actions, state)
+    assert normalised.shape == actions.shape
+    arm = [j for j in range(14) if j not in (6, 13)]  # grippers are clipped to [0, 1] on the way back
+    np.testing.assert_allclose(pol.chunks_from_normalised(normalised, state)[..., arm], actions[..., arm], atol=1e-5)
+    drifted = state + 0.2
+    moved = pol.chunks_from_normalised(normalised, drifted)[..., arm] - actions[..., arm]
+    np.testing.assert_allclose(moved, 0.2 if targets == "delta" else 0.0, atol=1e-5)
+    with pytest.raises(ConfigError, match="targets"):
+        POLICY.replace(targets="velocity")
 
 
 def test_bc_weights_steer_the_fit(demos):
@@ -205,6 +226,22 @@ def test_spiral_bad_input(demos, tmp_path):
         SPIRAL(lambda: gym.make(TASK, image_size=32, max_episode_steps=10), demos, unwrapped, _config(), POLICY).run()
 
 
+def test_reward_agreement_scores_a_model_against_the_physics():
+    def rollout(progress) -> Rollout:
+        t = len(progress)
+        z = np.zeros((t, 14), np.float32)
+        return Rollout(TASK, "x", 0, np.zeros((t, 3, 4), np.float16), z, z, np.full(t, np.nan), progress, np.zeros(t))
+
+    rollouts = [rollout(np.linspace(0, f, 5)) for f in (0.2, 0.5, 0.9)]
+    exact = reward_agreement([ro.progress for ro in rollouts], rollouts)
+    assert exact["frame_corr"] == pytest.approx(1.0) and exact["final_corr"] == pytest.approx(1.0)
+    assert exact["final_mae"] == pytest.approx(0.0) and exact["mean_true_final"] == pytest.approx(1.6 / 3)
+    reversed_ = reward_agreement([np.linspace(0, 1.1 - f, 5) for f in (0.2, 0.5, 0.9)], rollouts)
+    assert reversed_["final_corr"] == pytest.approx(-1.0)  # a model that ranks the rollouts backwards
+    flat = reward_agreement([np.full(5, 0.5) for _ in rollouts], rollouts)
+    assert flat["frame_corr"] is None and flat["final_corr"] is None  # undefined, not 0
+
+
 def test_wilson_interval():
     lo, hi = wilson_interval(25, 50)
     assert lo == pytest.approx(0.366, abs=1e-3) and hi == pytest.approx(0.634, abs=1e-3)
@@ -240,6 +277,7 @@ def test_reward_model_adaptation_once_then_relabel_with_rm2(demos, tmp_path, tin
         sarm2_make_env, TASK, reward_model=str(tiny_sarm2_checkpoint), image_size=32, max_episode_steps=25
     )
     cfg = _config(rounds=2, adapt_reward_model=True, adapt_steps=5, update=UpdateConfig(rule="awr"))
+    rm1_weights = {k: v.clone() for k, v in rm.net.state_dict().items()}
     adapted = []
     real_adapt = type(rm).adapt
     monkeypatch.setattr(type(rm), "adapt", lambda self, *a, **k: adapted.append(len(a[0])) or real_adapt(self, *a, **k))
@@ -249,6 +287,13 @@ def test_reward_model_adaptation_once_then_relabel_with_rm2(demos, tmp_path, tin
     update1 = json.loads((tmp_path / "round_01" / "update.json").read_text())
     assert update1["adaptation"] == {"rollouts": 3, "auto_annotated": 3, "human_annotated": 0}
     assert (tmp_path / "reward_model_adapted" / "config.json").exists()
+    # RM2 is a copy: the model passed in stays RM1, and round 2 reports how each scores its rollouts.
+    assert all(torch.equal(v, rm.net.state_dict()[k]) for k, v in rm1_weights.items())
+    update2 = json.loads((tmp_path / "round_02" / "update.json").read_text())
+    assert "reward_agreement_rm1" not in update1
+    for key in ("reward_agreement", "reward_agreement_rm1"):
+        assert update2[key]["rollouts"] == cfg.rollouts_per_round
+        assert set(update2[key]) >= {"frame_corr", "final_corr", "final_mae", "mean_true_final"}
     # Without a reward model to adapt, or with another encoder, the config is refused up front.
     with pytest.raises(ConfigError, match="reward_model"):
         SPIRAL(env_fn, demos, tmp_path / "b", cfg, POLICY)
