@@ -218,9 +218,13 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
             # Evaluation reads only the simulator's ground truth: no reward wrapper (and no encoder) in its envs.
             plain_env = functools.partial(make_env, task_id, **env_kwargs)
             reward_model = None
+            if spiral_cfg.rewards == "offline" or spiral_cfg.adapt_reward_model:
+                reward_model = resolve_reward_model(reward, device=config.device)
+            if spiral_cfg.adapt_reward_model and not hasattr(reward_model, "adapt"):
+                # References (oracle, sparse) read the physics: there is nothing to adapt.
+                spiral_cfg = dataclasses.replace(spiral_cfg, adapt_reward_model=False)
             if spiral_cfg.rewards == "offline":
                 env_fn = plain_env
-                reward_model = resolve_reward_model(reward, device=config.device)
             else:
                 env_fn = functools.partial(make_env, task_id, reward_model=reward, **env_kwargs)
             workdir = task_dir / f"{source}-{rule}"
@@ -301,6 +305,7 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
             lines.append(f"| {run['reward_source']} | {run['update_rule']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += round_timing_lines(results, config)
+    lines += reward_agreement_lines(results)
     best = results.get("best_rule")
     if best:
         means = ", ".join(f"{k} {v:.0%}" for k, v in best["mean_final_success"].items())
@@ -308,6 +313,37 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
             f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
         )
     return "\n".join(lines) + "\n"
+
+
+def reward_agreement_lines(results: dict[str, Any]) -> list[str]:
+    """Per learned-reward run and round: how the relabelling model's progress agreed with the physics on that
+    round's rollouts (and, after adaptation, how the unadapted RM1 would have)."""
+
+    def fmt(a: dict[str, Any]) -> str:
+        corr = "n/a" if a.get("final_corr") is None else f"{a['final_corr']:+.2f}"
+        frame = "n/a" if a.get("frame_corr") is None else f"{a['frame_corr']:+.2f}"
+        return (
+            f"final-progress corr {corr}, per-frame corr {frame}, predicted final "
+            f"{a['mean_predicted_final']:.2f} vs true {a['mean_true_final']:.2f}"
+        )
+
+    lines = []
+    for task, runs in results["tasks"].items():
+        for key, run in runs.items():
+            if run["reward_source"] in REFERENCE_SOURCES:
+                continue
+            for r in run["rounds"][1:]:
+                agreement = r["update"].get("reward_agreement")
+                if not agreement:
+                    continue
+                line = f"- {task} {key} round {r['round']}: {fmt(agreement)}"
+                rm1 = r["update"].get("reward_agreement_rm1")
+                if rm1:
+                    line += f" (adapted RM2; RM1 on the same rollouts: {fmt(rm1)})"
+                lines.append(line)
+    if not lines:
+        return []
+    return ["Reward model against ground truth on each round's rollouts (over rollouts / over frames):", "", *lines, ""]
 
 
 def round_timing_lines(results: dict[str, Any], config: SpiralBenchConfig) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.spiral_bench import SpiralBenchConfig, load_spiral_config
+from benchmarks.spiral_bench import SpiralBenchConfig, load_spiral_config, reward_agreement_lines
 from sarm2_env.errors import ConfigError, UnknownNameError
 
 TINY = {
@@ -44,7 +44,8 @@ def _write(tmp_path, **changes) -> str:
 def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path, rewards):
     from benchmarks.run import main
 
-    config = _write(tmp_path, spiral={**TINY["spiral"], "rewards": rewards})
+    # Adaptation is asked for, but the references (physics, nothing learned) have nothing to adapt: skipped.
+    config = _write(tmp_path, spiral={**TINY["spiral"], "rewards": rewards, "adapt_reward_model": True})
     assert main(["--config", config, "--no-progress"]) == 0
     run = tmp_path / "results" / "t"
     results = json.loads((run / "spiral_results.json").read_text())
@@ -62,6 +63,29 @@ def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path, r
     # A rerun resumes from the workdirs: same numbers.
     assert main(["--config", config, "--no-progress"]) == 0
     assert json.loads((run / "spiral_results.json").read_text())["tasks"] == results["tasks"]
+
+
+def test_reward_agreement_lines_compare_rm2_with_rm1():
+    agreement = {"final_corr": 0.61, "frame_corr": 0.8, "mean_predicted_final": 0.5, "mean_true_final": 0.45}
+    rm1 = {**agreement, "final_corr": -0.34}
+    rounds = [{"round": 0, "update": {}}, {"round": 1, "update": {"reward_agreement": rm1}}]
+    rounds.append({"round": 2, "update": {"reward_agreement": agreement, "reward_agreement_rm1": rm1}})
+    results = {
+        "tasks": {
+            "CleanWhiteboard": {
+                "sarm2-rabc": {"reward_source": "sarm2", "rounds": rounds},
+                "oracle-rabc": {"reward_source": "oracle", "rounds": rounds},  # the physics: nothing to report
+            }
+        }
+    }
+    lines = reward_agreement_lines(results)
+    assert [line.split(":")[0] for line in lines if line.startswith("- ")] == [
+        "- CleanWhiteboard sarm2-rabc round 1",
+        "- CleanWhiteboard sarm2-rabc round 2",
+    ]
+    assert "final-progress corr -0.34" in lines[2]
+    assert "final-progress corr +0.61" in lines[3] and "RM1 on the same rollouts: final-progress corr -0.34" in lines[3]
+    assert reward_agreement_lines({"tasks": {}}) == []
 
 
 def test_spiral_config_is_strict(tmp_path):
