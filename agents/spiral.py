@@ -505,12 +505,17 @@ class SPIRAL:
             except ValueError as exc:
                 msg = f"{path}: unreadable run config ({exc}); remove the workdir to start over"
                 raise CheckpointError(msg) from exc
-            changed = _diff(saved, json.loads(json.dumps(record)))
+            # Options added since the run started count as their defaults; adding rounds extends a run.
+            defaults = {"spiral": SpiralConfig().to_dict(), "policy": dataclasses.asdict(BCPolicyConfig())}
+            changed = _diff(_with_defaults(saved, json.loads(json.dumps(defaults))), json.loads(json.dumps(record)))
+            changed = [c for c in changed if not c.startswith("`spiral.rounds`")]
             if changed:
                 raise ConfigError(
                     f"{self.workdir} holds a SPIRAL run with a different config ({', '.join(changed)}); "
                     "use a new workdir, or the original config to resume"
                 )
+            if saved.get("spiral", {}).get("rounds") != self.config.rounds:
+                write_json_atomic(path, record)
             return
         write_json_atomic(path, record)
 
@@ -545,6 +550,13 @@ def _timing(started: float, collected: float) -> dict[str, float]:
     the rollouts it still had to collect)."""
     now = time.perf_counter()
     return {"collect_seconds": collected - started, "update_seconds": now - collected, "round_seconds": now - started}
+
+
+def _with_defaults(saved: Any, defaults: Any) -> Any:
+    """``saved`` with the keys it lacks taken from ``defaults`` (recursively)."""
+    if not isinstance(saved, dict) or not isinstance(defaults, dict):
+        return saved
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in saved.items()}}
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:

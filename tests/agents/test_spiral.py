@@ -217,6 +217,15 @@ def test_spiral_bad_input(demos, tmp_path):
     SPIRAL(make_env, demos, tmp_path, _config(), POLICY)
     with pytest.raises(ConfigError, match="rollouts_per_round"):
         SPIRAL(make_env, demos, tmp_path, _config(rollouts_per_round=4), POLICY)
+    # A run started before an option existed resumes (the option counts as its default), and more rounds
+    # extend a run.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["policy"]["targets"], saved["spiral"]["adapt_steps"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    SPIRAL(make_env, demos, tmp_path, _config(rounds=3), POLICY)
+    assert json.loads((tmp_path / "config.json").read_text())["spiral"]["rounds"] == 3
+    with pytest.raises(ConfigError, match="`policy.targets`: 'delta' -> 'absolute'"):
+        SPIRAL(make_env, demos, tmp_path, _config(rounds=3), POLICY.replace(targets="absolute"))
     with pytest.raises(ConfigError, match="demonstrations"):
         SPIRAL(make_env, [], tmp_path / "x", _config(), POLICY)
     with pytest.raises(ConfigError, match="unknown SPIRAL option"):
