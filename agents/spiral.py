@@ -310,6 +310,7 @@ class SPIRAL:
         if self.config.update.rule == "residual_ac":
             return self._improve_residual(r, previous)
         started = time.perf_counter()
+        resumed = len(RolloutStore(rdir / "rollouts").seeds())
         rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
         collected = time.perf_counter()
         episodes, stats = self._training_set(rollouts, self._relabel_model(r))
@@ -321,7 +322,7 @@ class SPIRAL:
         policy.fit(episodes, seed=self.config.seed + r, steps=self.config.finetune_steps, init_from=previous)
         policy.save(policy_path)
         stats["rollout_success_rate"] = float(np.mean([ro.success for ro in rollouts]))
-        stats.update(_timing(started, collected))
+        stats.update(_timing(started, collected, resumed))
         write_json_atomic(stats_path, stats)
         log.info("round %d: updated on %d rollouts (%s)", r, len(rollouts), stats)
         return policy, stats
@@ -334,6 +335,7 @@ class SPIRAL:
         else:  # round 1: pi_0 with a zero residual, so its rollouts already explore
             policy = ResidualACPolicy.from_base(previous, self.config.update.residual, seed=self.config.seed + r)
         started = time.perf_counter()
+        resumed = len(RolloutStore(rdir / "rollouts").seeds())
         with policy.exploring():
             rollouts = self._collect(rdir / "rollouts", policy, self.config.rollout_seeds(r))
         collected = time.perf_counter()
@@ -357,7 +359,7 @@ class SPIRAL:
             **summary,
             "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
             **agreement,
-            **_timing(started, collected),
+            **_timing(started, collected, resumed),
         }
         if adaptation is not None:
             stats["adaptation"] = adaptation
@@ -545,11 +547,16 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _timing(started: float, collected: float) -> dict[str, float]:
-    """Seconds spent collecting a round's rollouts, and relabelling + updating (a resumed round counts only
-    the rollouts it still had to collect)."""
+def _timing(started: float, collected: float, resumed: int) -> dict[str, float]:
+    """Seconds spent collecting a round's rollouts, and relabelling + updating; ``resumed_rollouts`` were on disk
+    already (an interrupted round), so its collection time covers only the others."""
     now = time.perf_counter()
-    return {"collect_seconds": collected - started, "update_seconds": now - collected, "round_seconds": now - started}
+    return {
+        "collect_seconds": collected - started,
+        "update_seconds": now - collected,
+        "round_seconds": now - started,
+        "resumed_rollouts": resumed,
+    }
 
 
 def _with_defaults(saved: Any, defaults: Any) -> Any:

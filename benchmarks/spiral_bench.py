@@ -260,7 +260,8 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
 
 
 def best_rule(results: dict[str, Any], config: SpiralBenchConfig) -> dict[str, Any] | None:
-    """The update rule with the highest mean final success rate over tasks, with SARM2 rewards."""
+    """The update rule with the highest mean final success rate over tasks, with SARM2 rewards (``rule`` is
+    ``None`` when several share it: ``tied`` lists them)."""
     rules = [config.update_rule, *[r for r in config.compare_rules if r != config.update_rule]]
     finals: dict[str, list[float]] = {}
     for task_runs in results["tasks"].values():
@@ -271,8 +272,10 @@ def best_rule(results: dict[str, Any], config: SpiralBenchConfig) -> dict[str, A
     if not finals:
         return None
     means = {rule: sum(v) / len(v) for rule, v in finals.items()}
-    best = max(means, key=means.get)
-    return {"rule": best, "mean_final_success": means}
+    top = max(means.values())
+    leaders = [rule for rule, m in means.items() if m == top]
+    # A tie (e.g. every rule at 0 %) names no winner.
+    return {"rule": leaders[0] if len(leaders) == 1 else None, "tied": leaders, "mean_final_success": means}
 
 
 def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
@@ -309,9 +312,15 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
     best = results.get("best_rule")
     if best:
         means = ", ".join(f"{k} {v:.0%}" for k, v in best["mean_final_success"].items())
-        lines.append(
-            f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
-        )
+        if best["rule"] is not None:
+            lines.append(
+                f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
+            )
+        elif len(best["tied"]) > 1:
+            lines.append(
+                f"No best update rule with SARM2 rewards: {', '.join(best['tied'])} tie on mean final success "
+                f"over tasks ({means})."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -347,13 +356,18 @@ def reward_agreement_lines(results: dict[str, Any]) -> list[str]:
 
 
 def round_timing_lines(results: dict[str, Any], config: SpiralBenchConfig) -> list[str]:
-    """Mean wall time of one round (collect the rollouts, relabel, update) per task, from the rounds that ran
-    start to end in this run (resumed rounds only time what they still had to do)."""
+    """Mean wall time of one round (collect the rollouts, relabel, update) per task, from the rounds that
+    collected all their rollouts when they ran (a resumed round only timed what it still had to do)."""
     import platform
 
     lines = []
     for task, runs in results["tasks"].items():
-        rounds = [r["update"] for run in runs.values() for r in run["rounds"][1:] if "round_seconds" in r["update"]]
+        rounds = [
+            r["update"]
+            for run in runs.values()
+            for r in run["rounds"][1:]
+            if "round_seconds" in r["update"] and not r["update"].get("resumed_rollouts")
+        ]
         if not rounds:
             continue
         keys = ("round_seconds", "collect_seconds", "update_seconds")

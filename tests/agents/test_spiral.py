@@ -211,6 +211,8 @@ def test_interrupted_round_keeps_its_rollouts(demos, tmp_path, monkeypatch):
     monkeypatch.setattr(LocalExecutor, "collect", spy)
     SPIRAL(make_env, demos, workdir, cfg, POLICY).run()
     assert seen[0] == [s for s in cfg.rollout_seeds(1) if (TASK, s) not in kept]  # only the missing one
+    # The round's timing says it did not collect everything itself (benchmarks leave it out of round times).
+    assert json.loads((workdir / "round_01" / "update.json").read_text())["resumed_rollouts"] == 2
 
 
 def test_spiral_bad_input(demos, tmp_path):

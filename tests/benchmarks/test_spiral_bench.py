@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.spiral_bench import SpiralBenchConfig, load_spiral_config, reward_agreement_lines
+from benchmarks.spiral_bench import (
+    SpiralBenchConfig,
+    best_rule,
+    load_spiral_config,
+    reward_agreement_lines,
+    round_timing_lines,
+    summary_markdown,
+)
 from sarm2_env.errors import ConfigError, UnknownNameError
 
 TINY = {
@@ -59,6 +66,7 @@ def test_spiral_benchmark_runs_every_source_from_one_pi0_and_reports(tmp_path, r
     assert "One round on CleanWhiteboard (2 rollouts, relabel, update; mean of 2)" in summary
     update = runs["oracle-rabc"]["rounds"][1]["update"]
     assert update["round_seconds"] == pytest.approx(update["collect_seconds"] + update["update_seconds"])
+    assert update["resumed_rollouts"] == 0
     assert (run / "plots" / "spiral_CleanWhiteboard.png").stat().st_size > 0
     # A rerun resumes from the workdirs: same numbers.
     assert main(["--config", config, "--no-progress"]) == 0
@@ -86,6 +94,30 @@ def test_reward_agreement_lines_compare_rm2_with_rm1():
     assert "final-progress corr -0.34" in lines[2]
     assert "final-progress corr +0.61" in lines[3] and "RM1 on the same rollouts: final-progress corr -0.34" in lines[3]
     assert reward_agreement_lines({"tasks": {}}) == []
+
+
+def test_best_rule_names_no_winner_in_a_tie():
+    def run(*rates):
+        return {"rounds": [{"success_rate": r} for r in rates]}
+
+    config = SpiralBenchConfig.from_dict({**TINY, "reward_sources": ["sarm2"], "compare_rules": ["awr"]})
+    tie = best_rule({"tasks": {"T": {"sarm2-rabc": run(0.0, 0.0), "sarm2-awr": run(0.0, 0.0)}}}, config)
+    assert tie["rule"] is None and tie["tied"] == ["rabc", "awr"]
+    win = best_rule({"tasks": {"T": {"sarm2-rabc": run(0.0, 0.2), "sarm2-awr": run(0.0, 0.1)}}}, config)
+    assert win["rule"] == "rabc"
+    results = {"tasks": {}, "wall_minutes": 1.0, "best_rule": tie}
+    assert "No best update rule with SARM2 rewards: rabc, awr tie" in summary_markdown(results, config)
+
+
+def test_round_times_leave_out_resumed_rounds():
+    def run(*updates):
+        return {"reward_source": "sarm2", "rounds": [{"update": {}}, *({"update": u} for u in updates)]}
+
+    full = {"round_seconds": 300.0, "collect_seconds": 240.0, "update_seconds": 60.0, "resumed_rollouts": 0}
+    resumed = {**full, "round_seconds": 61.0, "collect_seconds": 1.0, "resumed_rollouts": 30}
+    results = {"tasks": {"CleanWhiteboard": {"a": run(full, resumed)}}}
+    line = round_timing_lines(results, SpiralBenchConfig.from_dict(TINY))[0]
+    assert "mean of 1): 5.0 min (collect 4.0, update 1.0)" in line
 
 
 def test_spiral_config_is_strict(tmp_path):
