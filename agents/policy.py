@@ -59,8 +59,9 @@ class BCPolicyConfig:
         text_encoder: instruction encoder (``"minilm"``, ``"siglip2"``, ``"tiny-hash"`` for tests).
         chunk: ``H``, joint targets predicted per plan.
         targets: what the head predicts: ``"absolute"`` joint targets, or ``"delta"``s from the current joints.
-            Absolute targets correct drift: an arm the demos keep still is sent back to its pose, where a delta
-            of zero would hold it wherever it drifted to (measured on CleanWhiteboard; see the README).
+            Absolute targets correct drift (an arm the demos keep still is sent back to its pose, where a delta
+            of zero holds it wherever it drifted to), but on CleanWhiteboard they lost the centimetre precision
+            the grasp needs (README, SPIRAL results), hence the ``delta`` default.
         execute: targets executed before planning again (1 <= execute <= chunk).
         camera_dim, hidden, layers, dropout: the head (per-camera projection, MLP width and depth).
         condition: add RECAP's advantage-indicator input.

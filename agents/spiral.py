@@ -64,8 +64,10 @@ class SpiralConfig:
             policy's chunk).
         executor: ``"local"`` (vector env) or ``"ray"``; ``num_envs`` parallel envs / Ray workers.
         seed: base of every seed (rollouts, evaluation, training).
-        adapt_reward_model: once, after round 1's rollouts, fine-tune the reward model on them with their
-            annotations (RM1 -> RM2); round 1 still updates with RM1, later rounds relabel with RM2.
+        adapt_reward_model: once, after round 1's rollouts, fine-tune a copy of the reward model on them with
+            their annotations (RM1 -> RM2); round 1 still updates with RM1, later rounds relabel with RM2. Every
+            round's ``update.json`` reports how the relabelling model agreed with the simulator's progress
+            (``reward_agreement``), and after adaptation how RM1 would have (``reward_agreement_rm1``).
         adapt_steps: training steps of that adaptation.
         rewards: ``"online"`` reads the progress the env's reward wrapper computed while rolling out
             (``info["sarm2/progress"]``); ``"offline"`` predicts it after collection from the rollout's stored
