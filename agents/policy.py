@@ -190,10 +190,16 @@ class _Head(nn.Module):
 
     def forward(self, emb: torch.Tensor, state: torch.Tensor, text: torch.Tensor, cond: torch.Tensor | None):
         # emb (B, C, D), state (B, 14) normalised, text (B, Dt), cond (B,) long
-        parts = [proj(emb[:, c]) for c, proj in enumerate(self.cams)] + [state, self.text(text)]
+        return self.chunks(self.features(emb, state, text), cond)
+
+    def features(self, emb: torch.Tensor, state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The MLP's input before the condition: per-camera projections, normalised state, instruction projection."""
+        return torch.cat([proj(emb[:, c]) for c, proj in enumerate(self.cams)] + [state, self.text(text)], dim=-1)
+
+    def chunks(self, features: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.cond is not None:
-            parts.append(self.cond(cond))
-        return self.mlp(torch.cat(parts, dim=-1)).view(-1, self.chunk, ACTION_DIM)  # (B, H, 14)
+            features = torch.cat([features, self.cond(cond)], dim=-1)
+        return self.mlp(features).view(-1, self.chunk, ACTION_DIM)  # (B, H, 14)
 
 
 def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -320,18 +326,23 @@ class BCPolicy(ChunkedActing):
 
         This is the action space a residual actor and its critics work in (:mod:`agents.residual`).
         """
+        return self.features_and_chunks(embeddings, state, instructions, condition)[1]
+
+    @torch.no_grad()
+    def features_and_chunks(
+        self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str], condition: int = POSITIVE
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """The head's input features ``(N, F)`` (per-camera and instruction projections, standardised state; on
+        the policy's device) and its :meth:`normalised_chunks`, from one pass of the projections."""
         self._require_trained()
         self.net.eval()
         emb_t = torch.as_tensor(embeddings, dtype=torch.float32, device=self.device)
-        text = np.stack([self.instruction_embedding(s) for s in instructions])
+        text = torch.as_tensor(np.stack([self.instruction_embedding(s) for s in instructions]), device=self.device)
+        state_n = torch.as_tensor(self.normalise_state(state), dtype=torch.float32, device=self.device)
+        features = self.net.features(emb_t, state_n, text)
         cond = torch.full((len(state),), condition, dtype=torch.long, device=self.device)
-        out = self.net(
-            emb_t,
-            torch.as_tensor(self.normalise_state(state), dtype=torch.float32, device=self.device),
-            torch.as_tensor(text, device=self.device),
-            cond if self.config.condition else None,
-        )
-        return out.cpu().numpy()
+        chunks = self.net.chunks(features, cond if self.config.condition else None)
+        return features, chunks.cpu().numpy()
 
     def normalise_state(self, state: np.ndarray) -> np.ndarray:
         """Joint states ``(N, 14)`` standardised with the training statistics."""

@@ -238,6 +238,9 @@ class ResidualACPolicy(ChunkedActing):
         self.device = base.device
         self.execute = base.config.execute
         self.act_dim = self.execute * ACTION_DIM
+        # Actor and critics read the frozen base's own camera and instruction projections and the standardised
+        # state (BCPolicy.features_and_chunks): 3 x camera_dim instead of 3 x the raw embedding size makes every
+        # critic step several times cheaper on a CPU (benchmarks/residual_speed.py).
         self.obs_dim = len(CAMERAS) * base.config.camera_dim + STATE_DIM + int(base.net.text.out_features)
         with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only
             torch.manual_seed(seed)
@@ -296,8 +299,8 @@ class ResidualACPolicy(ChunkedActing):
     @torch.no_grad()
     def plan(self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
         """``(N, E, 14)`` absolute joint targets to execute: base + residual, best of K, plus exploration."""
-        base = self.base.normalised_chunks(embeddings, state, instructions)[:, : self.execute]  # (N, E, 14)
-        obs = self._features(embeddings, state, instructions)
+        obs, chunks = self.base.features_and_chunks(embeddings, state, instructions)
+        base = chunks[:, : self.execute]  # (N, E, 14)
         base_t = torch.as_tensor(base.reshape(len(base), -1), device=self.device)
         self.actor.eval()
         chosen = base_t + self.actor(obs, base_t)
@@ -320,18 +323,6 @@ class ResidualACPolicy(ChunkedActing):
         score = q.mean(0) - self.ac.pessimism * q.std(0)
         best = score.argmax(0)  # (N,)
         return candidates[best, torch.arange(n, device=self.device)]
-
-    @torch.no_grad()
-    def _features(self, embeddings: np.ndarray, state: np.ndarray, instructions: Sequence[str]) -> torch.Tensor:
-        """Observation features of the actor and critics: the frozen base policy's own per-camera and instruction
-        projections, and the standardised state. Reusing the base's learned projections (3 x ``camera_dim``
-        instead of 3 x the raw embedding size) makes every critic step several times cheaper on a CPU."""
-        net = self.base.net
-        emb = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=self.device)
-        text = torch.as_tensor(np.stack([self.base.instruction_embedding(s) for s in instructions]), device=self.device)
-        state_n = torch.as_tensor(self.base.normalise_state(state), device=self.device)
-        cams = [proj(emb[:, c]) for c, proj in enumerate(net.cams)]
-        return torch.cat([*cams, state_n, net.text(text)], dim=-1)
 
     # --- training ----------------------------------------------------------------------------------
     def fit(
@@ -435,13 +426,10 @@ class ResidualACPolicy(ChunkedActing):
             # A short last chunk repeats its final action (the rollout's last row already does).
             ahead = np.minimum(frames[:, None] + np.arange(self.execute)[None], len(ep.state) - 1)  # (n, E)
             executed = self.base.normalise_chunks(np.asarray(ep.action, dtype=np.float32)[ahead], state)
-            obs.append(self._features(emb, state, [ep.instruction] * len(frames)).cpu().numpy())
+            features, chunks = self.base.features_and_chunks(emb, state, [ep.instruction] * len(frames))
+            obs.append(features.cpu().numpy())
             act.append(executed.reshape(len(frames), -1))
-            base.append(
-                self.base.normalised_chunks(emb, state, [ep.instruction] * len(frames))[:, : self.execute].reshape(
-                    len(frames), self.act_dim
-                )
-            )
+            base.append(chunks[:, : self.execute].reshape(len(frames), self.act_dim))
         return np.concatenate(obs), np.concatenate(act).astype(np.float32), np.concatenate(base)
 
     # --- persistence -------------------------------------------------------------------------------

@@ -150,8 +150,9 @@ def test_critics_and_actor_learn_which_way_progress_lies(base, demos):
     d = demos[1]
     frames = np.arange(0, d.length - 1, POLICY.execute)
     emb, state, text = d.embeddings[frames], d.state[frames], [d.instruction] * len(frames)
-    obs = pol._features(emb, state, text)
-    base_n = torch.as_tensor(base.normalised_chunks(emb, state, text)[:, : POLICY.execute].reshape(len(frames), -1))
+    obs, chunks = base.features_and_chunks(emb, state, text)
+    np.testing.assert_allclose(chunks, base.normalised_chunks(emb, state, text))  # one pass, the same chunks
+    base_n = torch.as_tensor(chunks[:, : POLICY.execute].reshape(len(frames), -1))
     u = torch.as_tensor(direction.reshape(-1) / np.linalg.norm(direction))
     with torch.no_grad():
         q_up = pol.critics(obs, base_n + 0.3 * u).mean(0)
@@ -185,7 +186,7 @@ def test_residual_policy_round_trips(base, demos, tmp_path):
     assert isinstance(load_policy(tmp_path / "bc"), BCPolicy)
     shipped = policy_from_state_dict(pol.state_dict())
     d = demos[0]
-    obs = pol._features(d.embeddings[:3], d.state[:3], [d.instruction] * 3)
+    obs = pol.base.features_and_chunks(d.embeddings[:3], d.state[:3], [d.instruction] * 3)[0]
     act = torch.randn(3, POLICY.execute * ACTION_DIM)
     for other in (loaded, shipped):
         np.testing.assert_allclose(other.critics(obs, act).detach(), pol.critics(obs, act).detach(), atol=1e-5)
