@@ -37,7 +37,7 @@ from agents.relabel import RelabelConfig, relabel_progress
 from agents.residual import ResidualACPolicy, load_policy
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
 from agents.updates import UpdateConfig, sample_targets
-from benchmarks.metrics import wilson_interval
+from benchmarks.metrics import pearson, wilson_interval
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.errors import CheckpointError, ConfigError, NonFiniteError
 
@@ -312,8 +312,7 @@ class SPIRAL:
         if self.config.update.rule == "residual_ac":
             return self._improve_residual(r, previous)
         started = time.perf_counter()
-        resumed = len(RolloutStore(rdir / "rollouts").seeds())
-        rollouts = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
+        rollouts, resumed = self._collect(rdir / "rollouts", previous, self.config.rollout_seeds(r))
         collected = time.perf_counter()
         episodes, stats = self._training_set(rollouts, self._relabel_model(r))
         stats.update(self._rm1_agreement(r, rollouts))
@@ -337,9 +336,8 @@ class SPIRAL:
         else:  # round 1: pi_0 with a zero residual, so its rollouts already explore
             policy = ResidualACPolicy.from_base(previous, self.config.update.residual, seed=self.config.seed + r)
         started = time.perf_counter()
-        resumed = len(RolloutStore(rdir / "rollouts").seeds())
         with policy.exploring():
-            rollouts = self._collect(rdir / "rollouts", policy, self.config.rollout_seeds(r))
+            rollouts, resumed = self._collect(rdir / "rollouts", policy, self.config.rollout_seeds(r))
         collected = time.perf_counter()
         replay = [ro for k in range(1, r) for ro in RolloutStore(self._round_dir(k) / "rollouts")] + rollouts
         model = self._relabel_model(r)
@@ -369,7 +367,10 @@ class SPIRAL:
         log.info("round %d: residual actor-critic on %d rollouts (%s)", r, len(replay), stats)
         return policy, stats
 
-    def _collect(self, root: Path, policy: Any, seeds: list[int], make_env: EnvFactory | None = None) -> list[Rollout]:
+    def _collect(
+        self, root: Path, policy: Any, seeds: list[int], make_env: EnvFactory | None = None
+    ) -> tuple[list[Rollout], int]:
+        """The rollouts of ``seeds`` under ``root``, collecting those not stored yet, and how many were stored."""
         store = RolloutStore(root)
         have = {seed for _, seed in store.seeds()}
         todo = [s for s in seeds if s not in have]
@@ -377,7 +378,7 @@ class SPIRAL:
             log.info("collecting %d rollouts into %s (%d already there)", len(todo), root, len(have))
             self.executor.collect(make_env or self.make_env, policy, todo, store.add)
         wanted = set(seeds)
-        return [ro for ro in store if ro.seed in wanted]
+        return [ro for ro in store if ro.seed in wanted], len(seeds) - len(todo)
 
     # --- reward-model adaptation (RM1 -> RM2) ----------------------------------------------------------
     def _rm1_agreement(self, r: int, rollouts: list[Rollout]) -> dict[str, Any]:
@@ -486,7 +487,7 @@ class SPIRAL:
                 r, data["successes"], data["episodes"], data["mean_final_progress"], data.get("update", stats)
             )
         store = RolloutStore(self._round_dir(r) / "eval_rollouts")
-        rollouts = self._collect(store.root, policy, self.config.eval_seeds(), self.eval_env)
+        rollouts, _ = self._collect(store.root, policy, self.config.eval_seeds(), self.eval_env)
         result = RoundResult(
             round=r,
             successes=int(sum(ro.success for ro in rollouts)),
@@ -501,27 +502,30 @@ class SPIRAL:
 
     # --- resume safety -------------------------------------------------------------------------------
     def _check_workdir(self) -> None:
-        record = {"spiral": self.config.to_dict(), "policy": dataclasses.asdict(self.policy_config)}
+        # Through JSON, so tuples compare as the lists a saved config holds.
+        config = {"spiral": self.config.to_dict(), "policy": dataclasses.asdict(self.policy_config)}
+        record = json.loads(json.dumps(config))
         path = self.workdir / "config.json"
+        saved = None
         if path.exists():
             try:
                 saved = json.loads(path.read_text())
             except ValueError as exc:
                 msg = f"{path}: unreadable run config ({exc}); remove the workdir to start over"
                 raise CheckpointError(msg) from exc
-            # Options added since the run started count as their defaults; adding rounds extends a run.
+            # Options added since the run started count as their defaults, and the number of rounds may change
+            # (more rounds extend a run).
             defaults = {"spiral": SpiralConfig().to_dict(), "policy": dataclasses.asdict(BCPolicyConfig())}
-            changed = _diff(_with_defaults(saved, json.loads(json.dumps(defaults))), json.loads(json.dumps(record)))
-            changed = [c for c in changed if not c.startswith("`spiral.rounds`")]
+            before = _with_defaults(saved, json.loads(json.dumps(defaults)))
+            before["spiral"]["rounds"] = record["spiral"]["rounds"]
+            changed = _diff(before, record)
             if changed:
                 raise ConfigError(
                     f"{self.workdir} holds a SPIRAL run with a different config ({', '.join(changed)}); "
                     "use a new workdir, or the original config to resume"
                 )
-            if saved.get("spiral", {}).get("rounds") != self.config.rounds:
-                write_json_atomic(path, record)
-            return
-        write_json_atomic(path, record)
+        if saved != record:
+            write_json_atomic(path, record)
 
 
 def reward_agreement(predicted: Sequence[np.ndarray], rollouts: Sequence[Rollout]) -> dict[str, float | None]:
@@ -537,16 +541,16 @@ def reward_agreement(predicted: Sequence[np.ndarray], rollouts: Sequence[Rollout
         "rollouts": len(rollouts),
         "frame_corr": _pearson(np.concatenate(predicted), np.concatenate([ro.progress for ro in rollouts])),
         "final_corr": _pearson(pred_final, true_final),
-        "final_mae": float(np.abs(pred_final - true_final).mean()) if len(rollouts) else None,
-        "mean_predicted_final": float(pred_final.mean()) if len(rollouts) else None,
-        "mean_true_final": float(true_final.mean()) if len(rollouts) else None,
+        "final_mae": float(np.abs(pred_final - true_final).mean()),
+        "mean_predicted_final": float(pred_final.mean()),
+        "mean_true_final": float(true_final.mean()),
     }
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 2 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
+    """:func:`benchmarks.metrics.pearson`, with ``None`` (JSON-safe) where it is undefined."""
+    corr = pearson(a, b)
+    return None if math.isnan(corr) else corr
 
 
 def _timing(started: float, collected: float, resumed: int) -> dict[str, float]:

@@ -316,7 +316,7 @@ def summary_markdown(results: dict[str, Any], config: SpiralBenchConfig) -> str:
             lines.append(
                 f"Best update rule with SARM2 rewards (mean final success over tasks): **{best['rule']}** ({means})."
             )
-        elif len(best["tied"]) > 1:
+        else:
             lines.append(
                 f"No best update rule with SARM2 rewards: {', '.join(best['tied'])} tie on mean final success "
                 f"over tasks ({means})."
