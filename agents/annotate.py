@@ -7,6 +7,19 @@ Usage::
 then open the printed URL (``http://127.0.0.1:8765/``). The server listens on 127.0.0.1 only and uses the
 standard library alone (``http.server``); the page is static HTML/JS in ``agents/annotate_static``.
 
+Binding to 127.0.0.1 keeps other machines out, not other web pages open in the same browser, and the labels
+written here train the reward model SPIRAL optimises. So the server also refuses (403, nothing written):
+
+- any request whose ``Host`` header is not its own loopback address and port (``127.0.0.1:<port>``,
+  ``localhost:<port>``, ``[::1]:<port>``): a DNS-rebinding page reaches the server under a foreign name;
+- any ``POST`` without the write token, a random value made at launch and served only inside the page
+  (``<meta name="sarm2-annotate-token">``, sent back in the ``X-Annotate-Token`` header): another origin cannot
+  read the page, so it cannot learn the token;
+- any ``POST`` whose ``Content-Type`` is not ``application/json`` (cross-site "simple" requests cannot set it
+  without a preflight, which this server never grants) or whose ``Origin``, when present, is not the page's own.
+
+The token is never logged nor written to the labels file.
+
 On the page: the episode list shows which rollouts are annotated and opens the first unannotated one (so a
 session resumes where the last one stopped; ``#<episode_id>`` in the URL opens a given one). The three camera
 views play with a scrubber (space plays/pauses, arrow keys step, shift+arrow steps 10). Mark the start of a range
@@ -34,10 +47,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hmac
 import json
 import logging
 import os
 import re
+import secrets
 import sys
 import threading
 import urllib.parse
@@ -82,6 +97,12 @@ _CONTENT_TYPES = {
 }
 _SAVE_KEYS = ("final_progress", "segments", "catastrophic_frame", "annotator", "notes", "curve")
 _FRAME_RE = re.compile(r"/api/frame/([^/]+)/([^/]+)/(\d+)\.jpg")
+#: Header that carries the write token on every POST (a custom header also forces a CORS preflight).
+TOKEN_HEADER = "X-Annotate-Token"
+#: Placeholder in ``index.html`` that the server replaces with the token when it serves the page.
+_TOKEN_PLACEHOLDER = "__SARM2_ANNOTATE_TOKEN__"
+#: The names under which the page itself reaches the server (the ``Host`` of every accepted request).
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class _HTTPError(Exception):
@@ -122,6 +143,8 @@ class AnnotationServer(ThreadingHTTPServer):
         self._cache_lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Made fresh at every launch and kept in memory only: the page carries it, nothing on disk does.
+        self._token = secrets.token_urlsafe(32)
         super().__init__((HOST, int(port)), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -136,6 +159,26 @@ class AnnotationServer(ThreadingHTTPServer):
     def url(self) -> str:
         """``http://127.0.0.1:<port>/``."""
         return f"http://{HOST}:{self.server_address[1]}/"
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """``Host`` header values the server answers: its loopback names with its port."""
+        port = self.server_address[1]
+        return frozenset(f"{name}:{port}" for name in _LOOPBACK_NAMES)
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """``Origin`` header values a write may carry: the page's own origin under each loopback name."""
+        return frozenset(f"http://{host}" for host in self.allowed_hosts)
+
+    def token_matches(self, presented: str | None) -> bool:
+        """Whether ``presented`` is this launch's write token (constant-time comparison)."""
+        return presented is not None and hmac.compare_digest(presented.encode("utf-8"), self._token.encode("utf-8"))
+
+    def page_html(self) -> bytes:
+        """``index.html`` with this launch's write token filled in."""
+        html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        return html.replace(_TOKEN_PLACEHOLDER, self._token).encode("utf-8")
 
     # -- background use (tests, notebooks)
 
@@ -395,8 +438,36 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._json({"error": message, "status": int(status)}, status)
 
+    def _check_host(self) -> None:
+        host = self.headers.get("Host")
+        if host is None or host.lower() not in self.server.allowed_hosts:
+            self.close_connection = True
+            raise _HTTPError(
+                HTTPStatus.FORBIDDEN,
+                f"refused: Host must be one of {sorted(self.server.allowed_hosts)}; got {host!r} "
+                "(the annotation server answers only its own loopback address)",
+            )
+
+    def _check_write(self) -> None:
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise _HTTPError(HTTPStatus.FORBIDDEN, f"refused: Content-Type must be application/json; got {ctype!r}")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in self.server.allowed_origins:
+            raise _HTTPError(
+                HTTPStatus.FORBIDDEN,
+                f"refused: Origin must be the page's own ({self.server.url.rstrip('/')}); got {origin!r}",
+            )
+        if not self.server.token_matches(self.headers.get(TOKEN_HEADER)):
+            raise _HTTPError(
+                HTTPStatus.FORBIDDEN,
+                f"refused: missing or wrong {TOKEN_HEADER} header (writes are accepted only from the page itself; "
+                "reload it if the server was restarted)",
+            )
+
     def _dispatch(self, handler: Any) -> None:
         try:
+            self._check_host()
             handler()
         except _HTTPError as exc:
             self._error(exc.status, exc.message)
@@ -419,8 +490,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        if path in ("/", "/index.html"):
-            return self._static("index.html")
+        if path in ("/", "/index.html", "/static/index.html"):
+            return self._send(HTTPStatus.OK, self.server.page_html(), _CONTENT_TYPES[".html"])
         if path.startswith("/static/"):
             return self._static(path[len("/static/") :])
         if path == "/api/state":
@@ -444,13 +515,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
+        # Refuse before reading the body; the unread body makes the connection unusable, so close it.
+        try:
+            self._check_write()
+        except _HTTPError:
+            self.close_connection = True
+            raise
         try:
             size = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             size = -1
         if not 0 <= size <= MAX_BODY:
             self.close_connection = True
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"Content-Length must be in [0, {MAX_BODY}]; got {size}")
+            status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if size > MAX_BODY else HTTPStatus.BAD_REQUEST
+            raise _HTTPError(status, f"Content-Length must be in [0, {MAX_BODY}]; got {size}")
         raw = self.rfile.read(size)
         if not path.startswith("/api/annotation/"):
             raise _HTTPError(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {path}")
@@ -496,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("%s", message)
     print(
         f"annotating {state['total']} episodes of {args.data} ({state['annotated']} done) into {args.labels}\n"
-        f"open {server.url}  (ctrl+c to stop)",
+        f"open {server.url} in a browser on this machine (ctrl+c to stop); saves are accepted only from that page, "
+        "so reload it if you restart the server",
         flush=True,
     )
     try:

@@ -60,6 +60,9 @@
     el.className = text ? kind : "";
   }
 
+  // The server's write token, filled into the page when it is served; every save must send it back.
+  const WRITE_TOKEN = (document.querySelector('meta[name="sarm2-annotate-token"]') || {}).content || "";
+
   async function api(path, options = {}) {
     let response;
     try {
@@ -358,7 +361,7 @@
     try {
       res = await api(`/api/annotation/${encodeURIComponent(id)}`, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "X-Annotate-Token": WRITE_TOKEN },
         body: JSON.stringify(body),
       });
     } catch (err) {

@@ -6,9 +6,11 @@ Debian ``chromium`` + ``chromium-driver`` packages (``tests/run.sh`` installs th
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -56,12 +58,22 @@ def server(rollout_dataset, tmp_path):
     srv.stop()
 
 
+def page_token(srv) -> str:
+    """The write token as the page carries it (read from the served HTML, as the page's script does)."""
+    with urllib.request.urlopen(srv.url, timeout=10) as resp:
+        html = resp.read().decode()
+    match = re.search(r'<meta name="sarm2-annotate-token" content="([^"]+)">', html)
+    assert match, "the page carries no write token"
+    return match.group(1)
+
+
 def request(srv, path: str, body=None, raw: bytes | None = None):
-    """(status, parsed JSON or bytes) of a GET, or of a POST when ``body``/``raw`` is given."""
+    """(status, parsed JSON or bytes) of a GET, or of a POST made as the page makes it (``body``/``raw`` given)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(srv.url.rstrip("/") + path, data=data, method="POST" if data is not None else "GET")
     if data is not None:
         req.add_header("Content-Type", "application/json")
+        req.add_header(annotate.TOKEN_HEADER, page_token(srv))
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             status, ctype, payload = resp.status, resp.headers.get("Content-Type", ""), resp.read()
@@ -217,6 +229,123 @@ class TestAPI:
         with pytest.raises(SystemExit) as info:
             annotate.main(["--data", str(tmp_path / "none"), "--labels", str(tmp_path / "l.jsonl")])
         assert info.value.code == 2 and "--data" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ write protection
+
+
+def raw_request(srv, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, dict]:
+    """(status, JSON payload) of a request with exactly ``headers`` (plus Content-Length on a POST)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if method == "POST" and "Content-Length" not in headers:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        if body and "Content-Length" not in headers:
+            conn.send(body)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+class TestWriteProtection:
+    """Only the page itself may write labels: cross-site requests and DNS rebinding change nothing on disk."""
+
+    BODY = json.dumps(SAVE | {"final_progress": 0.99}).encode()
+
+    @pytest.fixture
+    def labels_before(self, server):
+        # a first, legitimate save so the file exists and has content to keep
+        assert request(server, "/api/annotation/ep0", SAVE)[0] == 200
+        before = server.store.path.read_bytes()
+        yield before
+        assert server.store.path.read_bytes() == before, "a refused request changed the labels file"
+
+    def headers(self, server, **extra: str) -> dict[str, str]:
+        port = server.server_address[1]
+        good = {
+            "Host": f"127.0.0.1:{port}",
+            "Content-Type": "application/json",
+            annotate.TOKEN_HEADER: page_token(server),
+            "Origin": f"http://127.0.0.1:{port}",
+        }
+        for key, value in extra.items():
+            name = {
+                "token": annotate.TOKEN_HEADER,
+                "content_type": "Content-Type",
+                "content_length": "Content-Length",
+            }.get(key, key.title())
+            if value is None:
+                good.pop(name)
+            else:
+                good[name] = value
+        return good
+
+    def test_page_write_with_all_proofs_is_accepted(self, server, labels_before):
+        status, res = raw_request(server, "POST", "/api/annotation/ep1", self.headers(server), self.BODY)
+        assert status == 200 and res["ok"]
+        server.store.path.write_bytes(labels_before)  # restore so the fixture's check holds
+
+    @pytest.mark.parametrize("host", ["localhost", "[::1]"])
+    def test_every_loopback_name_is_its_own(self, server, host):
+        port = server.server_address[1]
+        headers = self.headers(server, host=f"{host}:{port}", origin=f"http://{host}:{port}")
+        status, _ = raw_request(server, "POST", "/api/annotation/ep1", headers, self.BODY)
+        assert status == 200
+        status, _ = raw_request(server, "GET", "/api/state", {"Host": f"{host}:{port}"})
+        assert status == 200
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"origin": "http://evil.example"}, "Origin must be the page's own"),
+            ({"origin": "http://127.0.0.1:1"}, "Origin must be the page's own"),
+            ({"origin": "null"}, "Origin must be the page's own"),
+            ({"token": None}, "missing or wrong X-Annotate-Token"),
+            ({"token": "guess"}, "missing or wrong X-Annotate-Token"),
+            ({"token": ""}, "missing or wrong X-Annotate-Token"),
+            ({"content_type": "text/plain"}, "Content-Type must be application/json"),
+            ({"content_type": None}, "Content-Type must be application/json"),
+            ({"content_type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json"),
+            ({"host": "evil.example:8765"}, "Host must be one of"),
+            ({"host": "127.0.0.1"}, "Host must be one of"),
+            ({"host": None}, "Host must be one of"),
+        ],
+    )
+    def test_foreign_writes_are_refused_and_change_nothing(self, server, labels_before, change, message):
+        status, res = raw_request(server, "POST", "/api/annotation/ep0", self.headers(server, **change), self.BODY)
+        assert status == 403 and message in res["error"], res
+        assert res["error"].count("\n") == 0
+
+    def test_the_issue_s_simple_cross_site_post_is_refused(self, server, labels_before):
+        port = server.server_address[1]
+        headers = {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example", "Content-Type": "text/plain"}
+        assert raw_request(server, "POST", "/api/annotation/ep0", headers, self.BODY)[0] == 403
+
+    def test_oversized_body_is_refused_unread(self, server, labels_before):
+        headers = self.headers(server, content_length=str(annotate.MAX_BODY + 1))
+        status, res = raw_request(server, "POST", "/api/annotation/ep0", headers)
+        assert status == 413 and "Content-Length" in res["error"]
+
+    @pytest.mark.parametrize("path", ["/api/state", "/", "/api/episode/ep0", "/api/frame/ep0/top/0.jpg"])
+    def test_rebinding_reads_are_refused(self, server, path):
+        status, res = raw_request(server, "GET", path, {"Host": f"evil.example:{server.server_address[1]}"})
+        assert status == 403 and "Host must be one of" in res["error"]
+
+    def test_token_is_fresh_per_launch_and_kept_out_of_disk_and_logs(self, rollout_dataset, tmp_path, caplog):
+        caplog.set_level("DEBUG", logger="agents.annotate")
+        labels = tmp_path / "labels.jsonl"
+        with annotate.make_server(rollout_dataset, labels, port=0).start() as a:
+            token_a = page_token(a)
+            assert request(a, "/api/annotation/ep0", SAVE)[0] == 200
+        with annotate.make_server(rollout_dataset, labels, port=0).start() as b:
+            token_b = page_token(b)
+        assert len(token_a) >= 32 and token_a != token_b
+        assert token_a not in labels.read_text() and token_a not in caplog.text
 
 
 # --------------------------------------------------------------------------------------------------- browser
