@@ -32,7 +32,7 @@ import numpy as np
 
 from sarm2_env.atomic import atomic_write
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
-from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
+from sarm2_env.errors import ConfigError, DatasetError, InputShapeError, WorkerError, WorkerTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -285,22 +285,51 @@ class LocalExecutor:
 class RayExecutor:
     """Rollouts in Ray actors (one env each), on a local Ray instance or a cluster (``address``).
 
-    The policy travels to the actors as its weights (``policy.state_dict()``, either policy kind); rollouts
-    come back to the driver, which stores them.
+    Work is handed out as it is asked for: each actor that has started gets one seed, and the next seed only
+    when it returns that rollout, which the driver stores at once. So the run finishes whatever the ratio of
+    workers to free CPUs (actors Ray cannot place simply never take a seed; with more workers than CPUs the
+    extra ones wait unscheduled and are killed at the end) and a slow worker holds up only its own episode.
+    The policy travels to the actors as its weights (``policy.state_dict()``, either policy kind).
+
+    Args:
+        num_workers: actors to start (at most one per seed).
+        address: Ray cluster address; ``None`` starts (or joins) a local instance.
+        num_cpus_per_worker: CPUs Ray reserves per actor.
+        timeout_s: longest wait, in seconds, for one rollout from a worker; past it
+            :class:`~sarm2_env.errors.WorkerTimeoutError` names the stuck worker (its index, host and
+            process) and seed. ``None`` waits forever.
+        start_timeout_s: longest wait for the first worker to start (placing actors and importing torch, the
+            env and the policy); past it the error says the cluster may have no free CPU. ``None`` waits forever.
     """
 
-    def __init__(self, num_workers: int = 2, address: str | None = None, num_cpus_per_worker: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_workers: int = 2,
+        address: str | None = None,
+        num_cpus_per_worker: float = 1.0,
+        timeout_s: float | None = 1800.0,
+        start_timeout_s: float | None = 600.0,
+    ) -> None:
         try:
             import ray  # noqa: F401
         except ImportError as exc:
             raise ConfigError("the Ray executor needs Ray: pip install 'sarm2[ray]' (or executor='local')") from exc
         if not isinstance(num_workers, int) or num_workers < 1:
             raise ConfigError(f"`num_workers` must be an integer >= 1; got {num_workers!r}")
+        if not isinstance(num_cpus_per_worker, (int, float)) or num_cpus_per_worker <= 0:
+            raise ConfigError(f"`num_cpus_per_worker` must be a number > 0; got {num_cpus_per_worker!r}")
+        for name, value in (("timeout_s", timeout_s), ("start_timeout_s", start_timeout_s)):
+            if value is not None and (not isinstance(value, (int, float)) or not value > 0):
+                raise ConfigError(f"`{name}` must be a number of seconds > 0 or None; got {value!r}")
         self.num_workers = num_workers
         self.address = address
         self.num_cpus_per_worker = num_cpus_per_worker
+        self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
 
     def collect(self, make_env: EnvFactory, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+        import time
+
         import ray
 
         if not seeds:
@@ -309,38 +338,89 @@ class RayExecutor:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         worker_cls = ray.remote(num_cpus=self.num_cpus_per_worker)(_RayWorker)
         state = ray.put(policy.state_dict())
-        n = min(self.num_workers, len(seeds))
-        workers = [worker_cls.remote(make_env, state) for _ in range(n)]
-        shards = [list(seeds[k::n]) for k in range(n)]
-        futures = {w.collect.remote(shard): w for w, shard in zip(workers, shards)}
+        workers = [worker_cls.remote(make_env, state) for _ in range(min(self.num_workers, len(seeds)))]
+        pending = list(seeds)
+        # ref -> (worker index, seed or None for the start-up ping, when it was handed out)
+        in_flight: dict[Any, tuple[int, int | None, float]] = {
+            w.where.remote(): (k, None, time.monotonic()) for k, w in enumerate(workers)
+        }
+        where: dict[int, str] = {}
         count = 0
         try:
-            while futures:
-                ready, _ = ray.wait(list(futures), num_returns=1)
-                for ref in ready:
-                    futures.pop(ref)
-                    for rollout in ray.get(ref):
-                        on_rollout(rollout)
-                        count += 1
+            while in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(0.5, self.timeout_s or 0.5))
+                if not ready:
+                    self._raise_if_stuck(in_flight, where)
+                    continue
+                ref = ready[0]
+                k, seed, _ = in_flight.pop(ref)
+                result = self._get(ref, k, seed, where)
+                if seed is None:
+                    where[k] = result
+                else:
+                    on_rollout(result)
+                    count += 1
+                if pending:
+                    nxt = pending.pop(0)
+                    in_flight[workers[k].collect_one.remote(nxt)] = (k, nxt, time.monotonic())
+                elif all(s is None for _, s, _ in in_flight.values()):
+                    break  # only start-up pings of workers Ray never placed are left
         finally:
             for w in workers:
                 ray.kill(w)
         return count
 
+    def _raise_if_stuck(self, in_flight: dict, where: dict[int, str]) -> None:
+        import time
+
+        now = time.monotonic()
+        for k, seed, since in in_flight.values():
+            waited = now - since
+            if seed is not None and self.timeout_s is not None and waited > self.timeout_s:
+                raise WorkerTimeoutError(
+                    f"Ray rollout worker {k} ({where.get(k, 'unknown host')}) returned no rollout for seed {seed} "
+                    f"in {waited:.1f} s (`timeout_s`={self.timeout_s}); it may be hung in the env or the policy"
+                )
+            # A worker Ray never placed is not stuck while another one works; none working at all is.
+            if seed is None and not where and self.start_timeout_s is not None and waited > self.start_timeout_s:
+                raise WorkerTimeoutError(
+                    f"no Ray rollout worker started in {waited:.0f} s (`start_timeout_s`={self.start_timeout_s}); "
+                    f"the cluster may have no free CPU for `num_cpus_per_worker`={self.num_cpus_per_worker}"
+                )
+
+    @staticmethod
+    def _get(ref: Any, k: int, seed: int | None, where: dict[int, str]) -> Any:
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            job = "to start" if seed is None else f"on the rollout of seed {seed}"
+            raise WorkerError(f"Ray rollout worker {k} ({where.get(k, 'unknown host')}) failed {job}: {exc}") from exc
+
 
 class _RayWorker:
-    """A Ray actor: one env and a copy of the policy."""
+    """A Ray actor: one env, built once, and a copy of the policy."""
 
     def __init__(self, make_env: EnvFactory, policy_state: dict) -> None:
+        import gymnasium as gym
+        from gymnasium.vector import AutoresetMode
+
         from agents.residual import policy_from_state_dict
 
-        self.make_env = make_env
         self.policy = policy_from_state_dict(policy_state, device="cpu")
+        self.envs = gym.vector.SyncVectorEnv([make_env], autoreset_mode=AutoresetMode.DISABLED)
 
-    def collect(self, seeds: list[int]) -> list[Rollout]:
+    def where(self) -> str:
+        """``node <hostname>, pid <pid>``: how an error names this worker."""
+        import socket
+
+        return f"node {socket.gethostname()}, pid {os.getpid()}"
+
+    def collect_one(self, seed: int) -> Rollout:
         out: list[Rollout] = []
-        LocalExecutor(num_envs=1, asynchronous=False).collect(self.make_env, self.policy, seeds, out.append)
-        return out
+        run_vector_rollouts(self.envs, self.policy, [seed], out.append)
+        return out[0]
 
 
 def make_executor(kind: str = "local", **kwargs: Any):

@@ -1,10 +1,12 @@
-"""Cost of one residual actor-critic training step on this machine, for the critics' two possible inputs.
+"""Cost of the residual actor-critic's training (``ResidualACPolicy.fit``) on this machine.
 
-    python benchmarks/residual_speed.py [--steps 20]
+    python benchmarks/residual_speed.py [--steps 40] [--episodes 30] [--frames 400]
 
-Prints seconds per TD3 step (5 critics, batch 256, the default sizes) when the actor and critics read the raw
-frame embeddings (3 x 1280, EfficientNet-Lite0) versus the frozen base policy's projections (3 x 128, what
-``agents.residual`` uses), and their ratio, measured in one run.
+Times the real trainer, as SPIRAL calls it with ``benchmarks/configs/spiral*.yaml``'s settings (5 critics, batch
+256, 20-step chunks of which 12 are executed, the EfficientNet-Lite0 + MiniLM base policy), on synthetic
+rollouts of the configured size: the one-off preparation (the base policy's projections and chunks at every
+decision frame) and seconds per TD3 step, then the projected time of the config's 1500 steps.
+Synthetic rollouts change nothing in the cost: it depends on sizes, not values.
 """
 
 from __future__ import annotations
@@ -12,43 +14,60 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
-from agents.residual import ResidualACConfig, _Actor, _Critics
-from sarm2_env.constants import ACTION_DIM, STATE_DIM
+from agents.policy import BCPolicy, BCPolicyConfig, PolicyEpisode
+from agents.residual import ResidualACConfig, ResidualACPolicy
+from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
+
+INSTRUCTION = "Pick up the eraser and wipe the whiteboard clean."
 
 
-def seconds_per_step(obs_dim: int, act_dim: int, steps: int, cfg: ResidualACConfig) -> float:
-    critics, actor = _Critics(obs_dim, act_dim, cfg), _Actor(obs_dim, act_dim, cfg)
-    opt_c, opt_a = torch.optim.Adam(critics.parameters()), torch.optim.Adam(actor.parameters())
-    obs, act = torch.randn(cfg.batch_size, obs_dim), torch.randn(cfg.batch_size, act_dim)
-    started = time.perf_counter()
-    for step in range(steps):
-        with torch.no_grad():
-            target = critics(obs, act + actor(obs, act)).min(0).values
-        loss = ((critics(obs, act) - target) ** 2).mean()
-        opt_c.zero_grad()
-        loss.backward()
-        opt_c.step()
-        if step % cfg.policy_delay == 0:
-            loss_a = -critics(obs, act + actor(obs, act)).mean()
-            opt_a.zero_grad()
-            loss_a.backward()
-            opt_a.step()
-    return (time.perf_counter() - started) / steps
+def synthetic_episodes(n: int, frames: int, dim: int, seed: int = 0) -> list[PolicyEpisode]:
+    rng = np.random.default_rng(seed)
+    return [
+        PolicyEpisode(
+            instruction=INSTRUCTION,
+            embeddings=rng.normal(size=(frames, len(CAMERAS), dim)).astype(np.float16),
+            state=rng.normal(scale=0.3, size=(frames, STATE_DIM)).astype(np.float32),
+            action=rng.normal(scale=0.3, size=(frames, ACTION_DIM)).astype(np.float32),
+        )
+        for _ in range(n)
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=40, help="timed TD3 steps")
+    parser.add_argument("--episodes", type=int, default=30, help="rollouts per round (spiral_cpu.yaml: 30)")
+    parser.add_argument("--frames", type=int, default=400, help="frames per rollout")
+    parser.add_argument("--planned-steps", type=int, default=1500, help="steps a SPIRAL round trains (finetune_steps)")
     args = parser.parse_args()
-    cfg = ResidualACConfig()
-    act_dim = 12 * ACTION_DIM  # 12 executed steps, as in benchmarks/configs/spiral*.yaml
-    raw = seconds_per_step(3 * 1280 + STATE_DIM + 384, act_dim, args.steps, cfg)
-    projected = seconds_per_step(3 * 128 + STATE_DIM + 64, act_dim, args.steps, cfg)
-    print(f"raw embeddings:       {raw:.3f} s/step ({1500 * raw / 60:.1f} min for 1500 steps)")
-    print(f"base's projections:   {projected:.3f} s/step ({1500 * projected / 60:.1f} min for 1500 steps)")
-    print(f"ratio raw / projected: {raw / projected:.1f}x  ({torch.get_num_threads()} torch threads)")
+
+    base = BCPolicy(BCPolicyConfig(chunk=20, execute=12, dropout=0.0, weight_decay=0.0, steps=2, batch_size=32))
+    dim = base.image_encoder.dim
+    base.fit(synthetic_episodes(2, 40, dim), seed=0)
+    episodes = synthetic_episodes(args.episodes, args.frames, dim, seed=1)
+    progress = [np.linspace(0.0, 1.0, args.frames, dtype=np.float32) for _ in episodes]
+    policy = ResidualACPolicy(base, ResidualACConfig(), seed=0)
+
+    started = time.perf_counter()
+    policy.fit(episodes, progress, steps=1)  # preparation + one step
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    summary = policy.fit(episodes, progress, steps=1 + args.steps)
+    total = time.perf_counter() - started
+    per_step = (total - first) / args.steps
+    prep = max(0.0, first - per_step)
+    print(
+        f"residual actor-critic fit: {summary['transitions']} chunk transitions from {args.episodes} rollouts x "
+        f"{args.frames} frames; {torch.get_num_threads()} torch threads"
+    )
+    print(f"preparation (base projections and chunks): {prep:.2f} s")
+    print(f"per TD3 step (5 critics, batch 256):       {per_step:.3f} s")
+    minutes = (prep + args.planned_steps * per_step) / 60
+    print(f"{args.planned_steps} steps: {minutes:.1f} min")
 
 
 if __name__ == "__main__":

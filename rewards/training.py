@@ -189,7 +189,11 @@ def run_training(
         "history": history,
         "final": history[-1] if history else {},
         "world_size": ctx.world_size,
+        # One digest of the weights per rank: equal on every rank when DDP kept the replicas in sync.
+        "rank_weight_checksums": _gather_weight_checksums(module, ctx),
     }
+    if len(set(summary["rank_weight_checksums"])) > 1:
+        log.error("the DDP ranks ended with different weights: %s", summary["rank_weight_checksums"])
     write_state(steps if steps > start else start)
     if save is not None and ctx.is_main:
         save(module, summary)
@@ -214,3 +218,25 @@ def _gather_rng_states(rng: np.random.Generator, ctx: DistContext) -> list[dict]
     states: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(states, rng.bit_generator.state)
     return states
+
+
+def weight_checksum(module: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of every parameter and buffer, in ``state_dict`` order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _gather_weight_checksums(module: nn.Module, ctx: DistContext) -> list[str]:
+    mine = weight_checksum(module)
+    if not ctx.distributed:
+        return [mine]
+    import torch.distributed as dist
+
+    sums: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(sums, mine)
+    return [str(x) for x in sums]

@@ -47,3 +47,11 @@ class WeightsNotFoundError(SARM2Error, FileNotFoundError):
 
 class NonFiniteError(SARM2Error, ValueError):
     """A model produced or was given NaN or infinite values."""
+
+
+class WorkerError(SARM2Error, RuntimeError):
+    """A parallel worker (e.g. a Ray rollout actor) failed; the message names it and what it was doing."""
+
+
+class WorkerTimeoutError(WorkerError, TimeoutError):
+    """A parallel worker did not answer in time; the message names it and what it was doing."""

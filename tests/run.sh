@@ -14,7 +14,8 @@ if [ ${#browser_missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     echo "[setup] installing ${browser_missing[*]} (browser test of the annotation page)"
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser_missing[@]}" >/dev/null; } \
-      || echo "[setup] warning: could not install ${browser_missing[*]}; the browser test will be skipped" >&2
+      || echo "[setup] warning: could not install ${browser_missing[*]}; the browser test will be skipped" \
+        "(or fail where SARM2_REQUIRE_BROWSER=1, as in CI)" >&2
   else
     echo "[setup] warning: cannot install ${browser_missing[*]} without apt-get; the browser test will be skipped" >&2
   fi

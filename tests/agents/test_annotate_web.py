@@ -46,9 +46,18 @@ _MISSING = [
     )
     if not ok
 ]
-needs_browser = pytest.mark.skipif(
-    bool(_MISSING), reason=f"browser test needs {', '.join(_MISSING)}; tests/run.sh installs them"
-)
+#: Set (to 1) where a missing browser is a failure, not a skip: CI (``.ci/run``) sets it.
+REQUIRE_BROWSER = os.environ.get("SARM2_REQUIRE_BROWSER", "") == "1"
+
+
+def require_browser() -> None:
+    """Skip the browser tests when the browser is missing, or fail them when ``SARM2_REQUIRE_BROWSER=1``."""
+    if not _MISSING:
+        return
+    message = f"browser test needs {', '.join(_MISSING)}; tests/run.sh installs them"
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{message} (SARM2_REQUIRE_BROWSER=1: the browser is required here)", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture
@@ -353,6 +362,7 @@ class TestWriteProtection:
 
 @pytest.fixture(scope="module")
 def browser():
+    require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -409,7 +419,6 @@ def js(driver, script: str, *args):
     return driver.execute_script(script, *args)
 
 
-@needs_browser
 class TestBrowser:
     def test_label_save_and_resume(self, browser, server):
         from selenium.webdriver.common.keys import Keys
@@ -480,8 +489,12 @@ class TestBrowser:
         d = browser
         open_page(d, server.url + "#ep2")
         assert text(d, "episode-title") == "ep2"
+        # Play at 1 fps: the pause click lands long before the 20-frame episode could end on its own (at 10 fps
+        # a stalled CI machine could miss the 2 s window, and the click would restart playback instead).
+        js(d, "window.annotator.state.episode.fps = 1;")
         d.find_element("id", "play").click()
-        assert wait_for(lambda: js(d, "return window.annotator.state.frame") >= 3, timeout=5)
+        assert wait_for(lambda: js(d, "return window.annotator.state.frame") >= 1, timeout=10)
+        assert js(d, "return window.annotator.state.playing")
         d.find_element("id", "play").click()
         frame = js(d, "return window.annotator.state.frame")
         time.sleep(0.3)
@@ -530,3 +543,13 @@ class TestBrowser:
 def test_static_files_ship_with_the_package():
     static = Path(annotate.__file__).with_name("annotate_static")
     assert {"index.html", "app.js", "style.css"} <= {p.name for p in static.iterdir()}
+
+
+def test_a_missing_browser_fails_where_it_is_required(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "_MISSING", ["chromium (apt install chromium)"])
+    monkeypatch.setattr(sys.modules[__name__], "REQUIRE_BROWSER", True)
+    with pytest.raises(pytest.fail.Exception, match="SARM2_REQUIRE_BROWSER=1"):
+        require_browser()
+    monkeypatch.setattr(sys.modules[__name__], "REQUIRE_BROWSER", False)
+    with pytest.raises(pytest.skip.Exception, match="tests/run.sh installs them"):
+        require_browser()

@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from agents.policy import POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode, demos_from_dataset
+from agents.policy import NEGATIVE, POSITIVE, BCPolicy, BCPolicyConfig, Policy, PolicyEpisode, demos_from_dataset
 from agents.rollouts import LocalExecutor, Rollout, RolloutStore, make_executor
 from agents.spiral import SPIRAL, SpiralConfig, reward_agreement, wilson_interval
 from agents.updates import UpdateConfig
 from sarm2_env.constants import CAMERAS
-from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, InputShapeError, UnknownNameError
+from sarm2_env.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    InputShapeError,
+    UnknownNameError,
+    WorkerTimeoutError,
+)
 from sarm2_env.make import make_env as sarm2_make_env
 from tasks.collect import CollectConfig, collect
 from tasks.dataset import EpisodeDataset
@@ -262,22 +269,61 @@ def test_wilson_interval():
 def test_recap_policies_get_the_condition_input(demos, tmp_path):
     spiral = SPIRAL(make_env, demos, tmp_path, _config(update=UpdateConfig(rule="recap")), POLICY)
     assert spiral.policy_config.condition is True
-    assert POSITIVE == 1
+    pol = BCPolicy(spiral.policy_config.replace(steps=5))
+    pol.fit(demos, seed=0)
+    d = demos[0]
+    args = (d.embeddings[:4], d.state[:4], [d.instruction] * 4)
+    positive = pol.predict_chunks(*args, condition=POSITIVE)
+    assert not np.allclose(positive, pol.predict_chunks(*args, condition=NEGATIVE))  # the indicator is an input
+    np.testing.assert_array_equal(pol.predict_chunks(*args), positive)  # and acting asks for "advantage positive"
 
 
-def test_ray_executor_on_a_local_ray_instance(policy, tmp_path):
+@pytest.fixture(scope="module")
+def ray_two_cpus():
+    """A local Ray instance with exactly 2 CPUs (as on the CI machine), shared by the Ray tests."""
     ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'sarm2[ray]'")
-    store = RolloutStore(tmp_path / "ray")
-    try:
-        n = make_executor("ray", num_workers=2).collect(make_env, policy, [5, 6], store.add)
-    finally:
+    if ray.is_initialized():
         ray.shutdown()
-    assert n == 2 and sorted(s for _, s in store.seeds()) == [5, 6]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("workers", [1, 3])  # 3 workers on 2 CPUs: the third is never placed and must not block
+def test_ray_executor_finishes_whatever_the_worker_cpu_ratio(ray_two_cpus, policy, tmp_path, workers):
+    seeds = [5, 6, 7]
+    store = RolloutStore(tmp_path / "ray")
+    n = make_executor("ray", num_workers=workers, timeout_s=120).collect(make_env, policy, seeds, store.add)
+    assert n == 3 and sorted(s for _, s in store.seeds()) == seeds  # stored as they arrived
     local: list[Rollout] = []
-    LocalExecutor(num_envs=1, asynchronous=False).collect(make_env, policy, [5], local.append)
-    ray_5 = next(r for r in store if r.seed == 5)
-    np.testing.assert_array_equal(ray_5.state[0], local[0].state[0])  # same seed, same start
-    np.testing.assert_allclose(ray_5.action, local[0].action, atol=1e-3)  # same policy
+    LocalExecutor(num_envs=1, asynchronous=False).collect(make_env, policy, seeds, local.append)
+    for ref in local:
+        got = next(r for r in store if r.seed == ref.seed)
+        np.testing.assert_array_equal(got.state[0], ref.state[0])  # same seed, same start
+        np.testing.assert_allclose(got.action, ref.action, atol=1e-3)  # same policy
+        np.testing.assert_allclose(got.progress, ref.progress, atol=1e-3)
+
+
+def test_ray_executor_names_a_stuck_worker(ray_two_cpus, policy):
+    executor = make_executor("ray", num_workers=1, timeout_s=0.05)  # a 400-step episode takes seconds
+    long_episode = functools.partial(make_env, max_episode_steps=400)
+    with pytest.raises(WorkerTimeoutError, match=r"worker 0 \(node .*, pid \d+\) returned no rollout for seed 5"):
+        executor.collect(long_episode, policy, [5], lambda ro: None)
+    unplaceable = make_executor("ray", num_workers=1, num_cpus_per_worker=3, start_timeout_s=1)  # 2 CPUs exist
+    with pytest.raises(WorkerTimeoutError, match="no Ray rollout worker started .* no free CPU"):
+        unplaceable.collect(make_env, policy, [5], lambda ro: None)
+    for bad in ({"timeout_s": 0}, {"start_timeout_s": -1}, {"num_cpus_per_worker": -1}, {"num_workers": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            make_executor("ray", **bad)
+
+
+def test_spiral_end_to_end_on_ray(ray_two_cpus, demos, tmp_path):
+    cfg = _config(executor="ray", num_envs=3, update=UpdateConfig(rule="awr"))
+    results = SPIRAL(make_env, demos, tmp_path, cfg, POLICY).run()
+    assert [r.round for r in results] == [0, 1]
+    rollouts = RolloutStore(tmp_path / "round_01" / "rollouts").load()
+    assert len(rollouts) == cfg.rollouts_per_round and all(ro.length > 1 for ro in rollouts)
+    assert all(np.isfinite(ro.rm_progress).all() for ro in rollouts)  # scored by the wrapper inside the actors
 
 
 def test_reward_model_adaptation_once_then_relabel_with_rm2(demos, tmp_path, tiny_sarm2_checkpoint, monkeypatch):

@@ -30,13 +30,17 @@ def _config(recording: Path, serial: str = SERIAL) -> CameraConfig:
 def test_playback_delivers_the_recorded_frames_in_order(recording: Path) -> None:
     with D405Camera(_config(recording), "top") as cam:
         frame = cam.wait_for_frame(5.0)
-        seen = []
+        seen, stamps = [], [frame.timestamp]
         for _ in range(12):
             frame = cam.wait_for_frame(5.0, newer_than=frame.timestamp)
             assert frame.image.shape == (48, 64, 3) and frame.image.dtype == np.uint8
             assert frame.image[0, 0, 0] == frame.frame_number % 256  # the synthetic stream stamps the frame number
             seen.append(frame.frame_number)
-        assert set(seen) <= set(range(10)) and len(set(seen)) >= 8  # loops over the 10 recorded frames
+            stamps.append(frame.timestamp)
+        # Playback is real time, so a loaded machine may skip frames: check what holds whatever the load (every
+        # read is a newer frame, from the 10 recorded ones, and the stream moves on), not how many were seen.
+        assert all(b > a for a, b in zip(stamps, stamps[1:]))
+        assert set(seen) <= set(range(10)) and len(set(seen)) >= 2
         assert cam.latest(max_age_s=1.0).frame_number in range(10)
         assert cam.frames_received >= 12 and cam.is_open
 

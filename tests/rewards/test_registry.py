@@ -35,3 +35,28 @@ def test_default_checkpoint_is_small_and_covers_every_task() -> None:
     model = make_reward_model("sarm2", checkpoint="default", device="cpu")
     assert all(model.covers(task) for task in TASKS)
     assert model.training_summary["held_out_mse_fp16"] < 0.05
+
+
+@pytest.mark.slow
+def test_default_checkpoint_scores_fresh_demos_as_the_readme_says(tmp_path) -> None:
+    """The README's held-out figure is the checkpoint's own, and holds on demos it has never seen."""
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from rewards.pretrained import DEMO_SEED, held_out_mse
+    from tasks.collect import CollectConfig, collect
+    from tasks.dataset import EpisodeDataset
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if "held-out demo value MSE vs time-linear" in x)
+    figure = float(re.search(r"([0-9.]+e-[0-9]+) \(fp16 file\)", line).group(1))
+    model = make_reward_model("sarm2", checkpoint="default", device="cpu")
+    assert figure == pytest.approx(model.training_summary["held_out_mse_fp16"], rel=1e-3)
+    # Full-skill demos far past the 15 training seeds per task (one short and one long task).
+    tasks = ("SARM2/PullPlug-v0", "SARM2/CleanWhiteboard-v0")
+    collect(CollectConfig(tasks=tasks, episodes=1, seed=DEMO_SEED + 500), tmp_path, progress_bar=False)
+    ds = EpisodeDataset(tmp_path)
+    mse = held_out_mse(model, [ds.load(i) for i in range(len(ds))])
+    assert np.isfinite(mse) and mse <= 3 * figure, f"fresh-demo MSE {mse:.3e} vs the README's {figure:.3e}"

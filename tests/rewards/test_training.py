@@ -169,4 +169,7 @@ def test_ddp_on_two_gloo_processes(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((out / "config.json").read_text())
     assert meta["training"]["world_size"] == 2 and meta["training"]["steps"] == 6
+    # Each rank trains on its own batches, so only gradient averaging keeps the two replicas identical.
+    sums = meta["training"]["rank_weight_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1], sums
     assert "2 process(es)" in proc.stderr

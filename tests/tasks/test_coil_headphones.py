@@ -188,6 +188,9 @@ def test_low_skill_expert_fails_sometimes():
         if not outcomes[-1] and len(outcomes) >= 2:
             break  # a cable episode costs several seconds: one failure is all this test needs
     assert not all(outcomes)
+    assert all(0.0 <= p <= 1.0 for p in progress)
+    # A failure is partial progress, never full: progress and success come from the same evaluate().
+    assert all(p < 1.0 for p, ok in zip(progress, outcomes) if not ok)
 
 
 def test_expert_is_reproducible():
