@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sarm2_env.constants import CAMERAS
+from sarm2_env.constants import CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError
 
 MODES = ("delta", "progress", "delta+success")
@@ -102,16 +102,42 @@ def _frames(obs: dict, batch: int | None) -> np.ndarray:
     return np.stack(images, axis=1).reshape(-1, *images[0].shape[1:])  # (N * C, H, W, 3)
 
 
-def _state(obs: dict, batch: int | None) -> np.ndarray:
+def _state(obs: Any, batch: int | None) -> np.ndarray:
+    """The 14-d joint state: ``obs["agent_pos"]``, or the first 14 values of a flat ``obs_mode="state"`` vector."""
     from rewards.data import check_state
 
-    if "agent_pos" not in obs:
-        raise InputShapeError("`obs['agent_pos']`: expected the 14-d joint state; missing")
-    return check_state(obs["agent_pos"], () if batch is None else (batch,), name="obs['agent_pos']")
+    if isinstance(obs, dict):
+        if "agent_pos" not in obs:
+            raise InputShapeError("`obs['agent_pos']`: expected the 14-d joint state; missing")
+        return check_state(obs["agent_pos"], () if batch is None else (batch,), name="obs['agent_pos']")
+    flat = np.asarray(obs)
+    return check_state(flat[..., :STATE_DIM], () if batch is None else (batch,), name="obs[:14] (agent_pos)")
+
+
+def _obs_mode(env: Any) -> str:
+    """The env's ``obs_mode`` (``"pixels"`` for envs that do not have one), for single and vector envs."""
+    if isinstance(env, gym.vector.VectorEnv):
+        try:
+            return str(env.get_attr("obs_mode")[0])
+        except AttributeError:
+            return "pixels"
+    return str(getattr(env.unwrapped, "obs_mode", "pixels"))
+
+
+def _no_pixels_error(env: Any) -> InputShapeError:
+    return InputShapeError(
+        f"`obs['pixels']`: the observation carries no camera views and {type(env.unwrapped).__name__} cannot render "
+        f"them (no `render_views()`); give it the SARM2 layout, or obs_mode 'pixels' / 'pixels+state'"
+    )
 
 
 class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replace an env's reward with a learned progress reward (see the module docstring for modes and keys).
+
+    Works in every observation mode of the SARM2 tasks: when the observation carries no camera views
+    (``obs_mode="state"``), the wrapper renders the three views it scores itself (``env.render_views()``), so
+    ``PPO("MlpPolicy", SARM2RewardWrapper(gym.make(id, obs_mode="state")))`` trains on the flat state with the
+    learned, image-based reward.
 
     ``SARM2RewardWrapper(env)`` on a ``SARM2/*`` task loads the shipped SARM2 checkpoint for the simulated
     station; on a task it has no checkpoint for it raises :class:`CheckpointError` saying how to train one.
@@ -147,12 +173,21 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._session = None
         self._previous = 0.0
 
-    def _progress(self, obs: dict, info: dict) -> float:
+    def _progress(self, obs: Any, info: dict) -> float:
         model = self.reward_model
         self._session.info = info
         state = _state(obs, None)
-        emb = model.encode_frames(_frames(obs, None)[None])  # (1, C, D): only this step's frames are encoded
+        emb = model.encode_frames(self._frames(obs)[None])  # (1, C, D): only this step's frames are encoded
         return float(model.step_batch([self._session], emb, state[None])[0])
+
+    def _frames(self, obs: Any) -> np.ndarray:
+        """This step's camera views: the observation's, or rendered for the reward alone (``obs_mode="state"``)."""
+        if isinstance(obs, dict) and "pixels" in obs:
+            return _frames(obs, None)
+        render = getattr(self.env.unwrapped, "render_views", None)
+        if render is None:
+            raise _no_pixels_error(self.env)
+        return _frames({"pixels": render()}, None)
 
     def _annotate(self, info: dict, progress: float) -> dict:
         info["sarm2/progress"] = progress
@@ -230,6 +265,12 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         if autoreset not in (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP):
             raise ConfigError(f"`autoreset_mode` must be NEXT_STEP or SAME_STEP; got {autoreset}")
         self.autoreset = autoreset
+        self.renders_views = _obs_mode(env) == "state"  # the observations carry no pixels: render them here
+        if self.renders_views and autoreset == gym.vector.AutoresetMode.SAME_STEP:
+            raise ConfigError(
+                "`autoreset_mode`: with obs_mode='state' the wrapper renders the frames it scores, and SAME_STEP "
+                "autoreset has already reset the final state it would render; use NEXT_STEP (the default)"
+            )
         self._sessions: list = []
         self._previous = np.zeros(self.num_envs, dtype=np.float32)
         self._done = np.zeros(self.num_envs, dtype=bool)
@@ -242,9 +283,13 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         tasks = info.get("task")
         return str(tasks[i]) if tasks is not None else (task_id or "")
 
-    def _split(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
         """``obs`` -> frames ``(N, C, H, W, 3)`` and states ``(N, 14)``."""
         n = self.num_envs
+        if self.renders_views:
+            views = self.env.call("render_views")  # one dict per sub-env, rendered in the sub-env's process
+            frames = np.stack([np.stack([v[c] for c in CAMERAS]) for v in views])
+            return frames, _state(obs, n)
         frames = _frames(obs, n)
         return frames.reshape(n, len(CAMERAS), *frames.shape[1:]), _state(obs, n)
 

@@ -41,6 +41,10 @@ class Evaluation:
 #: Slack (rad) of the ``agent_pos`` bounds beyond the joint limits.
 JOINT_OVERSHOOT = 0.2
 
+#: Observation modes (ManiSkill-style): camera views + joints (the default, what a real station gives), the
+#: flat privileged simulator state (joints first, then the task's objects; no rendering), or both.
+OBS_MODES = ("pixels", "state", "pixels+state")
+
 
 def yaw_quat(yaw: float) -> np.ndarray:
     """Quaternion (w, x, y, z) of a rotation by ``yaw`` about the world vertical."""
@@ -56,6 +60,10 @@ def _parse_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def _layout(blocks: list[tuple[str, np.ndarray]]) -> tuple[tuple[str, int], ...]:
+    return tuple((name, len(v)) for name, v in blocks)
+
+
 class YamTaskEnv(gym.Env):
     """A manipulation task on the simulated bimanual YAM station with three D405 cameras.
 
@@ -64,6 +72,11 @@ class YamTaskEnv(gym.Env):
         image_size: camera resolution, an int (square) or ``(height, width)``; default 128.
         control_hz: control rate; physics runs at 500 Hz underneath. Must divide 500.
         terminate_on_success: end the episode (``terminated=True``) once ``info["success"]``.
+        obs_mode: ``"pixels"`` (default): ``{"pixels": {top, left_wrist, right_wrist}, "agent_pos"}``;
+            ``"state"``: one flat ``float32`` vector, ``agent_pos`` (14) then the task's privileged state
+            (:meth:`task_state`; layout in :attr:`state_layout` and the task card), and nothing is rendered;
+            ``"pixels+state"``: the pixels dict plus ``"state"`` (that same vector). A sim-only mode: a real
+            station has no privileged state. :meth:`render_views` renders the cameras in any mode.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -82,13 +95,19 @@ class YamTaskEnv(gym.Env):
         image_size: int | tuple[int, int] = 128,
         control_hz: int = 10,
         terminate_on_success: bool = True,
+        obs_mode: str = "pixels",
     ) -> None:
+        if obs_mode not in OBS_MODES:
+            from sarm2_env.errors import UnknownNameError
+
+            raise UnknownNameError("obs_mode", str(obs_mode), OBS_MODES)
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"`render_mode` must be None or 'rgb_array'; got {render_mode!r}")
         self.height, self.width = _parse_image_size(image_size)
         if not isinstance(control_hz, (int, np.integer)) or control_hz <= 0 or 500 % control_hz:
             raise ConfigError(f"`control_hz` must be a positive divisor of 500 (e.g. 10, 25, 50); got {control_hz!r}")
         self.render_mode = render_mode
+        self.obs_mode = obs_mode
         self.control_hz = int(control_hz)
         self.terminate_on_success = terminate_on_success
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
@@ -123,6 +142,41 @@ class YamTaskEnv(gym.Env):
         self._elapsed_steps = 0
         #: Name of the primitive an expert is executing, reported as ``info["primitive"]`` when set.
         self.current_primitive: str | None = None
+        self._state_layout: tuple[tuple[str, int], ...] | None = None
+        self._episode_started = False
+        if obs_mode != "pixels":
+            # The state's size depends on what subclasses build after this __init__: known on first use.
+            self._pixel_space, self._observation_space = self._observation_space, None
+
+    # ------------------------------------------------------------------ spaces
+    @property
+    def observation_space(self) -> spaces.Space:  # type: ignore[override]
+        """See the class docstring; in the state modes it is built on first use (the state's size is the task's)."""
+        if self._observation_space is None:
+            try:
+                size = sum(n for _, n in self.state_layout)
+            except AttributeError as exc:  # or hasattr() would report "no observation space" and hide the cause
+                raise RuntimeError(f"{self.task_name}: building the state observation failed: {exc}") from exc
+            flat = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+            pixel_space = self._pixel_space
+            self._observation_space = (
+                flat if self.obs_mode == "state" else spaces.Dict({**pixel_space.spaces, "state": flat})
+            )
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: spaces.Space) -> None:
+        self._observation_space = space
+
+    @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        """``(name, size)`` of each block of the flat state vector (``obs_mode`` ``"state"``/``"pixels+state"``)."""
+        if self._state_layout is None:
+            if self._episode_started:
+                self._state_layout = _layout(self._state_blocks())
+            else:
+                self._state_layout = self._probe_state_layout()
+        return self._state_layout
 
     # ------------------------------------------------------------------ task hooks
     def _build_task(self, spec: mujoco.MjSpec) -> None:
@@ -141,6 +195,65 @@ class YamTaskEnv(gym.Env):
         """Ground-truth progress and success of the current physics state."""
         raise NotImplementedError
 
+    def _task_state_extra(self) -> list[tuple[str, np.ndarray]]:
+        """Task-specific blocks of the privileged state beyond the generic ones (e.g. the ink left on a board)."""
+        return []
+
+    # ------------------------------------------------------------------ privileged state
+    def task_state_blocks(self, ev: Evaluation | None = None) -> list[tuple[str, np.ndarray]]:
+        """The task's privileged state as named blocks, in a fixed order:
+
+        every free object's position (3) and quaternion (4, w x y z), every other named task joint's position,
+        every flex's vertex positions (cloth or cable keypoints, 3 per vertex), the task's own blocks
+        (:meth:`_task_state_extra`), then ``evaluate()``'s terms in name order (grasp flags, ink cleared,
+        folds, ...). ``ev`` reuses an evaluation of the current state.
+        """
+        m, d = self.model, self.data
+        blocks: list[tuple[str, np.ndarray]] = []
+        for j in range(m.njnt):
+            name = m.joint(j).name
+            if not name or name.startswith(tuple(f"{arm}_" for arm in ARMS)):
+                continue
+            adr, kind = m.jnt_qposadr[j], int(m.jnt_type[j])
+            if kind == mujoco.mjtJoint.mjJNT_FREE:
+                blocks += [(f"{name}/pos", d.qpos[adr : adr + 3]), (f"{name}/quat", d.qpos[adr + 3 : adr + 7])]
+            elif kind in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+                blocks.append((f"{name}/qpos", d.qpos[adr : adr + 1]))
+        for f in range(m.nflex):
+            start, count = m.flex_vertadr[f], m.flex_vertnum[f]
+            name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_FLEX, f) or f"flex{f}"
+            blocks.append((f"{name}/vertices", d.flexvert_xpos[start : start + count]))
+        blocks += self._task_state_extra()
+        terms = (ev or self.evaluate()).terms
+        blocks += [(f"eval/{k}", np.array([terms[k]])) for k in sorted(terms)]
+        return [(name, np.asarray(v, dtype=np.float32).ravel()) for name, v in blocks]
+
+    def task_state(self, ev: Evaluation | None = None) -> np.ndarray:
+        """The flat state vector of ``obs_mode="state"``: ``agent_pos`` (14) then :meth:`task_state_blocks`."""
+        blocks = self._state_blocks(ev)
+        layout = _layout(blocks)
+        if self._state_layout is None:
+            self._state_layout = layout
+        elif layout != self._state_layout:
+            raise RuntimeError(f"{self.task_name}: the state layout changed from {self._state_layout} to {layout}")
+        return np.concatenate([v for _, v in blocks]).astype(np.float32)
+
+    def _state_blocks(self, ev: Evaluation | None = None) -> list[tuple[str, np.ndarray]]:
+        return [("agent_pos", self.agent_pos()), *self.task_state_blocks(ev)]
+
+    def _probe_state_layout(self) -> tuple[tuple[str, int], ...]:
+        # Task blocks may depend on what reset() builds, so probe a reset state before the first episode; then
+        # forget the probe's seed so the first reset() without a seed draws fresh entropy, as if it never happened.
+        self._observe = lambda ev=None: {}  # type: ignore[method-assign]  # nothing rendered while probing
+        try:
+            self.reset(seed=0)
+            layout = _layout(self._state_blocks())
+        finally:
+            del self._observe
+            self._np_random, self._np_random_seed = None, None
+            self._episode_started = False
+        return layout
+
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -150,10 +263,11 @@ class YamTaskEnv(gym.Env):
         self.data.ctrl[:] = self._action_to_ctrl(self.home_action)
         self._reset_task()
         mujoco.mj_forward(self.model, self.data)
+        self._episode_started = True
         self._elapsed_steps = 0
         self.current_primitive = None
-        obs = self._observe()
-        return obs, self._info(self.evaluate())
+        ev = self.evaluate()
+        return self._observe(ev), self._info(ev)
 
     def step(self, action):
         action = self._validate_action(action)
@@ -165,7 +279,7 @@ class YamTaskEnv(gym.Env):
         if not np.all(np.isfinite(self.data.qpos)):
             raise RuntimeError(f"{self.task_name}: simulation diverged at step {self._elapsed_steps}")
         ev = self.evaluate()
-        obs = self._observe()
+        obs = self._observe(ev)
         terminated = bool(ev.success and self.terminate_on_success)
         return obs, float(ev.success), terminated, False, self._info(ev)
 
@@ -240,9 +354,25 @@ class YamTaskEnv(gym.Env):
             self._renderer = MultiCameraRenderer(self.model, CAMERAS, self.height, self.width)
         return self._renderer.render(self.data)
 
-    def _observe(self) -> dict[str, Any]:
+    def render_views(self) -> dict[str, np.ndarray]:
+        """The three camera views of the current state, ``{camera: (H, W, 3) uint8}``, in any ``obs_mode``.
+
+        What a reward wrapper calls when the observation carries no pixels; the views are rendered once per
+        state (an observation that already rendered them is reused).
+        """
+        if self._last_pixels is None:
+            self._last_pixels = self._render_pixels()
+        return self._last_pixels
+
+    def _observe(self, ev: Evaluation | None = None) -> dict[str, Any] | np.ndarray:
+        if self.obs_mode == "state":
+            self._last_pixels = None  # the state changed; nothing is rendered until someone asks
+            return self.task_state(ev)
         self._last_pixels = self._render_pixels()
-        return {"pixels": self._last_pixels, "agent_pos": self.agent_pos()}
+        obs: dict[str, Any] = {"pixels": self._last_pixels, "agent_pos": self.agent_pos()}
+        if self.obs_mode == "pixels+state":
+            obs["state"] = self.task_state(ev)
+        return obs
 
     def _info(self, ev: Evaluation) -> dict[str, Any]:
         info: dict[str, Any] = {

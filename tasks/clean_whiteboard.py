@@ -33,6 +33,12 @@ class CleanWhiteboardEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three 128x128 RGB views
     (``top``, ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 96 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``eraser_free/pos`` (3), ``eraser_free/quat`` (4, w x y z),
+    ``ink_remaining`` (72: 6x12 cells, row-major, 1 = ink left), then the evaluation terms ``eval/eraser_held``,
+    ``eval/eraser_in_tray``, ``eval/ink_cleared`` (1 each), in that order (``env.unwrapped.state_layout``).
+    Simulation only.
+
     **Progress** (``info["progress"]``, from physics state, valid for any trajectory)::
 
         0.1 * [eraser held or on the tray] + 0.8 * ink_cleared + 0.1 * placement
@@ -186,6 +192,10 @@ class CleanWhiteboardEnv(YamTaskEnv):
     # ------------------------------------------------------------------ ground truth
     def ink_cleared(self) -> float:
         return float(self._wiped.sum() / max(1, self._inked.sum()))
+
+    def _task_state_extra(self) -> list[tuple[str, np.ndarray]]:
+        # Which cells still carry ink (6 x 12 grid, row-major): what the wiping policy must cover next.
+        return [("ink_remaining", (self._inked & ~self._wiped).astype(np.float32))]
 
     def remaining_ink(self) -> np.ndarray:
         """Centres (N, 2) of inked cells not yet wiped (for the expert's recovery passes)."""

@@ -61,6 +61,11 @@ class CoilHeadphonesEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 108 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``phones/cable/vertices`` (90: 30 vertices x (x, y, z)), then the
+    evaluation terms ``eval/end_radius``, ``eval/held``, ``eval/tucked``, ``eval/turns`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the cable's vertex positions; valid for any trajectory)::
 
         0.8 * clip(turns / 2, 0, 1) + 0.1 * tucked + 0.1 * success

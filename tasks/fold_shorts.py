@@ -54,6 +54,11 @@ class FoldShortsEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 260 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``shorts/cloth/vertices`` (243: 81 vertices x (x, y, z)), then the
+    evaluation terms ``eval/fold1``, ``eval/fold2``, ``eval/held`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the cloth's vertex positions; valid for any trajectory)::
 
         0.45 * fold1 + 0.45 * fold2 + 0.1 * success

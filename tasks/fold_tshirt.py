@@ -91,6 +91,11 @@ class FoldTShirtEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 255 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``shirt/cloth/vertices`` (237: 79 vertices x (x, y, z)), then the
+    evaluation terms ``eval/half``, ``eval/held``, ``eval/left_side``, ``eval/right_side`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the cloth's vertex positions; valid for any trajectory)::
 
         0.2 * left + 0.2 * right + 0.5 * half + 0.1 * success

@@ -39,6 +39,13 @@ class PlatesToDishRackEnv(PlateTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views (``top``,
     ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 37 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``plate0_free/pos`` (3), ``plate0_free/quat`` (4, w x y z),
+    ``plate1_free/pos`` (3), ``plate1_free/quat`` (4, w x y z), then the evaluation terms ``eval/plate0_held``,
+    ``eval/plate0_in_slot``, ``eval/plate0_score``, ``eval/plate0_tilt_deg``, ``eval/plate1_held``,
+    ``eval/plate1_in_slot``, ``eval/plate1_score``, ``eval/plate1_tilt_deg``, ``eval/plates_in_rack`` (1 each), in
+    that order (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (``info["progress"]``, from physics state, valid for any trajectory): the mean over
     plates of::
 

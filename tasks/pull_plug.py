@@ -41,6 +41,12 @@ class PullPlugEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 27 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``socket_free/pos`` (3), ``socket_free/quat`` (4, w x y z),
+    ``plug_slide/qpos`` (1), then the evaluation terms ``eval/plug_grasped``, ``eval/press_force``,
+    ``eval/pull_distance``, ``eval/pulled``, ``eval/socket_held`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from physics state; valid for any trajectory)::
 
         0.8 * pulled + 0.1 * max(held, out) + 0.1 * max(grasped, out)

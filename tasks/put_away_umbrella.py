@@ -57,6 +57,11 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 27 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``umbrella_free/pos`` (3), ``umbrella_free/quat`` (4, w x y z), then the
+    evaluation terms ``eval/dangling``, ``eval/held_left``, ``eval/held_right``, ``eval/hung``, ``eval/lifted``,
+    ``eval/near_hook`` (1 each), in that order (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the umbrella's pose, the grasps and the hook; valid for any trajectory)::
 
         0.15 * lifted + 0.15 * handed_over + 0.3 * near_hook + 0.3 * hung + 0.1 * success

@@ -112,6 +112,14 @@ class SetDinnerTableEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 52 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``plate_free/pos`` (3), ``plate_free/quat`` (4, w x y z),
+    ``knife_free/pos`` (3), ``knife_free/quat`` (4, w x y z), ``fork_free/pos`` (3), ``fork_free/quat`` (4, w x y
+    z), ``cup_free/pos`` (3), ``cup_free/quat`` (4, w x y z), then the evaluation terms ``eval/cup_align``,
+    ``eval/cup_placed``, ``eval/fork_align``, ``eval/fork_placed``, ``eval/held``, ``eval/knife_align``,
+    ``eval/knife_placed``, ``eval/n_placed``, ``eval/plate_align``, ``eval/plate_placed`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the objects' poses; valid for any trajectory)::
 
         mean over the 4 objects of  0.85 * align_i + 0.15 * placed_i

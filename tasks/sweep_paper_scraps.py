@@ -40,6 +40,12 @@ class SweepPaperScrapsEnv(YamTaskEnv):
     **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
+    **State** (``obs_mode="state"``: one flat float32 vector of 234 values; ``"pixels+state"`` adds it as
+    ``obs["state"]``): ``agent_pos`` (14), ``broom_free/pos`` (3), ``broom_free/quat`` (4, w x y z),
+    ``scrap_<k>_free/pos`` (3) and ``scrap_<k>_free/quat`` (4) per scrap for k = 0..29, then the
+    evaluation terms ``eval/broom_at_rest``, ``eval/broom_held``, ``eval/in_zone`` (1 each), in that order
+    (``env.unwrapped.state_layout``). Simulation only.
+
     **Progress** (from the scraps' and the broom's poses; valid for any trajectory)::
 
         0.9 * in_zone + 0.1 * in_zone * broom_at_rest

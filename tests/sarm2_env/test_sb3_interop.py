@@ -53,3 +53,20 @@ def test_sb3_ppo_trains_on_a_wrapped_env():
         assert reward == pytest.approx(info["sarm2/progress"] - info0["sarm2/progress"], abs=1e-6)
     finally:
         env.close()
+
+
+def test_sb3_mlp_policy_on_the_state_mode_as_written():
+    """The README's line, as written: PPO("MlpPolicy", SARM2RewardWrapper(gym.make(id, obs_mode="state")))."""
+    sb3 = pytest.importorskip("stable_baselines3")
+    from stable_baselines3 import PPO
+
+    env = SARM2RewardWrapper(gym.make("SARM2/PullPlug-v0", obs_mode="state", max_episode_steps=8))
+    try:
+        model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, n_epochs=1, seed=0, device="cpu")
+        model.learn(total_timesteps=16)
+        assert isinstance(model.policy, sb3.common.policies.ActorCriticPolicy)
+        obs, info = env.reset(seed=1)
+        action, _ = model.predict(obs, deterministic=True)
+        assert action.shape == (14,) and 0.0 <= info["sarm2/progress"] <= 1.0
+    finally:
+        env.close()

@@ -124,6 +124,71 @@ def test_vector_env_batches_encoder_and_model_and_handles_autoreset(model) -> No
     wrapped.close()
 
 
+def test_state_mode_scores_the_frames_it_renders_itself(model) -> None:
+    """On obs_mode='state' the wrapper renders the views it scores: the same rewards as on the pixel env."""
+    pixel_env = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    state_env = SARM2RewardWrapper(gym.make(TASK, image_size=32, obs_mode="state"), reward_model=model)
+    assert state_env.observation_space == state_env.env.observation_space  # the policy sees the flat state
+    p_obs, p_info = pixel_env.reset(seed=4)
+    s_obs, s_info = state_env.reset(seed=4)
+    assert s_info["sarm2/progress"] == pytest.approx(p_info["sarm2/progress"])
+    for _ in range(3):
+        action = hold_action(p_obs)
+        p_obs, p_reward, *_, p_info = pixel_env.step(action)
+        s_obs, s_reward, *_, s_info = state_env.step(action)
+        assert s_reward == pytest.approx(p_reward, abs=1e-6)
+        assert s_info["sarm2/progress"] == pytest.approx(p_info["sarm2/progress"], abs=1e-6)
+    pixel_env.close()
+    state_env.close()
+
+
+def test_vector_state_mode_renders_in_the_sub_envs(model) -> None:
+    envs = gym.make_vec(TASK, num_envs=2, vectorization_mode="sync", image_size=32, obs_mode="state")
+    wrapped = SARM2RewardWrapper(envs, reward_model=model)
+    obs, info = wrapped.reset(seed=[0, 1])
+    assert obs.ndim == 2 and info["sarm2/progress"].shape == (2,)
+    frames = model.image_encoder.frames_encoded
+    obs, reward, *_, info = wrapped.step(obs[:, :14].astype(np.float32))
+    assert model.image_encoder.frames_encoded - frames == 2 * len(CAMERAS) and np.all(np.isfinite(reward))
+    wrapped.close()
+    same_step = gym.make_vec(
+        TASK,
+        num_envs=2,
+        vectorization_mode="sync",
+        image_size=32,
+        obs_mode="state",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+    )
+    with pytest.raises(ConfigError, match="NEXT_STEP"):
+        SARM2RewardWrapper(same_step, reward_model=model)
+    same_step.close()
+
+
+def test_observations_without_pixels_that_cannot_render_are_refused(model) -> None:
+    env = SARM2RewardWrapper(_no_views(), reward_model=model)
+    with pytest.raises(InputShapeError, match="no camera views"):
+        env.reset(seed=0)
+
+
+def _no_views() -> gym.Env:
+    """An env with a flat observation and no ``render_views`` (not a SARM2 task)."""
+    from gymnasium import spaces
+
+    class Flat(gym.Env):
+        observation_space = spaces.Box(-1.0, 1.0, (14,), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (14,), np.float32)
+        spec = gym.spec(TASK)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.zeros(14, np.float32), {"task": "flat"}
+
+        def step(self, action):
+            return np.zeros(14, np.float32), 0.0, False, False, {}
+
+    return Flat()
+
+
 def test_uncovered_task_raises_with_training_instructions(tmp_path) -> None:
     from rewards.encoders import make_image_encoder
     from rewards.sarm2.config import SARM2Config
