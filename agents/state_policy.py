@@ -1,0 +1,419 @@
+"""A state-based behaviour-cloning policy: the *sim-only stand-in for a VLA* that SPIRAL starts from (``pi_0``).
+
+A VLA reads camera views; in simulation, localising objects to the centimetre from frozen global image
+embeddings is what kept the image policy (:class:`agents.policy.BCPolicy`) at 0 % success on the long tasks. This
+policy reads the simulator's privileged state instead (``obs_mode="state"``: joints, object poses, cloth or cable
+keypoints, ink left, grasp flags; each task card lists the layout), so ``pi_0`` can succeed and SPIRAL has
+something to improve, while the reward model still scores rendered frames. It exists only in simulation and
+is labelled :data:`LABEL` wherever its numbers appear; real stations use the image policy.
+
+The head is an MLP over ``[state_t, agent_pos_{t-l} for l in history]`` (the joint history tells a stroke
+going out from one coming back: without it the policy stalls at the end of a wipe) that predicts a chunk of
+``H`` absolute joint targets; the first ``execute`` are run before planning again (receding horizon, as
+:class:`agents.policy.BCPolicy`). Demonstrations come from the scripted experts, optionally executed with
+DART-style action noise while the label stays the expert's target (:func:`collect_state_demos`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.policy import ChunkedActing
+from sarm2_env.constants import ACTION_DIM, STATE_DIM
+from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+
+log = logging.getLogger(__name__)
+
+#: How every table and plot names this policy.
+LABEL = "state BC (sim-only stand-in for a VLA)"
+STATE_POLICY_MODEL = "state_bc_policy"
+_GRIPPERS = [6, 13]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatePolicyConfig:
+    """Architecture and training of :class:`StatePolicy`.
+
+    Args:
+        chunk: ``H``, absolute joint targets predicted per plan.
+        execute: targets executed before planning again (1 <= execute <= chunk).
+        history: lags (control steps) of the joint states fed beside the current state.
+        hidden, layers: the MLP head.
+        lr, weight_decay, batch_size, steps, warmup, grad_clip: behaviour-cloning training (AdamW, cosine).
+        std_floor: lower bound of the per-feature standard deviation used to standardise inputs (near-constant
+            features, e.g. a flag never set in the demos, would otherwise blow up when they change).
+    """
+
+    chunk: int = 20
+    execute: int = 10
+    history: tuple[int, ...] = (5, 10)
+    hidden: int = 512
+    layers: int = 3
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    steps: int = 6000
+    warmup: int = 200
+    grad_clip: float = 1.0
+    std_floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "history", tuple(self.history))
+        for name in ("chunk", "execute", "hidden", "layers", "batch_size", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        if self.execute > self.chunk:
+            raise ConfigError(f"`execute` must be <= `chunk` ({self.chunk}); got {self.execute}")
+        if any(not isinstance(lag, int) or lag < 1 for lag in self.history):
+            raise ConfigError(f"`history` must hold integer lags >= 1; got {self.history!r}")
+        for name in ("lr", "std_floor"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"`{name}` must be > 0; got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup < 0:
+            raise ConfigError("`weight_decay`, `grad_clip` and `warmup` must be >= 0")
+
+    def replace(self, **changes: Any) -> StatePolicyConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class StateEpisode:
+    """One demonstration: flat states ``(T, D)`` (``obs_mode="state"``, ``agent_pos`` first), the actions taken
+    after each state ``(T, 14)`` and an optional per-frame BC weight ``(T,)``."""
+
+    task_id: str
+    state: np.ndarray
+    action: np.ndarray
+    weight: np.ndarray | None = None
+    success: bool = True
+
+    def __post_init__(self) -> None:
+        t = self.state.shape[0] if self.state.ndim == 2 else -1
+        if t < 1 or self.state.shape[1] <= STATE_DIM:
+            raise InputShapeError(f"`state`: expected (T, D > {STATE_DIM}), agent_pos first; got {self.state.shape}")
+        if self.action.shape != (t, ACTION_DIM):
+            raise InputShapeError(f"`action`: expected ({t}, {ACTION_DIM}); got {self.action.shape}")
+        if self.weight is not None and np.shape(self.weight) != (t,):
+            raise InputShapeError(f"`weight`: expected ({t},); got {np.shape(self.weight)}")
+
+    @property
+    def length(self) -> int:
+        return int(self.state.shape[0])
+
+
+def history_features(states: np.ndarray, lags: Sequence[int]) -> np.ndarray:
+    """``[state_t, agent_pos_{t-l} ...]`` for every frame of one episode ``(T, D)`` (lags clamped at the start)."""
+    t = np.arange(len(states))
+    parts = [states] + [states[np.maximum(t - lag, 0), :STATE_DIM] for lag in lags]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _head(in_dim: int, cfg: StatePolicyConfig) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(cfg.layers):
+        layers += [nn.Linear(width, cfg.hidden), nn.GELU()]
+        width = cfg.hidden
+    layers.append(nn.Linear(width, cfg.chunk * ACTION_DIM))
+    return nn.Sequential(*layers)
+
+
+class StatePolicy(ChunkedActing):
+    """Chunked behaviour cloning over the privileged simulator state; see the module docstring.
+
+    Acts in ``N`` envs at once (the :class:`agents.policy.Policy` protocol) on ``obs_mode="state"``
+    observations ``(N, D)`` (or ``(D,)``, or a ``pixels+state`` dict). Build one with :meth:`fit` or :meth:`load`.
+    """
+
+    label = LABEL
+
+    def __init__(self, config: StatePolicyConfig | None = None, device: str | torch.device | None = None) -> None:
+        from rewards.training import default_device
+
+        self.config = config or StatePolicyConfig()
+        self.device = default_device(device)
+        self.net: nn.Sequential | None = None
+        self.norm: dict[str, np.ndarray] = {}
+        self.state_dim: int | None = None
+        self.training_summary: dict[str, Any] = {}
+        self._instructions: list[str] = []
+        self._queues: list[list[np.ndarray]] = []
+        self._history: list[list[np.ndarray]] = []
+
+    # --- acting ------------------------------------------------------------------------------------
+    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
+        """Start new episodes (all envs, or those in ``indices``): plans and joint histories are dropped."""
+        super().reset(instructions, indices)
+        if indices is None:
+            self._history = [[] for _ in self._instructions]
+        else:
+            for i in indices:
+                self._history[i] = []
+
+    def encode_observations(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Observations -> the head's inputs ``(N, F)`` (state + joint history) and joint states ``(N, 14)``.
+
+        Call once per env step: it records the joint history the next steps read.
+        """
+        state = _flat_states(observations)
+        self._require_trained()
+        if state.shape[1] != self.state_dim:
+            raise InputShapeError(
+                f"`observations`: the policy was trained on states of size {self.state_dim}; got {state.shape[1]} "
+                "(another task, or an env made with another obs_mode?)"
+            )
+        if len(self._history) != len(state):
+            raise InputShapeError(
+                f"`observations`: the policy was reset for {len(self._history)} envs; got {len(state)}"
+            )
+        rows = []
+        for i, s in enumerate(state):
+            hist = self._history[i]
+            hist.append(s[:STATE_DIM].copy())
+            keep = max(self.config.history, default=0) + 1
+            del hist[:-keep]
+            rows.append(np.concatenate([s, *(hist[max(0, len(hist) - 1 - lag)] for lag in self.config.history)]))
+        return np.stack(rows).astype(np.float32), state[:, :STATE_DIM]
+
+    def act_from_embeddings(self, features: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The next action of every env from :meth:`encode_observations`'s features (the protocol's name)."""
+        execute = self.config.execute
+        return self._next_actions(features, state, lambda f, s, texts: self.predict_chunks(f)[:, :execute])
+
+    @torch.no_grad()
+    def predict_chunks(self, features: np.ndarray) -> np.ndarray:
+        """``(N, H, 14)`` absolute joint targets (grippers clipped to [0, 1]) from features ``(N, F)``."""
+        self._require_trained()
+        x = torch.as_tensor((features - self.norm["x_mean"]) / self.norm["x_std"], dtype=torch.float32)
+        y = self.net(x.to(self.device)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
+        actions = y * self.norm["y_std"] + self.norm["y_mean"]
+        actions[..., _GRIPPERS] = np.clip(actions[..., _GRIPPERS], 0.0, 1.0)
+        if not np.all(np.isfinite(actions)):
+            raise NonFiniteError("state BC policy produced NaN/inf actions (diverged training?)")
+        return actions.astype(np.float32)
+
+    def _require_trained(self) -> None:
+        if self.net is None:
+            raise CheckpointError("the state BC policy is untrained: call fit(episodes) or StatePolicy.load(path)")
+
+    # --- training ----------------------------------------------------------------------------------
+    def fit(
+        self, episodes: Sequence[StateEpisode], *, seed: int = 0, steps: int | None = None, progress: bool = False
+    ) -> dict[str, Any]:
+        """Weighted behaviour cloning on ``episodes`` (one task's, or several of the same state size)."""
+        from rewards.training import init_distributed, run_training
+
+        if not episodes:
+            raise ConfigError("`episodes` must hold at least one episode to clone; got none")
+        dims = {ep.state.shape[1] for ep in episodes}
+        if len(dims) != 1:
+            raise InputShapeError(f"`episodes`: every episode must have the same state size; got sizes {sorted(dims)}")
+        cfg = self.config
+        xs, ys, ws = [], [], []
+        for ep in episodes:
+            ahead = np.minimum(np.arange(ep.length)[:, None] + np.arange(cfg.chunk)[None, :], ep.length - 1)
+            xs.append(history_features(ep.state, cfg.history))
+            ys.append(ep.action[ahead].reshape(ep.length, -1))
+            ws.append(np.ones(ep.length, np.float32) if ep.weight is None else np.clip(ep.weight, 0.0, None))
+        x, y, w = np.concatenate(xs), np.concatenate(ys).astype(np.float32), np.concatenate(ws)
+        if not w.sum() > 0:
+            raise ConfigError("every BC sample has weight 0: nothing to learn from")
+        self.state_dim = int(dims.pop())
+        self.norm = {
+            "x_mean": x.mean(0),
+            "x_std": np.maximum(x.std(0), cfg.std_floor).astype(np.float32),
+            "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
+            "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
+        }
+        xn = torch.as_tensor((x - self.norm["x_mean"]) / self.norm["x_std"], dtype=torch.float32, device=self.device)
+        yn = torch.as_tensor(
+            (y - self.norm["y_mean"].reshape(-1)) / self.norm["y_std"].reshape(-1),
+            dtype=torch.float32,
+            device=self.device,
+        )
+        probs = w / w.sum()
+        torch.manual_seed(seed)
+        self.net = _head(x.shape[1], cfg).to(self.device)
+
+        def loss_fn(model: nn.Module, rng: np.random.Generator):
+            idx = torch.as_tensor(rng.choice(len(w), size=cfg.batch_size, p=probs), device=self.device)
+            loss = nn.functional.mse_loss(model(xn[idx]), yn[idx])
+            return loss, {"bc_mse": float(loss.detach())}
+
+        total = steps if steps is not None else cfg.steps
+        summary = run_training(
+            module=self.net,
+            param_groups=[{"params": self.net.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay}],
+            loss_fn=loss_fn,
+            steps=total,
+            warmup=min(cfg.warmup, max(1, total // 10)),
+            grad_clip=cfg.grad_clip,
+            seed=seed,
+            ctx=init_distributed(self.device),
+            progress=progress,
+        )
+        self.net.eval()
+        self.training_summary = {
+            "label": LABEL,
+            "episodes": len(episodes),
+            "samples": int(len(w)),
+            "state_dim": self.state_dim,
+            **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
+        }
+        log.info("state BC fit: %d episodes, %d samples", len(episodes), len(w))
+        return self.training_summary
+
+    # --- persistence -------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` atomically."""
+        from rewards.checkpoint import save_checkpoint
+
+        self._require_trained()
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        tensors.update({f"norm.{k}": torch.as_tensor(v) for k, v in self.norm.items()})
+        meta = {
+            "model": STATE_POLICY_MODEL,
+            "label": LABEL,
+            "config": dataclasses.asdict(self.config),
+            "state_dim": self.state_dim,
+            "training": json.loads(json.dumps(self.training_summary, default=str)),
+        }
+        return save_checkpoint(path, meta, tensors)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> StatePolicy:
+        """Load a policy saved by :meth:`save` (a clear :class:`CheckpointError` if missing or damaged)."""
+        from rewards.checkpoint import load_checkpoint
+
+        meta, tensors = load_checkpoint(path, expect_model=STATE_POLICY_MODEL)
+        policy = cls(StatePolicyConfig(**meta["config"]), device=device)
+        policy.state_dim = int(meta["state_dim"])
+        in_dim = policy.state_dim + STATE_DIM * len(policy.config.history)
+        policy.net = _head(in_dim, policy.config)
+        policy.net.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")})
+        policy.net.to(policy.device).eval()
+        policy.norm = {k[5:]: v.float().numpy() for k, v in tensors.items() if k.startswith("norm.")}
+        policy.training_summary = meta.get("training", {})
+        return policy
+
+
+def _flat_states(observations: Any) -> np.ndarray:
+    """``(N, D)`` flat states from ``obs_mode="state"`` observations (one or a batch) or a ``pixels+state`` dict."""
+    if isinstance(observations, Mapping):
+        if "state" not in observations:
+            raise InputShapeError(
+                "`observations`: the state policy reads the privileged state; make the env with obs_mode='state' "
+                f"or 'pixels+state' (got a dict with keys {sorted(observations)})"
+            )
+        observations = observations["state"]
+    state = np.asarray(observations, dtype=np.float32)
+    if state.ndim == 1:
+        state = state[None]
+    if state.ndim != 2 or state.shape[1] <= STATE_DIM:
+        raise InputShapeError(f"`observations`: expected flat states (N, D > {STATE_DIM}); got {state.shape}")
+    return state
+
+
+# ------------------------------------------------------------------------------------------- data and evaluation
+def collect_state_demos(
+    task_id: str, episodes: int, seed: int, *, skill: float = 1.0, action_noise: float = 0.0
+) -> list[StateEpisode]:
+    """Scripted-expert demonstrations on ``obs_mode="state"`` (nothing rendered): env and expert seed ``seed + i``.
+
+    ``action_noise`` (rad, arm joints only) perturbs the *executed* action while the recorded label stays the
+    expert's target (DART), so the demos also show how to come back from small deviations.
+    """
+    import gymnasium as gym
+
+    import tasks
+    from tasks.expert import run_expert_episode
+
+    if action_noise < 0:
+        raise ConfigError(f"`action_noise` must be >= 0; got {action_noise!r}")
+    env = gym.make(task_id, obs_mode="state")
+    expert = tasks.make_expert(env, skill=skill)
+    if action_noise > 0:
+        expert = _NoisyExecution(expert, action_noise, seed)
+    out = []
+    try:
+        for i in range(episodes):
+            states, actions, success = [], [], False
+            for obs, action, _, info in run_expert_episode(env, expert, seed=seed + i):
+                if action is not None:
+                    actions.append(expert.label if action_noise > 0 else action)
+                states.append(obs)
+                success = bool(info.get("success", False))
+            states = states[: len(actions)]  # the state each action was taken in
+            out.append(
+                StateEpisode(
+                    task_id,
+                    np.asarray(states, np.float32),
+                    np.asarray(actions, np.float32),
+                    success=success,
+                )
+            )
+    finally:
+        env.close()
+    return out
+
+
+class _NoisyExecution:
+    """Wraps an expert: ``act`` returns the target plus joint noise (executed); ``label`` is the clean target."""
+
+    def __init__(self, expert: Any, noise: float, seed: int) -> None:
+        self.expert, self.noise = expert, float(noise)
+        self.rng = np.random.default_rng([seed, 7])
+        self.label = np.zeros(ACTION_DIM, np.float32)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.expert, name)
+
+    def act(self, obs: Any = None) -> np.ndarray:
+        self.label = self.expert.act(obs)
+        noise = self.rng.normal(0.0, self.noise, ACTION_DIM).astype(np.float32)
+        noise[_GRIPPERS] = 0.0
+        return self.label + noise
+
+
+def evaluate_state_policy(
+    policy: StatePolicy, task_id: str, seeds: Sequence[int], max_steps: int | None = None
+) -> list[dict[str, Any]]:
+    """Roll the policy out once per seed (nothing rendered); per episode the simulator's ``success``, final
+    ``progress`` and ``steps``."""
+    import gymnasium as gym
+
+    kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+    env = gym.make(task_id, obs_mode="state", **kwargs)
+    results = []
+    try:
+        for seed in seeds:
+            obs, info = env.reset(seed=int(seed))
+            policy.reset([info["task"]])
+            steps = 0
+            while True:
+                obs, _, terminated, truncated, info = env.step(policy.act(obs)[0])
+                steps += 1
+                if terminated or truncated:
+                    break
+            results.append(
+                {
+                    "seed": int(seed),
+                    "success": bool(info["success"]),
+                    "progress": float(info["progress"]),
+                    "steps": steps,
+                }
+            )
+    finally:
+        env.close()
+    return results
