@@ -27,7 +27,8 @@ Reset
     Engages the arms with gains ramped from 0 over ``engage_time_s`` while holding the measured pose, then moves
     both arms to the configured home pose at ``home_velocity`` (``options={"home": False}`` skips the move).
 Extra info keys
-    ``safety/clipped``, ``safety/joint_limit_clips``, ``safety/gripper_clips``, ``safety/velocity_clamps``,
+    ``action/clipped`` (action values outside the bounds, as in simulation), ``safety/clipped``,
+    ``safety/joint_limit_clips``, ``safety/gripper_clips``, ``safety/velocity_clamps``,
     ``safety/delta_clamps`` (values changed this step), ``safety/stopped``, ``safety/estop``,
     ``safety/stop_reason``, ``safety/stops`` (e-stops, watchdog trips and faults so far), ``timing/period_s``,
     ``timing/overrun``. Totals and timing statistics: :meth:`RealStationEnv.stats`.
@@ -404,6 +405,8 @@ class RealStationEnv(gym.Env):
     def _safety_info(self, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
         counts = counts or {}
         return {
+            # Values outside the action space's bounds, as the simulated tasks report them.
+            "action/clipped": int(counts.get("joint_limit", 0) + counts.get("gripper_limit", 0)),
             "safety/clipped": int(sum(counts.values())),
             "safety/joint_limit_clips": int(counts.get("joint_limit", 0)),
             "safety/gripper_clips": int(counts.get("gripper_limit", 0)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class SARM2Error(Exception):
@@ -25,9 +25,13 @@ class DatasetError(SARM2Error):
 class UnknownNameError(SARM2Error, ValueError):
     """A task, backend or camera name is not registered."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], aliases: Mapping[str, str] | None = None) -> None:
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=1)
+        if not close and aliases:  # e.g. a short task name "PulPlug" -> "SARM2/PullPlug-v0"
+            lowered = {alias.lower(): target for alias, target in aliases.items()}
+            match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.7)
+            close = [lowered[match[0]]] if match else []
         hint = f" Did you mean {close[0]!r}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")
         self.kind, self.name, self.known = kind, name, known

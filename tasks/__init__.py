@@ -74,11 +74,13 @@ gym.register("SARM2/CoilHeadphones-v0", entry_point="tasks.coil_headphones:CoilH
 
 def resolve_task_id(name: str) -> str:
     """Accept ``SARM2/FoldShorts-v0``, ``FoldShorts-v0`` or ``FoldShorts``; raise on unknown names."""
+    aliases = {}
     for task_id in TASKS:
         short = task_id.split("/", 1)[1]
         if name in (task_id, short, short.rsplit("-v", 1)[0]):
             return task_id
-    raise UnknownNameError("task", name, TASKS)
+        aliases.update({short: task_id, short.rsplit("-v", 1)[0]: task_id})
+    raise UnknownNameError("task", name, TASKS, aliases=aliases)
 
 
 def make_env(task: str, **kwargs) -> gym.Env:

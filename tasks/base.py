@@ -52,8 +52,15 @@ def yaw_quat(yaw: float) -> np.ndarray:
 
 
 def _parse_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and 16 <= s <= 1024 for s in size):
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        size: tuple = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)):
+        size = tuple(image_size)
+    else:  # 64.0, None, "64": refused here, not as a TypeError deep inside
+        size = ()
+    if len(size) != 2 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 16 <= s <= 1024 for s in size
+    ):
         raise ConfigError(
             f"`image_size` must be an int or (height, width) with values in [16, 1024]; got {image_size!r}"
         )
@@ -72,6 +79,9 @@ class YamTaskEnv(gym.Env):
         image_size: camera resolution, an int (square) or ``(height, width)``; default 128.
         control_hz: control rate; physics runs at 500 Hz underneath. Must divide 500.
         terminate_on_success: end the episode (``terminated=True``) once ``info["success"]``.
+
+    Actions outside the joint limits are clipped, as the real arm's driver does; ``info["action/clipped"]``
+    counts the values clipped on that step (the real station reports the same key).
         obs_mode: ``"pixels"`` (default): ``{"pixels": {top, left_wrist, right_wrist}, "agent_pos"}``;
             ``"state"``: one flat ``float32`` vector, ``agent_pos`` (14) then the task's privileged state
             (:meth:`task_state`; layout in :attr:`state_layout` and the task card), and nothing is rendered;
@@ -140,6 +150,7 @@ class YamTaskEnv(gym.Env):
         self._renderer: MultiCameraRenderer | None = None
         self._last_pixels: dict[str, np.ndarray] | None = None
         self._elapsed_steps = 0
+        self._clipped = 0  # action values clipped to the joint limits on the last step
         #: Name of the primitive an expert is executing, reported as ``info["primitive"]`` when set.
         self.current_primitive: str | None = None
         self._state_layout: tuple[tuple[str, int], ...] | None = None
@@ -265,6 +276,7 @@ class YamTaskEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self._episode_started = True
         self._elapsed_steps = 0
+        self._clipped = 0
         self.current_primitive = None
         ev = self.evaluate()
         return self._observe(ev), self._info(ev)
@@ -341,8 +353,11 @@ class YamTaskEnv(gym.Env):
 
     def _validate_action(self, action) -> np.ndarray:
         arr = check_action(action)
-        # Targets outside the joint limits are clipped, as the real arm's driver does.
-        return np.clip(arr, self.action_space.low, self.action_space.high)
+        # Targets outside the joint limits are clipped, as the real arm's driver does; info["action/clipped"]
+        # counts the clipped values of this step (the real station reports its clamps as info["safety/..."]).
+        clipped = np.clip(arr, self.action_space.low, self.action_space.high)
+        self._clipped = int(np.count_nonzero(clipped != arr))
+        return clipped
 
     def _action_to_ctrl(self, action: np.ndarray) -> np.ndarray:
         per_arm = np.asarray(action, dtype=np.float64).reshape(2, 7).copy()
@@ -379,6 +394,7 @@ class YamTaskEnv(gym.Env):
             "success": bool(ev.success),
             "progress": float(np.clip(ev.progress, 0.0, 1.0)),
             "task": self.instruction,
+            "action/clipped": self._clipped,
             **{f"eval/{k}": float(v) for k, v in ev.terms.items()},
         }
         if self.current_primitive is not None:

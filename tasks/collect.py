@@ -39,6 +39,13 @@ from sarm2_env.errors import ConfigError, SARM2Error
 log = logging.getLogger(__name__)
 
 
+def _check_image_size(image_size: object) -> None:
+    """Refuse a bad ``image_size`` when the config is made, before any dataset folder exists."""
+    from tasks.base import _parse_image_size
+
+    _parse_image_size(image_size)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class CollectConfig:
     """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``."""
@@ -56,6 +63,7 @@ class CollectConfig:
             raise ConfigError(f"`skills` must be numbers in [0, 1]; got {self.skills}")
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
+        _check_image_size(self.image_size)
 
 
 #: Named presets of a single dataset.
@@ -93,6 +101,7 @@ class SuiteConfig:
             raise ConfigError(f"`rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
+        _check_image_size(self.image_size)
 
     def seeds(self, split: str) -> range:
         """Env (and expert) seeds of ``split``'s episodes, per task."""
@@ -342,6 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SARM2Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # One line instead of a traceback: finished episodes are on disk; the one in progress is dropped.
+        print(
+            f"interrupted; rerun the same command to resume (episodes written to {args.out} are kept)", file=sys.stderr
+        )
+        return 130
     elapsed = time.perf_counter() - t0
     if args.suite is not None:
         for split, c in suite_counts.items():

@@ -57,6 +57,8 @@ def test_primitive_labels_are_valid_indices(tmp_path):
         ({"skills": (1.2,)}, "skills"),
         ({"skills": ()}, "skills"),
         ({"tasks": ()}, "tasks"),
+        ({"image_size": 0}, "image_size"),
+        ({"image_size": 64.0}, "image_size"),
     ],
 )
 def test_config_validation(kwargs, field):
@@ -71,6 +73,24 @@ def test_cli_reports_unknown_task_and_bad_skill(tmp_path, capsys):
     assert "unknown task 'FoldShort'" in err and "FoldShorts" in err
     assert main(["--task", "FoldShorts", "--skill", "high", "--out", str(tmp_path / "y"), "--quiet"]) == 2
     assert "--skill" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_image_size_before_creating_anything(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["--task", "PullPlug", "--image-size", "0", "--out", str(out), "--quiet"]) == 2
+    assert "image_size" in capsys.readouterr().err and not out.exists()
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(tmp_path, capsys, monkeypatch):
+    import tasks.collect as collect_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collect_module, "collect", interrupted)
+    assert main(["--task", "PullPlug", "--episodes", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; rerun the same command to resume" in err
 
 
 # ---------------------------------------------------------------------- benchmark suite

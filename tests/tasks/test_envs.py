@@ -241,8 +241,11 @@ def test_out_of_range_actions_are_clipped_not_rejected(cached_env):
     env.reset(seed=0)
     action = env.unwrapped.home_action.copy()
     action[list(GRIPPER_INDICES)] = 5.0  # clipped to fully open
-    env.step(action)
+    *_, info = env.step(action)
     np.testing.assert_allclose(env.unwrapped.gripper_command(), [1.0, 1.0])
+    assert info["action/clipped"] == 2  # and counted, as the real station counts its clamps
+    *_, info = env.step(env.unwrapped.home_action)
+    assert info["action/clipped"] == 0
 
 
 BAD_CONFIGS = [
@@ -251,6 +254,9 @@ BAD_CONFIGS = [
     ({"image_size": "big"}, "image_size"),
     ({"image_size": (1, 2, 3)}, "image_size"),
     ({"image_size": (40.0, 40)}, "image_size"),
+    ({"image_size": 64.0}, "image_size"),  # a TypeError inside tuple() before
+    ({"image_size": None}, "image_size"),
+    ({"image_size": True}, "image_size"),
     ({"control_hz": 7}, "control_hz"),
     ({"control_hz": 0}, "control_hz"),
     ({"control_hz": 10.0}, "control_hz"),
@@ -295,6 +301,12 @@ def test_unknown_task_name():
         assert task_id in msg
     assert "Did you mean 'SARM2/FoldShorts-v0'?" in msg
     assert err.known == sorted(tasks.TASKS)
+
+
+@pytest.mark.parametrize("typo", ["PulPlug", "pullplug", "PullPlug-v1"])
+def test_short_name_typos_get_a_suggestion(typo):
+    with pytest.raises(UnknownNameError, match="Did you mean 'SARM2/PullPlug-v0'"):
+        tasks.resolve_task_id(typo)
 
 
 @pytest.mark.parametrize(
