@@ -209,9 +209,18 @@ class StatePolicy(ChunkedActing):
 
     # --- training ----------------------------------------------------------------------------------
     def fit(
-        self, episodes: Sequence[StateEpisode], *, seed: int = 0, steps: int | None = None, progress: bool = False
+        self,
+        episodes: Sequence[StateEpisode],
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        init_from: StatePolicy | None = None,
+        progress: bool = False,
     ) -> dict[str, Any]:
-        """Weighted behaviour cloning on ``episodes`` (one task's, or several of the same state size)."""
+        """Weighted behaviour cloning on ``episodes`` (one task's, or several of the same state size).
+
+        ``init_from`` starts from another policy's weights and normalisation (SPIRAL's fine-tuning rounds).
+        """
         from rewards.training import init_distributed, run_training
 
         if not episodes:
@@ -230,12 +239,18 @@ class StatePolicy(ChunkedActing):
         if not w.sum() > 0:
             raise ConfigError("every BC sample has weight 0: nothing to learn from")
         self.state_dim = int(dims.pop())
-        self.norm = {
-            "x_mean": x.mean(0),
-            "x_std": np.maximum(x.std(0), cfg.std_floor).astype(np.float32),
-            "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
-            "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
-        }
+        if init_from is not None:
+            init_from._require_trained()
+            if init_from.state_dim != self.state_dim or init_from.config.chunk != cfg.chunk:
+                raise ConfigError("`init_from`: its state size or chunk differs from this policy's; cannot fine-tune")
+            self.norm = {k: v.copy() for k, v in init_from.norm.items()}
+        else:
+            self.norm = {
+                "x_mean": x.mean(0),
+                "x_std": np.maximum(x.std(0), cfg.std_floor).astype(np.float32),
+                "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
+                "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
+            }
         xn = torch.as_tensor((x - self.norm["x_mean"]) / self.norm["x_std"], dtype=torch.float32, device=self.device)
         yn = torch.as_tensor(
             (y - self.norm["y_mean"].reshape(-1)) / self.norm["y_std"].reshape(-1),
@@ -245,6 +260,8 @@ class StatePolicy(ChunkedActing):
         probs = w / w.sum()
         torch.manual_seed(seed)
         self.net = _head(x.shape[1], cfg).to(self.device)
+        if init_from is not None:
+            self.net.load_state_dict(init_from.net.state_dict())
 
         def loss_fn(model: nn.Module, rng: np.random.Generator):
             idx = torch.as_tensor(rng.choice(len(w), size=cfg.batch_size, p=probs), device=self.device)
@@ -392,6 +409,8 @@ def evaluate_state_policy(
     """Roll the policy out once per seed (nothing rendered); per episode the simulator's ``success``, final
     ``progress`` and ``steps``."""
     import gymnasium as gym
+
+    import tasks  # noqa: F401  (registers the ids)
 
     kwargs = {"max_episode_steps": max_steps} if max_steps else {}
     env = gym.make(task_id, obs_mode="state", **kwargs)

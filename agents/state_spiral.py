@@ -1,0 +1,512 @@
+"""SPIRAL in simulation on the state-policy stand-in, sized for a 2-core CPU (the paper's Figure 4).
+
+The loop is :mod:`agents.spiral`'s: roll ``pi_{r-1}`` out, relabel every rollout with a reward source, weight
+the chunks by their relabelled advantage (:mod:`agents.updates`), fine-tune on the demos plus the weighted
+rollouts, evaluate on fixed held-out seeds with the simulator's success. What differs is what makes a round
+cost minutes on two cores:
+
+* the policy is :class:`agents.state_policy.StatePolicy` (:data:`agents.state_policy.LABEL`), acting on
+  ``obs_mode="state"``: nothing is rendered for the policy;
+* the reward model still scores rendered camera views, but only the frames it queries: every
+  ``relabel.query_every``-th frame and the last (1 Hz at the station's 10 Hz, the paper's rate), rendered and
+  encoded inside the rollout workers. A learned model is then run on the episode with each frame's embedding
+  held from the latest rendered frame: at the query frames on the 1 Hz grid its window (start frame + history
+  at the 1 Hz stride) is exactly what it was trained on; the last frame's history is read on that grid, up to
+  ``query_every - 1`` frames earlier than its own window;
+* evaluation episodes render nothing;
+* rollouts and evaluations run in ``workers`` processes;
+* round 1's rollouts of the shared ``pi_0`` are collected once and relabelled by every reward source.
+
+Reward sources: ``"oracle"`` (the simulator's progress: the ceiling), ``"sparse"`` (1 from the first success
+on, else 0), or a reward model (any :class:`rewards.RewardModel`, e.g. SARM2) given by name in
+:func:`run_state_spiral`'s ``reward_models``. Every round records how the source's progress agreed with the
+simulator's on its rollouts (:func:`agents.spiral.reward_agreement`) and its timings.
+
+Everything is on disk under ``workdir`` (per source ``<source>/round_XX/``: rollouts as they finish, the
+policy, ``update.json``, ``eval.json``), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import io
+import json
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.relabel import RelabelConfig, relabel_progress
+from agents.state_policy import StateEpisode, StatePolicy
+from agents.updates import UpdateConfig, sample_targets
+from sarm2_env.atomic import atomic_write, write_json_atomic
+from sarm2_env.constants import CAMERAS, STATE_DIM
+from sarm2_env.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ROLLOUT_SEED_BASE = 1_000_000
+ROUND_SEED_STRIDE = 10_000
+EVAL_SEED_BASE = 2_000_000
+REFERENCE_SOURCES = ("oracle", "sparse")
+
+
+@dataclasses.dataclass(frozen=True)
+class StateSpiralConfig:
+    """One run: ``rounds`` after ``pi_0`` on ``task``, per reward source.
+
+    Args:
+        task: the task id (``obs_mode="state"`` must be available: every SARM2 task).
+        rounds, rollouts_per_round, eval_episodes: as :class:`agents.spiral.SpiralConfig`.
+        finetune_steps: BC steps of each round's update (from the previous policy's weights).
+        update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
+        relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
+        image_size: the rendered views the reward model scores (its checkpoint's resolution).
+        max_episode_steps: episode cap (``None``: the task's).
+        workers: processes for rollouts and evaluation.
+        seed: base of the rollout and evaluation seeds.
+    """
+
+    task: str
+    rounds: int = 3
+    rollouts_per_round: int = 50
+    eval_episodes: int = 50
+    finetune_steps: int = 1500
+    update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
+    relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
+    image_size: int = 128
+    max_episode_steps: int | None = None
+    workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        if self.update.rule not in ("rabc", "awr"):
+            raise ConfigError(f"`update.rule` must be 'rabc' or 'awr' for the state policy; got {self.update.rule!r}")
+        if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
+            raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
+
+    def rollout_seeds(self, r: int) -> list[int]:
+        start = self.seed + ROLLOUT_SEED_BASE + r * ROUND_SEED_STRIDE
+        return list(range(start, start + self.rollouts_per_round))
+
+    def eval_seeds(self) -> list[int]:
+        start = self.seed + EVAL_SEED_BASE
+        return list(range(start, start + self.eval_episodes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+# ------------------------------------------------------------------------------------------- rollouts
+@dataclasses.dataclass(frozen=True)
+class StateRollout:
+    """One episode of the state policy: ``state (T, D)``, ``action (T - 1, 14)``, the simulator's ``progress (T,)``
+    and ``success_flags (T,)``, and the reward model's view: ``frames`` (the rendered frame indices) with their
+    ``embeddings (Q, C, E)`` (empty without an encoder)."""
+
+    task_id: str
+    seed: int
+    state: np.ndarray
+    action: np.ndarray
+    progress: np.ndarray
+    success_flags: np.ndarray
+    frames: np.ndarray
+    embeddings: np.ndarray
+
+    @property
+    def length(self) -> int:
+        return int(self.state.shape[0])
+
+    @property
+    def success(self) -> bool:
+        return bool(self.success_flags[-1])
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        fields = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        np.savez_compressed(buffer, **fields)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_file(cls, path: Path) -> StateRollout:
+        with np.load(path) as z:
+            return cls(
+                task_id=str(z["task_id"]),
+                seed=int(z["seed"]),
+                **{k: z[k] for k in ("state", "action", "progress", "success_flags", "frames", "embeddings")},
+            )
+
+    def training_episode(self, weight: np.ndarray | None = None) -> StateEpisode:
+        """The BC view: states and the actions taken (the final state, with no action, is dropped)."""
+        w = None if weight is None else np.asarray(weight[: self.length - 1], np.float32)
+        return StateEpisode(self.task_id, self.state[:-1], self.action, w, self.success)
+
+
+class _Worker:
+    """Per-process cache of the env, the policy and the image encoder (built once, reused across episodes)."""
+
+    env: Any = None
+    key: tuple = ()
+    policy: StatePolicy | None = None
+    policy_path: str = ""
+    encoder: Any = None
+
+
+def _worker_env(task: str, image_size: int, max_steps: int | None) -> Any:
+    import gymnasium as gym
+    import torch
+
+    import tasks  # noqa: F401  (registers the ids, picks the headless GL backend)
+
+    torch.set_num_threads(1)
+    key = (task, image_size, max_steps)
+    if _Worker.key != key:
+        if _Worker.env is not None:
+            _Worker.env.close()
+        kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+        _Worker.env, _Worker.key = gym.make(task, obs_mode="state", image_size=image_size, **kwargs), key
+    return _Worker.env
+
+
+def _worker_policy(path: str) -> StatePolicy:
+    if _Worker.policy_path != path:
+        _Worker.policy, _Worker.policy_path = StatePolicy.load(path, device="cpu"), path
+    return _Worker.policy
+
+
+def _worker_encoder(spec: Mapping[str, Any] | None) -> Any:
+    if spec is None:
+        return None
+    if _Worker.encoder is None or _Worker.encoder.spec.key != spec["key"]:
+        from rewards.encoders import make_image_encoder
+
+        _Worker.encoder = make_image_encoder(
+            spec["name"], image_size=spec.get("image_size"), path=spec.get("path"), device="cpu"
+        )
+    return _Worker.encoder
+
+
+def rollout_episode(
+    task: str,
+    policy_path: str,
+    seed: int,
+    out: str,
+    *,
+    image_size: int,
+    encoder: Mapping[str, Any] | None,
+    query_every: int,
+    max_steps: int | None = None,
+) -> bool:
+    """Roll the saved policy out once (seed ``seed``), rendering and encoding only the reward model's query
+    frames; write the :class:`StateRollout` to ``out`` atomically. Returns its success. Runs in a worker."""
+    env = _worker_env(task, image_size, max_steps)
+    policy = _worker_policy(policy_path)
+    enc = _worker_encoder(encoder)
+    obs, info = env.reset(seed=seed)
+    policy.reset([info["task"]])
+    states, actions, progress, flags, frames, views = [obs], [], [info["progress"]], [info["success"]], [], []
+
+    def look(t: int) -> None:
+        if enc is not None:
+            pixels = env.unwrapped.render_views()
+            views.append(np.stack([pixels[c] for c in CAMERAS]))
+        frames.append(t)
+
+    look(0)
+    while True:
+        action = policy.act(obs)[0]
+        obs, _, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        states.append(obs)
+        progress.append(info["progress"])
+        flags.append(info["success"])
+        t = len(states) - 1
+        done = terminated or truncated
+        if t % query_every == 0 or done:
+            look(t)
+        if done:
+            break
+    embeddings = np.zeros((len(frames), len(CAMERAS), 0), np.float16)
+    if enc is not None:
+        batch = np.stack(views)  # (Q, C, H, W, 3)
+        emb = enc.encode(batch.reshape(-1, *batch.shape[2:]))
+        embeddings = emb.reshape(len(frames), len(CAMERAS), -1).astype(np.float16)
+    rollout = StateRollout(
+        task_id=task,
+        seed=int(seed),
+        state=np.asarray(states, np.float32),
+        action=np.asarray(actions, np.float32),
+        progress=np.asarray(progress, np.float32),
+        success_flags=np.asarray(flags, bool),
+        frames=np.asarray(frames, np.int64),
+        embeddings=embeddings,
+    )
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(rollout.to_bytes()))
+    return rollout.success
+
+
+def evaluate_episodes(task: str, policy_path: str, seeds: Sequence[int], max_steps: int | None) -> list[dict]:
+    """Evaluation in a worker: nothing rendered; the simulator's success and final progress per seed."""
+    import torch
+
+    import tasks  # noqa: F401  (registers the ids in this worker)
+    from agents.state_policy import evaluate_state_policy
+
+    torch.set_num_threads(1)
+    return evaluate_state_policy(_worker_policy(policy_path), task, seeds, max_steps=max_steps)
+
+
+# ------------------------------------------------------------------------------------------- relabelling
+def predicted_progress(rollout: StateRollout, source: str, model: Any = None) -> np.ndarray:
+    """The reward source's per-frame progress of ``rollout`` (read by the relabelling at its query frames)."""
+    if source == "oracle":
+        return rollout.progress.astype(np.float64)
+    if source == "sparse":
+        return np.maximum.accumulate(rollout.success_flags.astype(np.float64))
+    if model is None:
+        raise ConfigError(f"reward source {source!r} needs a reward model")
+    from rewards.data import EpisodeFeatures
+
+    if rollout.embeddings.shape[-1] == 0:
+        raise ConfigError(f"rollout seed {rollout.seed} has no frame embeddings: collect it with the model's encoder")
+    # Each frame holds the latest rendered frame's embedding (exact on the query grid; see the module docstring).
+    holder = np.searchsorted(rollout.frames, np.arange(rollout.length), side="right") - 1
+    features = EpisodeFeatures(
+        episode_id=f"{rollout.task_id}-{rollout.seed}",
+        task_id=rollout.task_id,
+        instruction="",
+        success=rollout.success,
+        skill=float("nan"),
+        embeddings=rollout.embeddings[holder].astype(np.float32),
+        state=rollout.state[:, :STATE_DIM],
+        primitive=np.full(rollout.length, -1, dtype=np.int64),
+        progress=rollout.progress,
+    )
+    return model.predict_episode(features).progress.astype(np.float64)
+
+
+# ------------------------------------------------------------------------------------------- the run
+class StateSpiral:
+    """Runs SPIRAL for several reward sources from one ``pi_0`` (see the module docstring).
+
+    Args:
+        config: the run.
+        pi0: the initial policy (trained; e.g. calibrated with ``benchmarks/state_policy.py``).
+        demos: the demonstrations kept in every update (weight 1).
+        workdir: everything goes here; rerunning resumes.
+        reward_models: ``{source name: reward model}`` for the learned sources; their encoders must agree
+            (one set of frames is rendered and encoded per rollout).
+    """
+
+    def __init__(
+        self,
+        config: StateSpiralConfig,
+        pi0: StatePolicy,
+        demos: Sequence[StateEpisode],
+        workdir: str | Path,
+        reward_models: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.demos = list(demos)
+        self.workdir = Path(workdir)
+        self.models = dict(reward_models or {})
+        specs = {m.encoder_spec.key: m.encoder_spec for m in self.models.values() if m.encoder_spec is not None}
+        if len(specs) > 1:
+            raise ConfigError(
+                f"`reward_models`: their image encoders differ ({sorted(specs)}); one set of frames is shared"
+            )
+        spec = next(iter(specs.values()), None)
+        self.encoder = None if spec is None else {"name": spec.name, "image_size": spec.image_size, "key": spec.key}
+        if spec is not None and spec.image_size not in (None, config.image_size):
+            raise ConfigError(
+                f"`image_size`: the reward model was trained on {spec.image_size} px frames; got {config.image_size}"
+            )
+        self._check_workdir()
+        pi0_path = self.workdir / "pi0"
+        if not (pi0_path / "config.json").exists():
+            pi0.save(pi0_path)
+        self.pi0_path = pi0_path
+        ctx = mp.get_context("spawn")  # forked workers deadlock after torch/GL initialisation
+        self.pool = cf.ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+    def __enter__(self) -> StateSpiral:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_workdir(self) -> None:
+        path = self.workdir / "config.json"
+        record = {"spiral": self.config.to_dict(), "encoder": self.encoder}
+        if path.exists():
+            saved = json.loads(path.read_text())
+            saved["spiral"]["rounds"] = record["spiral"]["rounds"]  # more rounds extend a run
+            if saved != record:
+                raise ConfigError(
+                    f"{self.workdir} holds a run with another config; use a new workdir or the original config"
+                )
+        write_json_atomic(path, record)
+
+    # --- pieces ------------------------------------------------------------------------------------
+    def collect(self, root: Path, policy_path: Path, seeds: Sequence[int]) -> tuple[list[StateRollout], int]:
+        """The rollouts of ``seeds`` under ``root`` (collecting the missing ones in the workers)."""
+        cfg = self.config
+        todo = [s for s in seeds if not (root / f"seed_{s}.npz").exists()]
+        futures = [
+            self.pool.submit(
+                rollout_episode,
+                cfg.task,
+                str(policy_path),
+                s,
+                str(root / f"seed_{s}.npz"),
+                image_size=cfg.image_size,
+                encoder=self.encoder,
+                query_every=cfg.relabel.query_every,
+                max_steps=cfg.max_episode_steps,
+            )
+            for s in todo
+        ]
+        for f in cf.as_completed(futures):
+            f.result()
+        return [StateRollout.from_file(root / f"seed_{s}.npz") for s in seeds], len(seeds) - len(todo)
+
+    def evaluate(self, rdir: Path, policy_path: Path) -> dict[str, Any]:
+        from agents.state_policy import LABEL
+        from benchmarks.metrics import wilson_interval
+
+        path = rdir / "eval.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        seeds = self.config.eval_seeds()
+        shards = [seeds[k :: self.config.workers] for k in range(self.config.workers)]
+        started = time.perf_counter()
+        futures = [
+            self.pool.submit(evaluate_episodes, self.config.task, str(policy_path), s, self.config.max_episode_steps)
+            for s in shards
+            if s
+        ]
+        episodes = sorted((e for f in futures for e in f.result()), key=lambda e: e["seed"])
+        k, n = sum(e["success"] for e in episodes), len(episodes)
+        lo, hi = wilson_interval(k, n)
+        record = {
+            "policy": LABEL,
+            "successes": k,
+            "episodes": n,
+            "success_rate": k / n,
+            "ci95": [lo, hi],
+            "mean_final_progress": float(np.mean([e["progress"] for e in episodes])),
+            "eval_seconds": time.perf_counter() - started,
+            "per_episode": episodes,
+        }
+        write_json_atomic(path, record)
+        return record
+
+    def update(
+        self, source: str, r: int, rollouts: list[StateRollout], previous_path: Path, out: Path
+    ) -> dict[str, Any]:
+        """Relabel with ``source``, weight, fine-tune the previous policy; returns the round's statistics."""
+        from agents.spiral import reward_agreement
+
+        cfg = self.config
+        started = time.perf_counter()
+        predicted = [predicted_progress(ro, source, self.models.get(source)) for ro in rollouts]
+        relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
+        advantages = [rl.advantage for rl in relabelled]
+        flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
+        targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
+        episodes, start = [], 0
+        for ro in rollouts:
+            end = start + ro.length - 1
+            episodes.append(ro.training_episode(np.append(targets.weight[start:end], 0.0)))
+            start = end
+        if cfg.update.include_demos:
+            episodes += [dataclasses.replace(d, weight=None) for d in self.demos]
+        relabel_seconds = time.perf_counter() - started
+        previous = StatePolicy.load(previous_path, device="cpu")
+        policy = StatePolicy(previous.config, device="cpu")
+        if not any(e.weight is None or e.weight.sum() > 0 for e in episodes):
+            raise ConfigError(f"round {r} ({source}): every sample has weight 0 and no demos are kept")
+        policy.fit(
+            [e for e in episodes if e.weight is None or e.weight.sum() > 0],
+            seed=cfg.seed + r,
+            steps=cfg.finetune_steps,
+            init_from=previous,
+        )
+        policy.save(out)
+        # Agreement against the simulator on the frames the source was read at (the query grid).
+        agreement = reward_agreement([rl.progress for rl in relabelled], [_GroundTruth(ro) for ro in rollouts])
+        return {
+            "source": source,
+            "rule": cfg.update.rule,
+            "rollouts": len(rollouts),
+            "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
+            "mean_advantage": float(flat.mean()),
+            "mean_weight": float(targets.weight.mean()),
+            "reward_agreement": agreement,
+            "relabel_seconds": relabel_seconds,
+            "update_seconds": time.perf_counter() - started - relabel_seconds,
+        }
+
+    # --- rounds ------------------------------------------------------------------------------------
+    def run(self, sources: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every source's curve ``[pi_0, pi_1, ...]`` (one evaluation record each, with its update's statistics)."""
+        for source in sources:
+            if source not in REFERENCE_SOURCES and source not in self.models:
+                raise ConfigError(f"reward source {source!r}: give its model in `reward_models` (or use oracle/sparse)")
+        cfg = self.config
+        shared = self.workdir / "shared"
+        pi0_eval = self.evaluate(shared / "round_00", self.pi0_path)
+        log.info("pi_0: %d/%d success", pi0_eval["successes"], pi0_eval["episodes"])
+        curves: dict[str, list[dict[str, Any]]] = {}
+        for source in sources:
+            curve = [{**pi0_eval, "round": 0}]
+            previous = self.pi0_path
+            for r in range(1, cfg.rounds + 1):
+                rdir = self.workdir / source / f"round_{r:02d}"
+                policy_path = rdir / "policy"
+                stats_path = rdir / "update.json"
+                if not (stats_path.exists() and (policy_path / "config.json").exists()):
+                    started = time.perf_counter()
+                    # Round 1 rolls out the shared pi_0: collected once, relabelled by every source.
+                    root = shared / "round_01_rollouts" if r == 1 else rdir / "rollouts"
+                    rollouts, resumed = self.collect(root, previous, cfg.rollout_seeds(r))
+                    collected = time.perf_counter()
+                    stats = self.update(source, r, rollouts, previous, policy_path)
+                    stats.update(
+                        {"collect_seconds": collected - started, "resumed_rollouts": resumed, "shared_rollouts": r == 1}
+                    )
+                    stats["round_seconds"] = time.perf_counter() - started
+                    write_json_atomic(stats_path, stats)
+                stats = json.loads(stats_path.read_text())
+                record = self.evaluate(rdir, policy_path)
+                stats["round_seconds_with_eval"] = stats["round_seconds"] + record["eval_seconds"]
+                curve.append({**record, "round": r, "update": stats})
+                log.info("%s round %d: %d/%d success", source, r, record["successes"], record["episodes"])
+                previous = policy_path
+            curves[source] = curve
+        write_json_atomic(self.workdir / "results.json", {"config": cfg.to_dict(), "curves": curves})
+        return curves
+
+
+@dataclasses.dataclass(frozen=True)
+class _GroundTruth:
+    """What :func:`agents.spiral.reward_agreement` reads of a rollout: the simulator's progress."""
+
+    progress: np.ndarray
+
+    def __init__(self, rollout: StateRollout) -> None:
+        object.__setattr__(self, "progress", rollout.progress)

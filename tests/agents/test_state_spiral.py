@@ -1,0 +1,129 @@
+"""SPIRAL on the state-policy stand-in (agents/state_spiral.py): query-rate rendering, shared round-1 rollouts,
+relabelling per source, resume, bad configs. Tiny sizes on PullPlug (the shortest task)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from agents.relabel import RelabelConfig
+from agents.state_policy import StatePolicy, StatePolicyConfig, collect_state_demos
+from agents.state_spiral import (
+    StateRollout,
+    StateSpiral,
+    StateSpiralConfig,
+    predicted_progress,
+    rollout_episode,
+)
+from agents.updates import UpdateConfig
+from sarm2_env.errors import ConfigError
+
+TASK = "SARM2/PullPlug-v0"
+TINY_ENCODER = {"name": "tiny", "image_size": 32, "key": "tiny-32"}
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return collect_state_demos(TASK, 6, seed=300_000, action_noise=0.02)
+
+
+@pytest.fixture(scope="module")
+def pi0(demos, tmp_path_factory):
+    policy = StatePolicy(StatePolicyConfig(steps=300, hidden=128, layers=2), device="cpu")
+    policy.fit(demos, seed=0)
+    path = tmp_path_factory.mktemp("pi0") / "policy"
+    policy.save(path)
+    return policy, path
+
+
+def _config(**kw) -> StateSpiralConfig:
+    base = dict(task=TASK, rounds=1, rollouts_per_round=3, eval_episodes=3, finetune_steps=30, workers=1)
+    base["relabel"] = RelabelConfig(chunk=20)
+    return StateSpiralConfig(**{**base, **kw})
+
+
+def test_rollouts_render_and_encode_only_the_query_frames(pi0, tmp_path, monkeypatch):
+    from tasks.base import YamTaskEnv
+
+    rendered = []
+    real = YamTaskEnv._render_pixels
+    monkeypatch.setattr(YamTaskEnv, "_render_pixels", lambda self: rendered.append(self.elapsed_steps) or real(self))
+    out = tmp_path / "seed_5.npz"
+    rollout_episode(TASK, str(pi0[1]), 5, str(out), image_size=32, encoder=TINY_ENCODER, query_every=10)
+    ro = StateRollout.from_file(out)
+    expected = [t for t in range(ro.length) if t % 10 == 0 or t == ro.length - 1]
+    assert ro.frames.tolist() == expected == rendered  # nothing else was rendered
+    assert ro.embeddings.shape == (len(expected), 3, 64) and ro.action.shape == (ro.length - 1, 14)
+    assert ro.state.shape[1] > 14 and ro.progress.shape == ro.success_flags.shape == (ro.length,)
+
+
+def test_sources_read_progress_as_documented():
+    t = 25
+    ro = StateRollout(
+        TASK,
+        0,
+        np.zeros((t, 27), np.float32),
+        np.zeros((t - 1, 14), np.float32),
+        np.linspace(0, 0.8, t).astype(np.float32),
+        np.arange(t) >= 20,
+        np.array([0, 10, 20, 24]),
+        np.arange(4, dtype=np.float16)[:, None, None] * np.ones((4, 3, 2), np.float16),
+    )
+    np.testing.assert_allclose(predicted_progress(ro, "oracle"), ro.progress)
+    np.testing.assert_array_equal(predicted_progress(ro, "sparse"), (np.arange(t) >= 20).astype(float))
+    seen = {}
+
+    def predict(features):
+        seen["emb"] = features.embeddings
+        return types.SimpleNamespace(progress=np.full(features.length, 0.5, np.float32))
+
+    model = types.SimpleNamespace(predict_episode=predict)
+    np.testing.assert_allclose(predicted_progress(ro, "sarm2", model), 0.5)
+    held = seen["emb"][:, 0, 0]  # each frame holds the latest rendered frame's embedding
+    np.testing.assert_array_equal(held, [0] * 10 + [1] * 10 + [2] * 4 + [3])
+    with pytest.raises(ConfigError, match="needs a reward model"):
+        predicted_progress(ro, "sarm2")
+
+
+def test_run_shares_round_one_and_resumes(pi0, demos, tmp_path):
+    policy, _ = pi0
+    cfg = _config()
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        curves = spiral.run(["oracle", "sparse"])
+    assert set(curves) == {"oracle", "sparse"}
+    for curve in curves.values():
+        assert [c["round"] for c in curve] == [0, 1] and all(c["episodes"] == 3 for c in curve)
+        assert curve[0]["successes"] == curves["oracle"][0]["successes"]  # the same pi_0 evaluation
+        assert curve[1]["update"]["shared_rollouts"] is True and curve[1]["update"]["rollouts"] == 3
+    shared = sorted(p.name for p in (tmp_path / "shared" / "round_01_rollouts").iterdir())
+    assert shared == ["seed_1010000.npz", "seed_1010001.npz", "seed_1010002.npz"]
+    assert not (tmp_path / "sparse" / "round_01" / "rollouts").exists()  # relabelled, not recollected
+    assert curves["oracle"][1]["update"]["reward_agreement"]["final_mae"] == pytest.approx(0.0)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["curves"]) == {"oracle", "sparse"}
+    # Rerun: everything is on disk, nothing is collected, trained or evaluated again.
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and p.name != "results.json"}
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        again = spiral.run(["oracle", "sparse"])
+    assert again["oracle"][1]["successes"] == curves["oracle"][1]["successes"]
+    changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t and p.name != "config.json"]
+    assert changed == []
+    with pytest.raises(ConfigError, match="another config"):
+        StateSpiral(_config(rollouts_per_round=4), policy, demos, tmp_path)
+
+
+def test_bad_configs_are_refused(pi0, demos, tmp_path):
+    policy, _ = pi0
+    with pytest.raises(ConfigError, match="update.rule"):
+        _config(update=UpdateConfig(rule="recap"))
+    with pytest.raises(ConfigError, match="rollouts_per_round"):
+        _config(rollouts_per_round=0)
+    with StateSpiral(_config(), policy, demos, tmp_path / "a") as spiral, pytest.raises(ConfigError, match="sarm2"):
+        spiral.run(["sarm2"])
+    spec = types.SimpleNamespace(name="tiny", image_size=64, key="tiny-64")
+    model = types.SimpleNamespace(encoder_spec=spec)
+    with pytest.raises(ConfigError, match="image_size"):
+        StateSpiral(_config(image_size=32), policy, demos, tmp_path / "b", reward_models={"m": model})
