@@ -35,6 +35,7 @@ import json
 import logging
 import multiprocessing as mp
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ from agents.relabel import RelabelConfig, relabel_progress
 from agents.state_policy import StateEpisode, StatePolicy
 from agents.updates import UpdateConfig, sample_targets
 from sarm2_env.atomic import atomic_write, write_json_atomic
-from sarm2_env.constants import CAMERAS, STATE_DIM
-from sarm2_env.errors import ConfigError
+from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
+from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,19 @@ class StateRollout:
     frames: np.ndarray
     embeddings: np.ndarray
 
+    def __post_init__(self) -> None:
+        t = self.state.shape[0] if self.state.ndim == 2 else -1
+        checks = {
+            "state": (self.state.ndim == 2 and t >= 1, "(T, D)"),
+            "action": (self.action.shape == (t - 1, ACTION_DIM), f"({t - 1}, {ACTION_DIM})"),
+            "progress": (self.progress.shape == (t,), f"({t},)"),
+            "success_flags": (self.success_flags.shape == (t,), f"({t},)"),
+            "embeddings": (self.embeddings.ndim == 3 and len(self.embeddings) == len(self.frames), "(Q, C, E)"),
+        }
+        for name, (ok, want) in checks.items():
+            if not ok:
+                raise InputShapeError(f"`{name}`: expected {want}; got {getattr(self, name).shape}")
+
     @property
     def length(self) -> int:
         return int(self.state.shape[0])
@@ -138,12 +152,17 @@ class StateRollout:
 
     @classmethod
     def from_file(cls, path: Path) -> StateRollout:
-        with np.load(path) as z:
-            return cls(
-                task_id=str(z["task_id"]),
-                seed=int(z["seed"]),
-                **{k: z[k] for k in ("state", "action", "progress", "success_flags", "frames", "embeddings")},
-            )
+        """Read a rollout written by :func:`rollout_episode` (a :class:`DatasetError` naming it if damaged)."""
+        try:
+            with np.load(path) as z:
+                return cls(
+                    task_id=str(z["task_id"]),
+                    seed=int(z["seed"]),
+                    **{k: z[k] for k in ("state", "action", "progress", "success_flags", "frames", "embeddings")},
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, InputShapeError) as exc:
+            msg = f"{path}: not a readable state rollout ({exc}); delete it and rerun to collect it again"
+            raise DatasetError(msg) from exc
 
     def training_episode(self, weight: np.ndarray | None = None) -> StateEpisode:
         """The BC view: states and the actions taken (the final state, with no action, is dropped)."""

@@ -127,3 +127,12 @@ def test_bad_configs_are_refused(pi0, demos, tmp_path):
     model = types.SimpleNamespace(encoder_spec=spec)
     with pytest.raises(ConfigError, match="image_size"):
         StateSpiral(_config(image_size=32), policy, demos, tmp_path / "b", reward_models={"m": model})
+
+
+def test_a_damaged_rollout_file_is_a_dataset_error(tmp_path):
+    from sarm2_env.errors import DatasetError
+
+    bad = tmp_path / "seed_1.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match="seed_1.npz.*delete it and rerun"):
+        StateRollout.from_file(bad)
