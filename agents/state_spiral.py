@@ -65,6 +65,8 @@ class StateSpiralConfig:
         task: the task id (``obs_mode="state"`` must be available: every SARM2 task).
         rounds, rollouts_per_round, eval_episodes: as :class:`agents.spiral.SpiralConfig`.
         finetune_steps: BC steps of each round's update (from the previous policy's weights).
+        finetune_lr: learning rate of those updates (``None``: the policy's own, that of the initial BC).
+        aggregate: update on every round's rollouts so far (each relabelled by the source), not only this round's.
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -78,6 +80,8 @@ class StateSpiralConfig:
     rollouts_per_round: int = 50
     eval_episodes: int = 50
     finetune_steps: int = 1500
+    finetune_lr: float | None = None
+    aggregate: bool = False
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -94,6 +98,8 @@ class StateSpiralConfig:
             raise ConfigError(f"`update.rule` must be 'rabc' or 'awr' for the state policy; got {self.update.rule!r}")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
             raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
+        if self.finetune_lr is not None and not self.finetune_lr > 0:
+            raise ConfigError(f"`finetune_lr` must be > 0 or None; got {self.finetune_lr!r}")
 
     def rollout_seeds(self, r: int) -> list[int]:
         start = self.seed + ROLLOUT_SEED_BASE + r * ROUND_SEED_STRIDE
@@ -373,6 +379,8 @@ class StateSpiral:
         record = {"spiral": self.config.to_dict(), "encoder": self.encoder}
         if path.exists():
             saved = json.loads(path.read_text())
+            defaults = StateSpiralConfig(task=self.config.task).to_dict()
+            saved["spiral"] = {**defaults, **saved["spiral"]}  # options added since the run started: defaults
             saved["spiral"]["rounds"] = record["spiral"]["rounds"]  # more rounds extend a run
             if saved != record:
                 raise ConfigError(
@@ -435,20 +443,28 @@ class StateSpiral:
         return record
 
     def update(
-        self, source: str, r: int, rollouts: list[StateRollout], previous_path: Path, out: Path
+        self,
+        source: str,
+        r: int,
+        rollouts: list[StateRollout],
+        previous_path: Path,
+        out: Path,
+        earlier: Sequence[StateRollout] = (),
     ) -> dict[str, Any]:
-        """Relabel with ``source``, weight, fine-tune the previous policy; returns the round's statistics."""
+        """Relabel with ``source``, weight, fine-tune the previous policy on ``earlier`` rounds' rollouts (when
+        aggregating) and this round's; returns the round's statistics (agreement on this round's rollouts)."""
         from agents.spiral import reward_agreement
 
         cfg = self.config
         started = time.perf_counter()
-        predicted = [predicted_progress(ro, source, self.models.get(source)) for ro in rollouts]
+        replay = [*earlier, *rollouts]
+        predicted = [predicted_progress(ro, source, self.models.get(source)) for ro in replay]
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
         advantages = [rl.advantage for rl in relabelled]
         flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
         targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
         episodes, start = [], 0
-        for ro in rollouts:
+        for ro in replay:
             end = start + ro.length - 1
             episodes.append(ro.training_episode(np.append(targets.weight[start:end], 0.0)))
             start = end
@@ -456,7 +472,8 @@ class StateSpiral:
             episodes += [dataclasses.replace(d, weight=None) for d in self.demos]
         relabel_seconds = time.perf_counter() - started
         previous = StatePolicy.load(previous_path, device="cpu")
-        policy = StatePolicy(previous.config, device="cpu")
+        lr = cfg.finetune_lr if cfg.finetune_lr is not None else previous.config.lr
+        policy = StatePolicy(previous.config.replace(lr=lr), device="cpu")
         if not any(e.weight is None or e.weight.sum() > 0 for e in episodes):
             raise ConfigError(f"round {r} ({source}): every sample has weight 0 and no demos are kept")
         policy.fit(
@@ -467,11 +484,13 @@ class StateSpiral:
         )
         policy.save(out)
         # Agreement against the simulator on the frames the source was read at (the query grid).
-        agreement = reward_agreement([rl.progress for rl in relabelled], [_GroundTruth(ro) for ro in rollouts])
+        current = [rl.progress for rl in relabelled[len(earlier) :]]
+        agreement = reward_agreement(current, [_GroundTruth(ro) for ro in rollouts])
         return {
             "source": source,
             "rule": cfg.update.rule,
             "rollouts": len(rollouts),
+            "replay_rollouts": len(replay),
             "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
             "mean_advantage": float(flat.mean()),
             "mean_weight": float(targets.weight.mean()),
@@ -479,6 +498,21 @@ class StateSpiral:
             "relabel_seconds": relabel_seconds,
             "update_seconds": time.perf_counter() - started - relabel_seconds,
         }
+
+    def _rollout_root(self, source: str, r: int) -> Path:
+        return (
+            self.workdir / "shared" / "round_01_rollouts"
+            if r == 1
+            else self.workdir / source / f"round_{r:02d}" / "rollouts"
+        )
+
+    def _earlier_rollouts(self, source: str, r: int) -> list[StateRollout]:
+        """The stored rollouts of rounds ``1 .. r-1`` of ``source`` (for ``aggregate``)."""
+        out = []
+        for k in range(1, r):
+            root = self._rollout_root(source, k)
+            out += [StateRollout.from_file(root / f"seed_{s}.npz") for s in self.config.rollout_seeds(k)]
+        return out
 
     # --- rounds ------------------------------------------------------------------------------------
     def run(self, sources: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -501,10 +535,11 @@ class StateSpiral:
                 if not (stats_path.exists() and (policy_path / "config.json").exists()):
                     started = time.perf_counter()
                     # Round 1 rolls out the shared pi_0: collected once, relabelled by every source.
-                    root = shared / "round_01_rollouts" if r == 1 else rdir / "rollouts"
+                    root = self._rollout_root(source, r)
                     rollouts, resumed = self.collect(root, previous, cfg.rollout_seeds(r))
                     collected = time.perf_counter()
-                    stats = self.update(source, r, rollouts, previous, policy_path)
+                    earlier = self._earlier_rollouts(source, r) if cfg.aggregate else []
+                    stats = self.update(source, r, rollouts, previous, policy_path, earlier)
                     stats.update(
                         {"collect_seconds": collected - started, "resumed_rollouts": resumed, "shared_rollouts": r == 1}
                     )

@@ -43,8 +43,8 @@ def _demo_file(out: Path, task_id: str, noise: float) -> Path:
     return out / "demos" / f"{_short(task_id)}_noise{noise:g}.npz"
 
 
-def _cell_file(out: Path, task_id: str, budget: int, noise: float) -> Path:
-    return out / "cells" / f"{_short(task_id)}_n{budget}_noise{noise:g}.json"
+def _cell_file(out: Path, task_id: str, budget: int, noise: float, episodes: int) -> Path:
+    return out / "cells" / f"{_short(task_id)}_n{budget}_noise{noise:g}_eval{episodes}.json"
 
 
 def collect_demos(out: Path, task_id: str, episodes: int, noise: float) -> str:
@@ -115,7 +115,7 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
         "train_s": trained,
         "eval_s": time.perf_counter() - started - trained,
     }
-    write_json_atomic(_cell_file(out, task_id, budget, noise), record)
+    write_json_atomic(_cell_file(out, task_id, budget, noise, episodes), record)
     return record
 
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = []
         for task_id in ids:
             for budget in budgets:
-                path = _cell_file(out, task_id, budget, args.noise)
+                path = _cell_file(out, task_id, budget, args.noise, args.eval)
                 done = json.loads(path.read_text()) if path.exists() else None
                 if not (done and done["n"] == args.eval and done["bc_steps"] == args.steps):
                     todo.append((task_id, budget))

@@ -136,3 +136,14 @@ def test_a_damaged_rollout_file_is_a_dataset_error(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="seed_1.npz.*delete it and rerun"):
         StateRollout.from_file(bad)
+
+
+def test_aggregate_updates_on_every_round_so_far(pi0, demos, tmp_path):
+    policy, _ = pi0
+    cfg = _config(rounds=2, aggregate=True, finetune_lr=3e-4)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        curve = spiral.run(["oracle"])["oracle"]
+    assert [c["update"]["replay_rollouts"] for c in curve[1:]] == [3, 6]  # round 2 also learns from round 1's
+    assert [c["update"]["rollouts"] for c in curve[1:]] == [3, 3]
+    with pytest.raises(ConfigError, match="finetune_lr"):
+        _config(finetune_lr=0.0)
