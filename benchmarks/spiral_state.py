@@ -97,12 +97,20 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> No
     plt.close(fig)
 
 
-def summary_markdown(bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]]) -> str:
+def _short_revision(revision: str) -> str:
+    return f"{revision[:12]}{'-dirty' if revision.endswith('-dirty') else ''}"
+
+
+def summary_markdown(
+    bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
+) -> str:
     from agents.state_policy import LABEL
     from benchmarks.report import _git_revision
 
-    revision = _git_revision()
-    stamp = f"{dt.date.today().isoformat()}, commit {revision[:12]}{'-dirty' if revision.endswith('-dirty') else ''}"
+    now = _git_revision()
+    stamp = f"{dt.date.today().isoformat()}, commit {_short_revision(now)}"
+    if now != started_at:  # a resumed run: say which code collected what
+        stamp += f" (this invocation started at {_short_revision(started_at)}; earlier rounds may come from older runs)"
     short = config.task.split("/")[-1]
     lines = [
         f"# SPIRAL on {short}: `{bench.name}`",
@@ -158,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         config = bench.spiral_config()
     except (ConfigError, OSError) as exc:
         parser.error(str(exc))
+    from benchmarks.report import _git_revision
+
+    started_at = _git_revision()
     out = Path(bench.out) / bench.name
     cache = Path(bench.demo_cache)
     log.info("%s", collect_demos(cache, config.task, bench.demos, bench.action_noise))
@@ -178,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     with StateSpiral(config, pi0, demos, out, reward_models=models) as spiral:
         curves = spiral.run(bench.sources)
-    text = summary_markdown(bench, config, curves)
+    text = summary_markdown(bench, config, curves, started_at)
     (out / "summary.md").write_text(text)
     _plot(curves, out / "success.png", f"SPIRAL, {config.task.split('/')[-1]}: {StatePolicy.label}")
     print(text)
