@@ -102,8 +102,11 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
     policy.fit(demos, seed=0)
     trained = time.perf_counter() - started
     results = evaluate_state_policy(policy, task_id, range(EVAL_SEED, EVAL_SEED + episodes))
+    from benchmarks.report import _git_revision
+
     record = {
         "policy": LABEL,
+        "revision": _git_revision(),  # the code that produced this cell (a summary may gather several runs)
         "task": task_id,
         "demos": budget,
         "action_noise": noise,
