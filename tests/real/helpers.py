@@ -17,4 +17,3 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT_S, interv
             return True
         time.sleep(interval)
     return bool(condition())
-
