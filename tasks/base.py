@@ -79,14 +79,14 @@ class YamTaskEnv(gym.Env):
         image_size: camera resolution, an int (square) or ``(height, width)``; default 128.
         control_hz: control rate; physics runs at 500 Hz underneath. Must divide 500.
         terminate_on_success: end the episode (``terminated=True``) once ``info["success"]``.
-
-    Actions outside the joint limits are clipped, as the real arm's driver does; ``info["action/clipped"]``
-    counts the values clipped on that step (the real station reports the same key).
         obs_mode: ``"pixels"`` (default): ``{"pixels": {top, left_wrist, right_wrist}, "agent_pos"}``;
             ``"state"``: one flat ``float32`` vector, ``agent_pos`` (14) then the task's privileged state
             (:meth:`task_state`; layout in :attr:`state_layout` and the task card), and nothing is rendered;
             ``"pixels+state"``: the pixels dict plus ``"state"`` (that same vector). A sim-only mode: a real
             station has no privileged state. :meth:`render_views` renders the cameras in any mode.
+
+    Actions outside the joint limits are clipped, as the real arm's driver does; ``info["action/clipped"]``
+    counts the values clipped on that step (the real station reports the same key).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
