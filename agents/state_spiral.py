@@ -485,7 +485,7 @@ class StateSpiral:
         policy.save(out)
         # Agreement against the simulator on the frames the source was read at (the query grid).
         current = [rl.progress for rl in relabelled[len(earlier) :]]
-        agreement = reward_agreement(current, [_GroundTruth(ro) for ro in rollouts])
+        agreement = reward_agreement(current, rollouts)  # it reads only each rollout's physics `progress`
         return {
             "source": source,
             "rule": cfg.update.rule,
@@ -554,13 +554,3 @@ class StateSpiral:
             curves[source] = curve
         write_json_atomic(self.workdir / "results.json", {"config": cfg.to_dict(), "curves": curves})
         return curves
-
-
-@dataclasses.dataclass(frozen=True)
-class _GroundTruth:
-    """What :func:`agents.spiral.reward_agreement` reads of a rollout: the simulator's progress."""
-
-    progress: np.ndarray
-
-    def __init__(self, rollout: StateRollout) -> None:
-        object.__setattr__(self, "progress", rollout.progress)

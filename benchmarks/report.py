@@ -221,6 +221,11 @@ def _git_revision() -> str:
     return "unknown"
 
 
+def short_revision(revision: str) -> str:
+    """A :func:`_git_revision` for tables: 12 hex digits, ``-dirty`` kept."""
+    return f"{revision[:12]}{'-dirty' if revision.endswith('-dirty') else ''}"
+
+
 def _versions() -> dict[str, str]:
     import gymnasium
     import mujoco

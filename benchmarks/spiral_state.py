@@ -97,20 +97,16 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> No
     plt.close(fig)
 
 
-def _short_revision(revision: str) -> str:
-    return f"{revision[:12]}{'-dirty' if revision.endswith('-dirty') else ''}"
-
-
 def summary_markdown(
     bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
 ) -> str:
     from agents.state_policy import LABEL
-    from benchmarks.report import _git_revision
+    from benchmarks.report import _git_revision, short_revision
 
     now = _git_revision()
-    stamp = f"{dt.date.today().isoformat()}, commit {_short_revision(now)}"
+    stamp = f"{dt.date.today().isoformat()}, commit {short_revision(now)}"
     if now != started_at:  # a resumed run: say which code collected what
-        stamp += f" (this invocation started at {_short_revision(started_at)}; earlier rounds may come from older runs)"
+        stamp += f" (this invocation started at {short_revision(started_at)}; earlier rounds may come from older runs)"
     short = config.task.split("/")[-1]
     lines = [
         f"# SPIRAL on {short}: `{bench.name}`",

@@ -126,12 +126,12 @@ def summarise(out: Path, args: argparse.Namespace) -> str:
     """Tables of every cell under ``<out>/cells`` with this run's noise and steps (other runs' tasks included)."""
     from agents.state_policy import LABEL
     from benchmarks.metrics import wilson_interval
-    from benchmarks.report import _git_revision
+    from benchmarks.report import _git_revision, short_revision
 
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     cells = [c for c in cells if c["action_noise"] == args.noise and c["bc_steps"] == args.steps]
     revision = _git_revision()
-    stamp = f"{dt.date.today().isoformat()}, commit {revision[:12]}{'-dirty' if revision.endswith('-dirty') else ''}"
+    stamp = f"{dt.date.today().isoformat()}, commit {short_revision(revision)}"
     lines = [
         f"# `pi_0` calibration: {LABEL}",
         "",
