@@ -24,7 +24,8 @@ class DataConfig:
     """Per task: full-skill demos for training, held-out demos, held-out imperfect rollouts (mixed skills).
 
     Seeds: training demos from ``seed``, held-out demos from ``seed + 10000``, rollouts from ``seed + 20000``
-    (disjoint, and disjoint from the shipped checkpoint's demos at 100000+).
+    (disjoint, and disjoint from the shipped checkpoint's demos at 100000+). ``variability`` is the scripted
+    experts' operator variability in [0, 1] (0: identical pacing on every seed; 1: teleoperation-like).
     """
 
     train_demos: int = 10
@@ -33,6 +34,7 @@ class DataConfig:
     rollout_skills: tuple[float, ...] = (0.3, 0.6, 0.3, 0.8)
     image_size: int = 128
     seed: int = 0
+    variability: float = 0.0
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
@@ -46,6 +48,12 @@ class DataConfig:
             )
         if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
             raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
+        if (
+            isinstance(self.variability, bool)
+            or not isinstance(self.variability, (int, float))
+            or not 0.0 <= self.variability <= 1.0
+        ):
+            raise ConfigError(f"`data.variability` must be a number in [0, 1]; got {self.variability!r}")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")
 
@@ -119,6 +127,9 @@ class BenchConfig:
         """Short hash of the named sections (all when none), to tell whether a cached stage is still valid."""
         body = self.to_dict()
         picked = {k: body[k] for k in sections} if sections else body
+        if "data" in picked and picked["data"].get("variability") == 0.0:
+            # Runs made before the setting existed were at 0: their cached stages stay valid.
+            picked["data"] = {k: v for k, v in picked["data"].items() if k != "variability"}
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

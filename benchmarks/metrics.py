@@ -195,3 +195,71 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    statistic=np.mean,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over the items of ``values`` (resampled with replacement).
+
+    ``values`` may be 1-d (one number per episode) or 2-d with episodes along axis 0 (e.g. paired columns,
+    for a ``statistic`` that takes the resampled rows). Returns ``(nan, nan)`` for fewer than 2 items.
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(x), size=(resamples, len(x)))
+    stats = np.array([statistic(x[row]) for row in index], dtype=float)
+    alpha = (1.0 - level) / 2.0
+    return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
+
+
+def auroc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for ``positive`` (ties count half); NaN without both classes.
+
+    Used on final predicted progress against rollout success: 1 = every success scored above every failure.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(positive, dtype=bool).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return NAN
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def stratified_bootstrap(
+    groups: Sequence[np.ndarray],
+    statistic,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(resampled_groups)``, resampling items with replacement within each group.
+
+    ``groups`` holds one array per task with episodes along axis 0 (columns may pair several backends on the
+    same episodes, which keeps a comparison paired). ``statistic`` receives the list of resampled arrays.
+    When no group has 2 items (one episode per task), the groups themselves are resampled instead (a
+    bootstrap over tasks). Returns ``(nan, nan)`` for fewer than 2 items in all.
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if sum(len(a) for a in arrays) < 2:
+        return NAN, NAN
+    if all(len(a) < 2 for a in arrays):
+        arrays = [np.concatenate(arrays)]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
+    alpha = (1.0 - level) / 2.0
+    return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
+
+
+def macro_mean(groups: Sequence[np.ndarray]) -> float:
+    """Mean over groups of each group's mean (a task-macro average of per-episode values)."""
+    return float(np.mean([np.mean(g) for g in groups]))

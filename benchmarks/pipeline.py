@@ -56,7 +56,9 @@ class RunState:
 
     def data_root(self) -> Path:
         d = self.config.data
-        return Path(d.root) / f"{d.image_size}px-seed{d.seed}"
+        # Suites at another operator variability live beside the default one (0 keeps the old folder name).
+        suffix = f"-var{d.variability:g}" if d.variability else ""
+        return Path(d.root) / f"{d.image_size}px-seed{d.seed}{suffix}"
 
     def data_dir(self, split: str) -> Path:
         return self.data_root() / split
@@ -82,6 +84,7 @@ def _suite(state: RunState) -> SuiteConfig:
         rollout_skills=d.rollout_skills,
         image_size=d.image_size,
         seed=d.seed,
+        variability=d.variability,
     )
 
 
@@ -110,7 +113,9 @@ def stage_collect(state: RunState) -> None:
     """Scripted-expert episodes for every split (resumes episode by episode)."""
     fresh = SETS if "collect" in state.force else ()
     log.info("collect %s -> %s/", ", ".join(SETS), state.data_root())
-    counts = collect_suite(_suite(state), state.data_root(), progress_bar=state.progress, fresh=fresh)
+    # One recording process per core (up to 4): the simulator and its renderer use one core each.
+    workers = max(1, min(4, os.cpu_count() or 1))
+    counts = collect_suite(_suite(state), state.data_root(), progress_bar=state.progress, fresh=fresh, workers=workers)
     for split, c in counts.items():
         log.info("collect %s: %d written, %d already there", split, c["written"], c["skipped"])
 

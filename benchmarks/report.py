@@ -18,6 +18,7 @@ from benchmarks.pipeline import EVAL_SETS, PUBLISHED_BASELINES, RunState
 from sarm2_env.atomic import write_json_atomic
 
 log = logging.getLogger("benchmarks")
+NAN = M.NAN
 
 SET_TITLES = {
     "heldout_demos": "held-out demos vs time-linear progress (the paper's protocol)",
@@ -102,10 +103,9 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                     "pearson": _nanmean(r["pearson"] for r in task_rows),
                     "primitive_accuracy": _nanmean(r.get("primitive_accuracy") for r in task_rows),
                 }
+                entry["value_mse_macro_ci"] = list(M.bootstrap_interval([r["value_mse"] for r in task_rows]))
                 if split == "heldout_rollouts":
-                    entry["kendall_rank"] = M.kendall_rank(
-                        [r["final_pred"] for r in task_rows], [r["outcome"] for r in task_rows]
-                    )
+                    entry.update(_rollout_ranking(task_rows))
                 per_task[task] = entry
                 all_pred += preds
                 all_gt += gts
@@ -121,13 +121,40 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                     "primitive_accuracy": _nanmean(t["primitive_accuracy"] for t in per_task.values()),
                     "kendall_rank": _nanmean(t.get("kendall_rank") for t in per_task.values()),
                 }
+                split_rows = [r for r in rows if r["backend"] == backend and r["set"] == split]
+                groups = [np.array([r["value_mse"] for r in split_rows if r["task"] == t]) for t in per_task]
+                overall["value_mse_macro_ci"] = list(M.stratified_bootstrap(groups, M.macro_mean))
+                if split == "heldout_rollouts":
+                    pooled = _rollout_ranking(split_rows)
+                    overall["rollout_rho"] = _nanmean(t.get("rollout_rho") for t in per_task.values())
+                    overall["success_auroc"] = pooled["success_auroc"]
+                    overall["success_gap"] = pooled["success_gap"]
                 table[backend][split] = {"overall": overall, "tasks": per_task}
     return {
         "table": table,
         "controls": _controls(predictions),
         "confusion": _confusions(predictions, feats_by_key),
         "expert_load": _expert_loads(predictions),
-        "headline": headline(table),
+        "headline": headline(table, rows),
+    }
+
+
+def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
+    """How a backend ranks rollouts by their final predicted progress.
+
+    ``rollout_rho``: Spearman correlation of predicted and true final progress across the rollouts;
+    ``success_auroc``: AUROC of the final prediction for success; ``success_gap``: mean final prediction on
+    successes minus on failures; ``kendall_rank``: Kendall tau-b over failure < partial < success.
+    """
+    final_pred = np.array([r["final_pred"] for r in rows], dtype=float)
+    final_gt = np.array([r["final_gt"] for r in rows], dtype=float)
+    success = np.array([bool(r["success"]) for r in rows])
+    gap = float(final_pred[success].mean() - final_pred[~success].mean()) if success.any() and (~success).any() else NAN
+    return {
+        "rollout_rho": M.spearman(final_pred, final_gt) if len(rows) >= 3 else NAN,
+        "success_auroc": M.auroc(final_pred, success),
+        "success_gap": gap,
+        "kendall_rank": M.kendall_rank(list(final_pred), [r["outcome"] for r in rows]),
     }
 
 
@@ -174,8 +201,12 @@ def _expert_loads(predictions: dict) -> dict[str, Any]:
     return out
 
 
-def headline(table: dict) -> dict[str, dict[str, Any]]:
-    """Relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline, per set."""
+def headline(table: dict, rows: list[dict] | None = None) -> dict[str, dict[str, Any]]:
+    """Relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline, per set.
+
+    With the per-episode ``rows``, also the ratio SARM2 / baseline and its 95 % paired bootstrap interval
+    (episodes resampled within each task, the same draws for both models).
+    """
     out = {}
     for split in EVAL_SETS:
         ours = table.get("sarm2", {}).get(split, {}).get("overall", {}).get("value_mse_macro", float("nan"))
@@ -197,7 +228,29 @@ def headline(table: dict) -> dict[str, dict[str, Any]]:
             "baseline_mse": candidates[best],
             "reduction": M.relative_reduction(ours, candidates[best]),
         }
+        if rows is not None:
+            out[split].update(_paired_ratio(rows, split, "sarm2", best))
     return out
+
+
+def _paired_ratio(rows: list[dict], split: str, ours: str, baseline: str) -> dict[str, Any]:
+    """Macro value-MSE ratio ``ours / baseline`` on the episodes both scored, with its paired bootstrap interval."""
+    mse: dict[str, dict[tuple[str, str], float]] = {ours: {}, baseline: {}}
+    for r in rows:
+        if r["set"] == split and r["backend"] in mse:
+            mse[r["backend"]][(r["task"], r["episode_id"])] = r["value_mse"]
+    shared = sorted(set(mse[ours]) & set(mse[baseline]))
+    tasks = sorted({task for task, _ in shared})
+    groups = [np.array([[mse[ours][k], mse[baseline][k]] for k in shared if k[0] == t]) for t in tasks]
+    if not groups:
+        return {"ratio": NAN, "ratio_ci": [NAN, NAN], "paired_episodes": 0}
+
+    def ratio(gs: list[np.ndarray]) -> float:
+        base = M.macro_mean([g[:, 1] for g in gs])
+        return M.macro_mean([g[:, 0] for g in gs]) / base if base > 0 else NAN
+
+    interval = list(M.stratified_bootstrap(groups, ratio))
+    return {"ratio": ratio(groups), "ratio_ci": interval, "paired_episodes": len(shared)}
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -270,16 +323,24 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         "",
         "## Headline: relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline",
         "",
-        _row(["evaluation set", "SARM2", "strongest baseline", "its MSE", "reduction"], header=True),
+        _row(
+            ["evaluation set", "SARM2", "strongest baseline", "its MSE", "reduction", "MSE ratio [95 % paired CI]"],
+            header=True,
+        ),
     ]
     for split, h in agg["headline"].items():
         reduction = "–" if math.isnan(h["reduction"]) else f"{100 * h['reduction']:.1f} %"
         baseline = labels.get(h["baseline"], h["baseline"]) if h["baseline"] else h.get("note")
-        lines.append(_row([SET_TITLES[split], _fmt(h["sarm2"]), baseline, _fmt(h.get("baseline_mse")), reduction]))
+        ratio = f"{_fmt(h.get('ratio'), 3)} {_interval(h.get('ratio_ci'), 3)}" if "ratio" in h else "–"
+        lines.append(
+            _row([SET_TITLES[split], _fmt(h["sarm2"]), baseline, _fmt(h.get("baseline_mse")), reduction, ratio])
+        )
     lines += [
         "",
         "References (`oracle`, `sparse`, `time_linear`) and the oracle-stage ablation read ground truth or the "
-        "label definition; they are shown for scale and never count as the strongest baseline.",
+        "label definition; they are shown for scale and never count as the strongest baseline. Intervals are 95 % "
+        "bootstrap intervals over episodes (resampled within each task; over tasks when each has one episode); the "
+        "ratio's interval resamples the same episodes for both models.",
     ]
     for split in EVAL_SETS:
         lines += ["", f"## {SET_TITLES[split]}: value MSE (macro) per task", ""]
@@ -287,11 +348,16 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         if not backends:
             lines.append("No backend produced predictions for this set.")
             continue
-        extra = ["voc_time"] if split == "heldout_demos" else ["voc_progress", "kendall_rank"]
+        extra = (
+            ["voc_time"]
+            if split == "heldout_demos"
+            else ["voc_progress", "rollout_rho", "success_auroc", "success_gap", "kendall_rank"]
+        )
         header = [
             "backend",
             *(_short(t) for t in state.task_ids),
             "overall macro",
+            "95 % CI",
             "micro",
             "min-max macro",
             *extra,
@@ -308,6 +374,7 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
                         labels.get(b, b),
                         *cells,
                         f"**{_fmt(o['value_mse_macro'])}**",
+                        _interval(o.get("value_mse_macro_ci")),
                         _fmt(o["value_mse_micro"]),
                         _fmt(o["value_mse_minmax_macro"]),
                         *(_fmt(o[k], 3) for k in extra),
@@ -355,6 +422,13 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
     return "\n".join(lines) + "\n"
 
 
+def _interval(interval: Any, digits: int = 4) -> str:
+    """``[lo, hi]`` of a 95 % interval, or a dash when there is none (fewer than 2 episodes)."""
+    if not interval or any(v is None or math.isnan(v) for v in interval):
+        return "–"
+    return f"[{_fmt(interval[0], digits)}, {_fmt(interval[1], digits)}]"
+
+
 def _row(cells: list[str], header: bool = False) -> str:
     row = "| " + " | ".join(str(c) for c in cells) + " |"
     return row + "\n" + "|---" * len(cells) + "|" if header else row
@@ -371,6 +445,9 @@ def summary_csv(agg: dict, labels: dict[str, str]) -> str:
         "voc_progress",
         "pearson",
         "kendall_rank",
+        "rollout_rho",
+        "success_auroc",
+        "success_gap",
         "primitive_accuracy",
     ]
     writer.writerow(["backend", "label", "set", "task", "episodes", *keys])

@@ -88,8 +88,11 @@ def make_env(task: str, **kwargs) -> gym.Env:
     return gym.make(resolve_task_id(task), **kwargs)
 
 
-def make_expert(env: gym.Env, skill: float = 1.0):
-    """The scripted expert of ``env``'s task, at the given skill in [0, 1]."""
+def make_expert(env: gym.Env, skill: float = 1.0, variability: float = 0.0):
+    """The scripted expert of ``env``'s task, at the given skill and operator variability (both in [0, 1]).
+
+    See :class:`tasks.expert.ScriptedExpert` for what each setting changes.
+    """
     from importlib import import_module
 
     spec = env.unwrapped.spec
@@ -97,7 +100,7 @@ def make_expert(env: gym.Env, skill: float = 1.0):
     if task_id not in TASKS:
         raise UnknownNameError("task", str(task_id), TASKS)
     module, cls = TASKS[task_id][1].split(":")
-    return getattr(import_module(module), cls)(env, skill=skill)
+    return getattr(import_module(module), cls)(env, skill=skill, variability=variability)
 
 
 __all__ = ["TASKS", "make_env", "make_expert", "resolve_task_id"]

@@ -18,6 +18,7 @@ from gymnasium import spaces
 from sarm2_env.actions import check_action
 from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
 from sarm2_env.errors import ConfigError
+from tasks.jitter import SceneJitter
 from tasks.rendering import MultiCameraRenderer
 from tasks.station import (
     GRIPPER_TRAVEL,
@@ -84,6 +85,11 @@ class YamTaskEnv(gym.Env):
             (:meth:`task_state`; layout in :attr:`state_layout` and the task card), and nothing is rendered;
             ``"pixels+state"``: the pixels dict plus ``"state"`` (that same vector). A sim-only mode: a real
             station has no privileged state. :meth:`render_views` renders the cameras in any mode.
+        camera_jitter: in [0, 1], default 0 (off): each reset moves every camera's mount by up to 2 cm and
+            tilts it by up to 4 degrees, times this value (:mod:`tasks.jitter`).
+        lighting_jitter: in [0, 1], default 0 (off): each reset scales the light by up to +-40 %, tilts it by up
+            to 25 degrees and shifts the ambient level, times this value. Neither changes the physics or the
+            task's initial state for a seed, only the pixels.
 
     Actions outside the joint limits are clipped, as the real arm's driver does; ``info["action/clipped"]``
     counts the values clipped on that step (the real station reports the same key).
@@ -106,6 +112,8 @@ class YamTaskEnv(gym.Env):
         control_hz: int = 10,
         terminate_on_success: bool = True,
         obs_mode: str = "pixels",
+        camera_jitter: float = 0.0,
+        lighting_jitter: float = 0.0,
     ) -> None:
         if obs_mode not in OBS_MODES:
             from sarm2_env.errors import UnknownNameError
@@ -126,6 +134,9 @@ class YamTaskEnv(gym.Env):
         self._build_task(spec)
         self.model: mujoco.MjModel = spec.compile()
         self.data = mujoco.MjData(self.model)
+        self._jitter = SceneJitter(self.model, camera=camera_jitter, lighting=lighting_jitter)
+        #: What the last reset's scene jitter drew (empty when jitter is off).
+        self.jitter_drawn: dict[str, float] = {}
         self.n_substeps = int(round(1.0 / (self.control_hz * self.model.opt.timestep)))
 
         self._arm_qadr = np.array([self.model.joint(n).qposadr[0] for arm in ARMS for n in arm_joint_names(arm)])
@@ -273,6 +284,9 @@ class YamTaskEnv(gym.Env):
         self.data.qpos[self._finger_qadr] = GRIPPER_TRAVEL
         self.data.ctrl[:] = self._action_to_ctrl(self.home_action)
         self._reset_task()
+        if self._jitter.active:  # before mj_forward, which places the cameras and lights
+            self._jitter.reseed(seed)
+            self.jitter_drawn = self._jitter.apply()
         mujoco.mj_forward(self.model, self.data)
         self._episode_started = True
         self._elapsed_steps = 0

@@ -277,7 +277,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
         x_lo = BOARD_CENTER[0] - BOARD_HALF[0] + 0.005
         x_hi = BOARD_CENTER[0] + BOARD_HALF[0] - 0.005
         grip_dy = sign * self.GRIP_OFFSET
-        lines = [half_center_y + sign * 0.03, half_center_y - sign * 0.03]
+        lines = self.vary_order([half_center_y + sign * 0.03, half_center_y - sign * 0.03])  # outer stroke first?
         start = ArmGoal((x_lo, lines[0] + grip_dy, wipe_z + 0.05), yaw=np.pi / 2, grip=0.0)
         yield Segment("erase", self.pace(1.5), **{arm: start})
         for k, y in enumerate(lines):

@@ -9,7 +9,9 @@ Examples::
     python -m tasks.collect --suite full --train-demos 60 --out data/suite_full   # GPU size, more demos
 
 Episode ``i`` of a task uses env seed ``seed + i`` and the same expert seed, so every episode can be
-replayed from the dataset's recorded ``seed`` and ``skill``. Rerunning into an existing dataset skips
+replayed from the dataset's recorded ``seed``, ``skill`` and ``extra["variability"]`` (``--variability``:
+0, the default, gives identical pacing on every seed; 1 varies pace, pauses, paths, corrections and
+sub-task order the way teleoperators do). Rerunning into an existing dataset skips
 episodes already there (same task and seed), so an interrupted collection resumes where it stopped.
 
 A *suite* is the benchmark dataset: per task, full-skill training demos, held-out full-skill demos
@@ -22,6 +24,7 @@ same datasets from its config's ``data`` section.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -39,6 +42,12 @@ from sarm2_env.errors import ConfigError, SARM2Error
 log = logging.getLogger(__name__)
 
 
+def _check_variability(variability: object, field: str = "variability") -> None:
+    """Refuse an operator variability outside [0, 1] (see :class:`tasks.expert.ScriptedExpert`)."""
+    if isinstance(variability, bool) or not isinstance(variability, (int, float)) or not 0.0 <= variability <= 1.0:
+        raise ConfigError(f"`{field}` must be a number in [0, 1]; got {variability!r}")
+
+
 def _check_image_size(image_size: object) -> None:
     """Refuse a bad ``image_size`` when the config is made, before any dataset folder exists."""
     from tasks.base import _parse_image_size
@@ -48,13 +57,15 @@ def _check_image_size(image_size: object) -> None:
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``."""
+    """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``, and the
+    experts' operator ``variability`` (0 = identical pacing on every seed, 1 = teleoperation-like)."""
 
     tasks: tuple[str, ...]
     episodes: int
     skills: tuple[float, ...] = (1.0,)
     seed: int = 0
     image_size: int = 128
+    variability: float = 0.0
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -64,6 +75,7 @@ class CollectConfig:
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
+        _check_variability(self.variability)
 
 
 #: Named presets of a single dataset.
@@ -82,7 +94,8 @@ _SPLIT_SIZE_LIMIT = 10_000
 @dataclass(frozen=True)
 class SuiteConfig:
     """The benchmark dataset: per task, ``train_demos`` and ``heldout_demos`` at full skill and
-    ``heldout_rollouts`` at ``rollout_skills`` (cycled), with seeds from ``seed + SPLITS[split]``."""
+    ``heldout_rollouts`` at ``rollout_skills`` (cycled), with seeds from ``seed + SPLITS[split]``, every split
+    at the experts' operator ``variability``."""
 
     tasks: tuple[str, ...]
     train_demos: int
@@ -91,6 +104,7 @@ class SuiteConfig:
     rollout_skills: tuple[float, ...] = (0.3, 0.6, 0.3, 0.8)
     image_size: int = 128
     seed: int = 0
+    variability: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
@@ -102,6 +116,7 @@ class SuiteConfig:
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
+        _check_variability(self.variability)
 
     def seeds(self, split: str) -> range:
         """Env (and expert) seeds of ``split``'s episodes, per task."""
@@ -125,6 +140,7 @@ class SuiteConfig:
             skills=self.skills(split),
             seed=seeds.start,
             image_size=self.image_size,
+            variability=self.variability,
         )
 
     def manifest(self) -> dict:
@@ -132,6 +148,7 @@ class SuiteConfig:
         return {
             "tasks": list(self.tasks),
             "image_size": self.image_size,
+            "variability": self.variability,
             "splits": {
                 split: {
                     "seeds": [self.seeds(split).start, self.seeds(split).stop],
@@ -146,12 +163,19 @@ class SuiteConfig:
 #: Suite sizes. ``quick`` fits the CPU benchmark budget (``benchmarks/configs/quick.yaml`` uses the
 #: same numbers); ``full`` is for a GPU machine (``benchmarks/configs/full.yaml``).
 SUITE_PRESETS: dict[str, dict] = {
-    "quick": {"train_demos": 4, "heldout_demos": 1, "heldout_rollouts": 3, "rollout_skills": (0.3, 0.6, 0.8)},
+    "quick": {
+        "train_demos": 4,
+        "heldout_demos": 1,
+        "heldout_rollouts": 3,
+        "rollout_skills": (0.3, 0.6, 0.8),
+        "variability": 1.0,
+    },
     "full": {
         "train_demos": 40,
         "heldout_demos": 8,
         "heldout_rollouts": 20,
         "rollout_skills": (0.3, 0.6, 0.3, 0.8, 0.5),
+        "variability": 1.0,
     },
 }
 
@@ -195,15 +219,73 @@ def record_episode(env, expert, seed: int, skill: float):
         success_flags=np.asarray(success, dtype=bool),
         timestamp=np.arange(len(states), dtype=np.float64) / hz,
         frames={cam: np.stack(v) for cam, v in frames.items()},
-        extra={"expert": type(expert).__name__, "image_size": list(obs["pixels"]["top"].shape[:2])},
+        extra={
+            "expert": type(expert).__name__,
+            "image_size": list(obs["pixels"]["top"].shape[:2]),
+            "variability": getattr(expert, "variability", 0.0),
+        },
     )
 
 
-def collect(config: CollectConfig, out: str, progress_bar: bool = True) -> dict[str, int]:
-    """Collect ``config`` into the dataset at ``out``; returns counts of written and skipped episodes."""
+#: Envs of a collection worker process, one per (task, image size), reused across its jobs.
+_WORKER_ENVS: dict[tuple[str, int], object] = {}
+
+
+def _record_job(task_id: str, seed: int, skill: float, image_size: int, variability: float):
+    """One episode, recorded in a worker process (its env is kept for the worker's next job of the task)."""
+    import tasks
+
+    key = (task_id, image_size)
+    if key not in _WORKER_ENVS:
+        _WORKER_ENVS[key] = tasks.make_env(task_id, image_size=image_size)
+    env = _WORKER_ENVS[key]
+    t0 = time.perf_counter()
+    episode = record_episode(env, tasks.make_expert(env, skill=skill, variability=variability), seed=seed, skill=skill)
+    return episode, time.perf_counter() - t0
+
+
+def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]], workers: int):
+    """``(job, episode, seconds)`` in job order: in this process, or from ``workers`` spawned processes.
+
+    Episodes come back in job order whatever order the workers finish in, so a dataset's episode order
+    does not depend on the worker count; at most ``2 * workers`` recorded episodes wait in memory.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield (job, *_record_job(*job, config.image_size, config.variability))
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    # spawn: forked workers deadlock after GL / torch initialisation in the parent.
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        pending: list[tuple[tuple[str, int, float], cf.Future]] = []
+        queued = iter(jobs)
+        try:
+            for job in queued:
+                pending.append((job, pool.submit(_record_job, *job, config.image_size, config.variability)))
+                if len(pending) >= 2 * workers:
+                    head, future = pending.pop(0)
+                    yield (head, *future.result())
+            for head, future in pending:
+                yield (head, *future.result())
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+
+
+def collect(config: CollectConfig, out: str, progress_bar: bool = True, workers: int = 1) -> dict[str, int]:
+    """Collect ``config`` into the dataset at ``out``; returns counts of written and skipped episodes.
+
+    ``workers`` > 1 records episodes in that many processes (the simulator and its renderer use one core
+    each); this process writes them, in the same order as with one worker.
+    """
     import tasks
     from tasks.dataset import DatasetWriter, EpisodeDataset
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"`workers` must be an integer >= 1; got {workers!r}")
     task_ids = [tasks.resolve_task_id(t) for t in config.tasks]
     try:
         done = {(e["task_id"], int(e["seed"])) for e in EpisodeDataset(out).entries}
@@ -221,45 +303,56 @@ def collect(config: CollectConfig, out: str, progress_bar: bool = True) -> dict[
     except ImportError:  # pragma: no cover - tqdm is a dependency
         tqdm = None
     bar = tqdm(total=len(jobs), unit="ep", disable=not progress_bar) if tqdm else None
-    envs: dict[str, object] = {}
-    with DatasetWriter(out) as writer:
-        for task_id, seed, skill in jobs:
-            if task_id not in envs:
-                envs[task_id] = tasks.make_env(task_id, image_size=config.image_size)
-            env = envs[task_id]
-            expert = tasks.make_expert(env, skill=skill)
-            t0 = time.perf_counter()
-            episode = record_episode(env, expert, seed=seed, skill=skill)
-            writer.add(episode)
-            counts["written"] += 1
-            log.info(
-                "%s seed %d skill %.2f: %d frames, success=%s (%.1f s)",
-                task_id,
-                seed,
-                skill,
-                episode.length,
-                episode.success,
-                time.perf_counter() - t0,
-            )
-            if bar is not None:
-                bar.set_postfix_str(f"{task_id.split('/')[-1]} seed={seed} ok={episode.success}")
-                bar.update()
-    if bar is not None:
-        bar.close()
-    for env in envs.values():
-        env.close()
+    try:
+        with DatasetWriter(out) as writer:
+            for (task_id, seed, skill), episode, seconds in _recorded_in_order(config, jobs, workers):
+                writer.add(episode)
+                counts["written"] += 1
+                log.info(
+                    "%s seed %d skill %.2f: %d frames, success=%s (%.1f s)",
+                    task_id,
+                    seed,
+                    skill,
+                    episode.length,
+                    episode.success,
+                    seconds,
+                )
+                if bar is not None:
+                    bar.set_postfix_str(f"{task_id.split('/')[-1]} seed={seed} ok={episode.success}")
+                    bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+        _close_worker_envs()  # the envs this process made (workers > 1: the worker processes held theirs)
     return counts
 
 
+def _close_worker_envs() -> None:
+    for env in _WORKER_ENVS.values():
+        env.close()
+    _WORKER_ENVS.clear()
+
+
 def collect_suite(
-    config: SuiteConfig, out: str | Path, progress_bar: bool = True, fresh: Sequence[str] = ()
+    config: SuiteConfig, out: str | Path, progress_bar: bool = True, fresh: Sequence[str] = (), workers: int = 1
 ) -> dict[str, dict[str, int]]:
     """Collect every split of ``config`` into ``<out>/<split>/`` and record the layout in ``suite.json``.
 
-    Resumes per episode like :func:`collect`. Splits named in ``fresh`` are deleted and collected
-    again. Returns written/skipped counts per split.
+    Resumes per episode like :func:`collect` (``workers`` as there). Splits named in ``fresh`` are deleted and
+    collected again. Returns written/skipped counts per split.
     """
     root = Path(out)
+    previous = root / "suite.json"
+    if previous.exists():
+        try:
+            recorded = json.loads(previous.read_text()).get("variability", 0.0)
+        except (OSError, ValueError, AttributeError):
+            recorded = None  # unreadable: rewritten below
+        if recorded is not None and recorded != config.variability:
+            raise ConfigError(
+                f"`variability`: the suite at {root} was collected at {recorded:g}, this config asks for "
+                f"{config.variability:g}; collect into another folder (or delete this one) to change it"
+            )
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         cfg = config.split_config(split)
@@ -269,7 +362,7 @@ def collect_suite(
         if cfg is None:
             continue
         log.info("collect %s -> %s", split, path)
-        counts[split] = collect(cfg, str(path), progress_bar=progress_bar)
+        counts[split] = collect(cfg, str(path), progress_bar=progress_bar, workers=workers)
     write_json_atomic(root / "suite.json", config.manifest())
     return counts
 
@@ -293,6 +386,8 @@ def _suite_config(args: argparse.Namespace, task_names: tuple[str, ...]) -> Suit
             sizes[name] = getattr(args, name)
     if args.rollout_skills is not None:
         sizes["rollout_skills"] = _parse_skills(args.rollout_skills, "--rollout-skills")
+    if args.variability is not None:
+        sizes["variability"] = args.variability
     return SuiteConfig(
         tasks=task_names,
         seed=args.seed,
@@ -315,6 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--image-size", type=int, default=None, help="camera resolution (square), default 128")
+    parser.add_argument(
+        "--variability",
+        type=float,
+        default=None,
+        help="operator variability in [0, 1]: 0 = identical pacing on every seed, 1 = teleoperation-like "
+        "(pace, pauses, detours, corrections, sub-task order); default 0, or the suite preset's (1)",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named set of the options above")
     suite = parser.add_argument_group("benchmark suite (train / held-out demos, held-out imperfect rollouts)")
     suite.add_argument(
@@ -326,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite.add_argument("--rollout-skills", default=None, help="comma-separated skills cycled over the rollouts")
     parser.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes recording episodes (one core each); written in order"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -334,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.suite is not None:
             suite_config = _suite_config(args, task_names)
-            suite_counts = collect_suite(suite_config, args.out, progress_bar=not args.quiet)
+            suite_counts = collect_suite(suite_config, args.out, progress_bar=not args.quiet, workers=args.workers)
         else:
             for flag in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills"):
                 if getattr(args, flag) is not None:
@@ -346,8 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 skills=_parse_skills(args.skill) if args.skill is not None else tuple(preset.get("skills", (1.0,))),
                 seed=args.seed,
                 image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
+                variability=args.variability if args.variability is not None else 0.0,
             )
-            counts = collect(config, args.out, progress_bar=not args.quiet)
+            counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers)
     except SARM2Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -228,6 +228,12 @@ class Episode:
         return len(self.state)
 
     @property
+    def variability(self) -> float:
+        """The scripted expert's operator variability (``extra["variability"]``; 0 for episodes recorded before it
+        existed, when every expert paced identically)."""
+        return float(self.extra.get("variability", 0.0))
+
+    @property
     def primitive_names(self) -> list[str]:
         """The primitive of each frame, as names."""
         return [PRIMITIVES[int(i)] for i in self.primitive]

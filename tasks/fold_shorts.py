@@ -144,6 +144,7 @@ class FoldShortsExpert(ScriptedExpert):
     strip's left end over onto its right end."""
 
     TEMPO = 1.5  # cloth is handled slowly
+    PAUSE_WHILE_HOLDING = False  # held-up cloth sags during a pause and the fold comes out short
     PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
     MAX_RETRIES = 3

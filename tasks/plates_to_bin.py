@@ -158,7 +158,7 @@ class PlatesToBinExpert(PlateExpert):
         env: PlatesToBinEnv = self.env
         yield from self.maybe_hesitate()
         last_arm = None
-        for k in range(env.N_PLATES):
+        for k in self.vary_order(range(env.N_PLATES)):
             for _round in range(2 if self.skill > 0.3 else 1):
                 if env.plate_inside(k):
                     break

@@ -193,12 +193,12 @@ class PlatesToDishRackExpert(PlateExpert):
     def plan(self) -> Iterator[Segment]:
         env: PlatesToDishRackEnv = self.env
         yield from self.maybe_hesitate()
-        for k, arm in enumerate(("left", "right")):
+        for i, (k, arm) in enumerate(self.vary_order(enumerate(("left", "right")))):
             for _round in range(2 if self.skill > 0.3 else 1):
                 if env.slot_of(k) is not None or env.tilt_from_flat(k) > 30.0:
                     break  # done, or standing / lying on the rack where it cannot be picked flat
                 side = 1.0 if arm == "left" else -1.0
-                others = {a: PARK[a] for a in ("left", "right") if a != arm and k > 0 and _round == 0}
+                others = {a: PARK[a] for a in ("left", "right") if a != arm and i > 0 and _round == 0}
                 held = yield from self.pick_plate(arm, k, -side * np.pi / 2, **others)
                 if not held:
                     break

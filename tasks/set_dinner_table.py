@@ -363,7 +363,7 @@ class SetDinnerTableExpert(ScriptedExpert):
     def plan(self) -> Iterator[Segment]:
         env: SetDinnerTableEnv = self.env
         yield from self.maybe_hesitate()
-        for name in self.ORDER:
+        for name in self.vary_order(self.ORDER):
             # A second full attempt (re-pick and set again) when a placement came out wrong.
             for _attempt in range(2 if self.skill > 0.3 else 1):
                 if env.placed(name):

@@ -268,7 +268,7 @@ class SweepPaperScrapsExpert(ScriptedExpert):
         else:
             yield from self._give_up()
             return
-        for band in self.BANDS:
+        for band in self.vary_order(self.BANDS):
             yield from self._stroke(env, band, float(SCRAP_REGION_HI[0]) + 0.035)
         # Clean-up strokes for the strays (fewer for less skilled operators).
         for _ in range(2 if self.skill > 0.5 else (1 if self.skill > 0.3 else 0)):

@@ -43,3 +43,43 @@ def test_no_published_baseline_is_said_not_invented() -> None:
         assert out[split]["baseline"] is None and math.isnan(out[split]["reduction"])
         assert out[split]["note"] == "no published-method baseline ran"
     assert out["heldout_demos"]["sarm2"] == 0.01 and math.isnan(out["heldout_rollouts"]["sarm2"])
+
+
+def _rows(backend: str, mse_by_task: dict[str, list[float]], split: str = "heldout_rollouts") -> list[dict]:
+    return [
+        {"backend": backend, "set": split, "task": task, "episode_id": f"{task}-{i}", "value_mse": v}
+        for task, values in mse_by_task.items()
+        for i, v in enumerate(values)
+    ]
+
+
+def test_headline_ratio_is_paired_over_the_same_episodes() -> None:
+    ours = {"A": [0.01, 0.02, 0.03], "B": [0.10, 0.20]}
+    theirs = {"A": [0.02, 0.04, 0.06], "B": [0.20, 0.40, 9.0]}  # B's third episode has no SARM2 score
+    rows = _rows("sarm2", ours) + _rows("rewind", theirs)
+    table = _table(sarm2={"heldout_rollouts": 0.05}, rewind={"heldout_rollouts": 0.1})
+    h = headline(table, rows)["heldout_rollouts"]
+    assert h["paired_episodes"] == 5  # the unmatched episode is left out of the comparison
+    assert h["ratio"] == pytest.approx(0.5)
+    assert h["ratio_ci"] == pytest.approx([0.5, 0.5])  # every episode pair is exactly half: no spread
+    noisy = _rows("sarm2", {"A": [0.01, 0.05, 0.02, 0.08]}) + _rows("rewind", {"A": [0.04, 0.03, 0.09, 0.05]})
+    h = headline(_table(sarm2={"heldout_rollouts": 0.04}, rewind={"heldout_rollouts": 0.05}), noisy)
+    lo, hi = h["heldout_rollouts"]["ratio_ci"]
+    assert lo < h["heldout_rollouts"]["ratio"] < hi
+    assert "ratio" not in headline(table)["heldout_rollouts"]  # no rows, no interval
+
+
+def test_rollout_ranking_metrics() -> None:
+    from benchmarks.report import _rollout_ranking
+
+    def row(final_pred: float, final_gt: float, success: bool, outcome: int) -> dict:
+        return {"final_pred": final_pred, "final_gt": final_gt, "success": success, "outcome": outcome}
+
+    right = [row(0.9, 1.0, True, 2), row(0.5, 0.6, False, 1), row(0.1, 0.0, False, 0)]
+    r = _rollout_ranking(right)
+    assert r["rollout_rho"] == pytest.approx(1.0) and r["success_auroc"] == 1.0
+    assert r["success_gap"] == pytest.approx(0.9 - 0.3) and r["kendall_rank"] == pytest.approx(1.0)
+    backwards = [row(0.1, 1.0, True, 2), row(0.5, 0.6, False, 1), row(0.9, 0.0, False, 0)]
+    r = _rollout_ranking(backwards)
+    assert r["rollout_rho"] == pytest.approx(-1.0) and r["success_auroc"] == 0.0 and r["success_gap"] < 0
+    assert math.isnan(_rollout_ranking(right[:1])["success_auroc"])  # one class only

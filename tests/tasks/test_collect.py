@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -59,6 +60,9 @@ def test_primitive_labels_are_valid_indices(tmp_path):
         ({"tasks": ()}, "tasks"),
         ({"image_size": 0}, "image_size"),
         ({"image_size": 64.0}, "image_size"),
+        ({"variability": -0.5}, "variability"),
+        ({"variability": 2}, "variability"),
+        ({"variability": "1"}, "variability"),
     ],
 )
 def test_config_validation(kwargs, field):
@@ -137,7 +141,7 @@ def test_suite_presets_cover_the_benchmark_configs():
     for name in SUITE_PRESETS:
         data = load_config(name).data
         preset = SUITE_PRESETS[name]
-        for key in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills"):
+        for key in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills", "variability"):
             assert getattr(data, key) == preset[key], f"{name}.yaml data.{key} differs from the `{name}` suite preset"
 
 
@@ -147,6 +151,7 @@ def test_suite_presets_cover_the_benchmark_configs():
         ({"train_demos": -1}, "train_demos"),
         ({"heldout_rollouts": 10_000}, "heldout_rollouts"),
         ({"rollout_skills": (2.0,)}, "rollout_skills"),
+        ({"variability": 1.5}, "variability"),
     ],
 )
 def test_suite_config_validation(kwargs, field):
@@ -167,3 +172,49 @@ def test_suite_cli(tmp_path, capsys):
     assert "--suite" in capsys.readouterr().err
     assert main(["--train-demos", "2", *args]) == 2
     assert "--train-demos" in capsys.readouterr().err
+
+
+def test_variability_is_recorded_and_old_episodes_read_as_zero(tmp_path, capsys):
+    args = ["--task", "PullPlug", "--episodes", "1", "--image-size", "16", "--quiet"]
+    assert main([*args, "--variability", "1", "--out", str(tmp_path / "varied")]) == 0
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    (varied,) = EpisodeDataset(tmp_path / "varied")
+    (default,) = EpisodeDataset(tmp_path / "default")
+    assert varied.variability == 1.0 and default.variability == 0.0
+    old = dataclasses.replace(default, extra={k: v for k, v in default.extra.items() if k != "variability"})
+    assert old.variability == 0.0  # recorded before the setting existed
+    assert varied.success and default.success
+    assert varied.length != default.length  # same seed, other pacing
+    assert main([*args, "--variability", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "`variability` must be a number in [0, 1]; got -1.0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_suite_keeps_its_variability(tmp_path):
+    base = {"tasks": ("PullPlug",), "train_demos": 1, "heldout_demos": 0, "heldout_rollouts": 0, "image_size": 16}
+    collect_suite(SuiteConfig(**base, variability=0.5), tmp_path, progress_bar=False)
+    assert json.loads((tmp_path / "suite.json").read_text())["variability"] == 0.5
+    with pytest.raises(ConfigError, match="`variability`: the suite at .* was collected at 0.5"):
+        collect_suite(SuiteConfig(**base), tmp_path, progress_bar=False)
+    # A suite written before the setting existed has no entry: it was collected at 0.
+    manifest = json.loads((tmp_path / "suite.json").read_text())
+    del manifest["variability"]
+    (tmp_path / "suite.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="collected at 0, this config asks for 0.5"):
+        collect_suite(SuiteConfig(**base, variability=0.5), tmp_path, progress_bar=False)
+
+
+def test_parallel_collection_writes_the_same_dataset_in_the_same_order(tmp_path, capsys):
+    config = CollectConfig(tasks=("PullPlug", "PlatesToBin"), episodes=2, skills=(1.0, 0.5), image_size=16)
+    collect(config, str(tmp_path / "one"), progress_bar=False, workers=1)
+    assert collect(config, str(tmp_path / "two"), progress_bar=False, workers=2) == {"written": 4, "skipped": 0}
+    one, two = EpisodeDataset(tmp_path / "one"), EpisodeDataset(tmp_path / "two")
+    assert [(e["task_id"], e["seed"]) for e in one.entries] == [(e["task_id"], e["seed"]) for e in two.entries]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a.action, b.action)
+        np.testing.assert_array_equal(a.frames["top"], b.frames["top"])
+    with pytest.raises(ConfigError, match="`workers` must be an integer >= 1; got 0"):
+        collect(config, str(tmp_path / "none"), progress_bar=False, workers=0)
+    assert not (tmp_path / "none").exists()
+    assert main(["--task", "PullPlug", "--episodes", "1", "--workers", "0", "--out", str(tmp_path / "cli")]) == 2
+    assert "`workers`" in capsys.readouterr().err and not (tmp_path / "cli").exists()
