@@ -275,36 +275,41 @@ def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]]
             raise
 
 
-def collect(config: CollectConfig, out: str, progress_bar: bool = True, workers: int = 1) -> dict[str, int]:
+def collect(
+    config: CollectConfig, out: str, progress_bar: bool = True, workers: int = 1, repair: bool = False
+) -> dict[str, int]:
     """Collect ``config`` into the dataset at ``out``; returns counts of written and skipped episodes.
 
     ``workers`` > 1 records episodes in that many processes (the simulator and its renderer use one core
-    each); this process writes them, in the same order as with one worker.
+    each); this process writes them, in the same order as with one worker. ``repair`` first drops listed
+    episodes whose files are missing, altered or unreadable, so they are recorded again. The counts also
+    hold ``repaired`` and ``adopted`` (unlisted complete files taken into the index) when there were any.
     """
     import tasks
-    from tasks.dataset import DatasetWriter, EpisodeDataset
+    from tasks.dataset import DatasetWriter
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"`workers` must be an integer >= 1; got {workers!r}")
     task_ids = [tasks.resolve_task_id(t) for t in config.tasks]
     try:
-        done = {(e["task_id"], int(e["seed"])) for e in EpisodeDataset(out).entries}
-    except SARM2Error:
-        done = set()
-    jobs = [
-        (task_id, config.seed + i, config.skills[i % len(config.skills)])
-        for task_id in task_ids
-        for i in range(config.episodes)
-        if (task_id, config.seed + i) not in done
-    ]
-    counts = {"written": 0, "skipped": len(task_ids) * config.episodes - len(jobs)}
-    try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         tqdm = None
-    bar = tqdm(total=len(jobs), unit="ep", disable=not progress_bar) if tqdm else None
+    bar = None
     try:
-        with DatasetWriter(out) as writer:
+        with DatasetWriter(out, repair=repair) as writer:
+            done = {(e["task_id"], int(e["seed"])) for e in writer.entries}
+            jobs = [
+                (task_id, config.seed + i, config.skills[i % len(config.skills)])
+                for task_id in task_ids
+                for i in range(config.episodes)
+                if (task_id, config.seed + i) not in done
+            ]
+            counts = {"written": 0, "skipped": len(task_ids) * config.episodes - len(jobs)}
+            for key, ids in (("repaired", writer.repaired), ("adopted", writer.adopted)):
+                if ids:
+                    counts[key] = len(ids)
+            bar = tqdm(total=len(jobs), unit="ep", disable=not progress_bar) if tqdm else None
             for (task_id, seed, skill), episode, seconds in _recorded_in_order(config, jobs, workers):
                 writer.add(episode)
                 counts["written"] += 1
@@ -334,12 +339,17 @@ def _close_worker_envs() -> None:
 
 
 def collect_suite(
-    config: SuiteConfig, out: str | Path, progress_bar: bool = True, fresh: Sequence[str] = (), workers: int = 1
+    config: SuiteConfig,
+    out: str | Path,
+    progress_bar: bool = True,
+    fresh: Sequence[str] = (),
+    workers: int = 1,
+    repair: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Collect every split of ``config`` into ``<out>/<split>/`` and record the layout in ``suite.json``.
 
-    Resumes per episode like :func:`collect` (``workers`` as there). Splits named in ``fresh`` are deleted and
-    collected again. Returns written/skipped counts per split.
+    Resumes per episode like :func:`collect` (``workers`` and ``repair`` as there). Splits named in ``fresh``
+    are deleted and collected again. Returns written/skipped counts per split.
     """
     root = Path(out)
     previous = root / "suite.json"
@@ -362,7 +372,7 @@ def collect_suite(
         if cfg is None:
             continue
         log.info("collect %s -> %s", split, path)
-        counts[split] = collect(cfg, str(path), progress_bar=progress_bar, workers=workers)
+        counts[split] = collect(cfg, str(path), progress_bar=progress_bar, workers=workers, repair=repair)
     write_json_atomic(root / "suite.json", config.manifest())
     return counts
 
@@ -429,6 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="first drop episodes whose files are missing, truncated or corrupt (checks every file), then record "
+        "them again",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="processes recording episodes (one core each); written in order"
     )
     args = parser.parse_args(argv)
@@ -439,7 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.suite is not None:
             suite_config = _suite_config(args, task_names)
-            suite_counts = collect_suite(suite_config, args.out, progress_bar=not args.quiet, workers=args.workers)
+            suite_counts = collect_suite(
+                suite_config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair
+            )
         else:
             for flag in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills"):
                 if getattr(args, flag) is not None:
@@ -453,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
                 variability=args.variability if args.variability is not None else 0.0,
             )
-            counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers)
+            counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair)
     except SARM2Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -470,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summarise(str(Path(args.out) / split)))
         print(f"suite written to {args.out} (layout and seeds in suite.json) in {elapsed:.1f} s")
         return 0
-    print(f"collected {counts['written']} episodes ({counts['skipped']} already present) in {elapsed:.1f} s")
+    extra = "".join(f", {counts[k]} {k}" for k in ("repaired", "adopted") if k in counts)
+    print(f"collected {counts['written']} episodes ({counts['skipped']} already present{extra}) in {elapsed:.1f} s")
     print(summarise(args.out))
     return 0
 

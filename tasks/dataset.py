@@ -45,7 +45,9 @@ Reading an episode without this module::
 
 Only episodes listed in ``dataset.json`` are complete. Every file is written to a temporary name in the same
 directory, flushed, fsync'ed and ``os.replace``'d into place, the episode first and the index after it, so a
-crash leaves at worst an unlisted episode file or a stray ``*.tmp-*`` file, never a listed partial one.
+crash leaves at worst an unlisted episode file or a stray ``*.tmp-*`` file, never a listed partial one. The
+next :class:`DatasetWriter` lists the unlisted file (it is complete) and removes the stray ones; its
+``repair=True`` (``collect --repair``) drops listed episodes whose files were damaged afterwards.
 Adding an episode rewrites the whole index (O(episodes) per add; fine up to tens of thousands).
 
 Format choice
@@ -135,7 +137,10 @@ _ENTRY_KEYS: dict[str, tuple[type, ...]] = {
 }
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _TMP_RE = re.compile(r".+\.tmp-\d+")
-_RECOLLECT = "re-collect the episode, or delete its entry from dataset.json"
+_RECOLLECT = (
+    "rerun the collection with --repair (python -m tasks.collect ... --repair drops broken episodes and records "
+    "them again), or delete its entry from dataset.json"
+)
 
 
 def _describe(array: Any) -> str:
@@ -457,11 +462,22 @@ class DatasetWriter:
         root: dataset directory (created if missing).
         overwrite: discard an existing dataset / accept a non-empty non-dataset directory.
         compress: ``np.savez_compressed`` (default, lossless) or ``np.savez``.
+        repair: check every listed episode file (size, sha256, contents) and drop the broken ones from the
+            index, deleting their files, so that a collection records them again (names in :attr:`repaired`).
+
+    An episode file that is complete but missing from the index (an add interrupted between writing the
+    file and updating the index) is adopted into the index on opening; one that cannot be read is deleted.
     """
 
-    def __init__(self, root: str | os.PathLike[str], overwrite: bool = False, compress: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], overwrite: bool = False, compress: bool = True, repair: bool = False
+    ) -> None:
         self.root = Path(root)
         self.compress = compress
+        self.repair = repair
+        #: Episode ids dropped by ``repair`` (their files were broken), and episode ids adopted from unlisted files.
+        self.repaired: list[str] = []
+        self.adopted: list[str] = []
         self._lock_fd: int | None = None
         self._closed = False
         self._episodes_dir = self.root / EPISODES_DIR
@@ -516,16 +532,9 @@ class DatasetWriter:
         self._episodes_dir.mkdir(exist_ok=True)
         if index_path.exists():
             self._index = _read_index(self.root)
-            listed = {e["file"] for e in self._index["episodes"]}
-            orphans = [p.name for p in self._episodes_dir.glob("*.npz") if f"{EPISODES_DIR}/{p.name}" not in listed]
-            if orphans:
-                logger.warning(
-                    "%s: %d episode file(s) not listed in %s (an interrupted add?); they are ignored: %s",
-                    self.root,
-                    len(orphans),
-                    INDEX_FILE,
-                    orphans[:5],
-                )
+            if self.repair:
+                self._drop_broken()
+            self._adopt_orphans()
         else:
             self._index = {
                 "format": FORMAT,
@@ -538,6 +547,51 @@ class DatasetWriter:
             self._write_index(self._index)
         self._ids = {e["episode_id"] for e in self._index["episodes"]}
         self._counter = len(self._index["episodes"])
+
+    def _adopt_orphans(self) -> None:
+        """List complete episode files the index misses (an interrupted add); delete unreadable ones."""
+        listed = {e["file"] for e in self._index["episodes"]}
+        ids = {e["episode_id"] for e in self._index["episodes"]}
+        episodes = list(self._index["episodes"])
+        for path in sorted(self._episodes_dir.glob("*.npz")):
+            if f"{EPISODES_DIR}/{path.name}" in listed:
+                continue
+            try:
+                episode = _read_episode_file(path)
+                if episode.episode_id != path.stem or episode.episode_id in ids:
+                    raise DatasetError(
+                        f"`episode_id`: expected {path.stem!r}, not yet listed; got {episode.episode_id!r}"
+                    )
+            except DatasetError as exc:
+                logger.warning("%s: removing an unlisted, unusable episode file (%s)", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            episodes.append(self._entry(path, episode))
+            ids.add(episode.episode_id)
+            self.adopted.append(episode.episode_id)
+            logger.warning("%s: adopted %s, written before an interrupted add could list it", self.root, path.name)
+        if self.adopted:
+            self._index = dict(self._index, episodes=episodes)
+            self._write_index(self._index)
+
+    def _drop_broken(self) -> None:
+        """``repair``: drop (and delete) every listed episode whose file is missing, altered or unreadable."""
+        kept = []
+        for entry in self._index["episodes"]:
+            path = self.root / entry["file"]
+            try:
+                if not path.is_file() or path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+                    raise DatasetError("missing, or its size or sha256 differs from the index")
+                _read_episode_file(path)
+            except DatasetError as exc:
+                logger.warning("%s: dropping broken episode %s (%s)", self.root, entry["episode_id"], exc)
+                path.unlink(missing_ok=True)
+                self.repaired.append(entry["episode_id"])
+                continue
+            kept.append(entry)
+        if self.repaired:
+            self._index = dict(self._index, episodes=kept)
+            self._write_index(self._index)
 
     def _remove_stray_tmp(self) -> None:
         for directory in (self.root, self._episodes_dir):
@@ -601,17 +655,7 @@ class DatasetWriter:
             atomic_write(final, lambda f: save(f, **arrays))
         except OSError as exc:
             raise DatasetError(f"could not write episode {eid!r} to {final}: {exc}") from exc
-        entry = {
-            "episode_id": eid,
-            "task_id": episode.task_id,
-            "file": f"{EPISODES_DIR}/{final.name}",
-            "length": episode.length,
-            "success": bool(episode.success),
-            "seed": int(episode.seed),
-            "skill": float(episode.skill),
-            "sha256": _sha256(final),
-            "bytes": final.stat().st_size,
-        }
+        entry = self._entry(final, episode)
         new_index = dict(self._index, episodes=[*self._index["episodes"], entry])
         try:
             self._write_index(new_index)
@@ -622,7 +666,26 @@ class DatasetWriter:
         logger.debug("added episode %s (%d frames, %d bytes)", eid, entry["length"], entry["bytes"])
         return final
 
+    def _entry(self, path: Path, episode: Episode) -> dict[str, Any]:
+        """The index row of ``episode`` stored at ``path``."""
+        return {
+            "episode_id": episode.episode_id,
+            "task_id": episode.task_id,
+            "file": f"{EPISODES_DIR}/{path.name}",
+            "length": episode.length,
+            "success": bool(episode.success),
+            "seed": int(episode.seed),
+            "skill": float(episode.skill),
+            "sha256": _sha256(path),
+            "bytes": path.stat().st_size,
+        }
+
     # -- info and lifetime
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """Copies of the index rows, in insertion order."""
+        return [dict(e) for e in self._index["episodes"]]
 
     @property
     def episode_ids(self) -> list[str]:
@@ -782,38 +845,7 @@ class EpisodeDataset:
                     f"{name}: expected sha256 {entry['sha256']} as recorded in {INDEX_FILE}; got {digest} "
                     f"(the file is corrupt); {_RECOLLECT}"
                 )
-        keys = [*_ARRAY_KEYS, "meta"] + (list(_FRAME_KEYS.values()) if frames else [])
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                missing = [k for k in keys if k not in z.files]
-                if missing:
-                    raise DatasetError(f"{name}: expected arrays {keys}; missing {missing}; {_RECOLLECT}")
-                data = {k: z[k] for k in keys}
-        except DatasetError:
-            raise
-        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
-            raise DatasetError(
-                f"{name}: could not read the episode file ({type(exc).__name__}: {exc}); {_RECOLLECT}"
-            ) from exc
-        meta_raw = data.pop("meta")
-        try:
-            meta = json.loads(meta_raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(
-                f"{name}: `meta`: expected UTF-8 JSON; got unparsable bytes ({exc}); {_RECOLLECT}"
-            ) from exc
-        if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
-            got = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
-            raise DatasetError(f"{name}: `meta`: expected keys {list(_META_KEYS)}; got {got}; {_RECOLLECT}")
-        try:
-            episode = Episode(
-                **{k: meta[k] for k in _META_KEYS},
-                **{k: data[k] for k in _ARRAY_KEYS},
-                frames={cam: data[key] for cam, key in _FRAME_KEYS.items()} if frames else {},
-            )
-            episode.validate(require_frames=frames)
-        except DatasetError as exc:
-            raise DatasetError(f"{name}: {exc}") from exc
+        episode = _read_episode_file(path, frames)
         for key, got in (
             ("episode_id", episode.episode_id),
             ("task_id", episode.task_id),
@@ -825,6 +857,46 @@ class EpisodeDataset:
                     f"{name}: `{key}`: expected {entry[key]!r} as recorded in {INDEX_FILE}; got {got!r} in the file"
                 )
         return episode
+
+
+def _read_episode_file(path: Path, frames: bool = True) -> Episode:
+    """The validated :class:`Episode` stored in ``path`` (frames left out when ``frames`` is False).
+
+    Raises:
+        DatasetError: the file cannot be read, lacks arrays or metadata, or its episode is invalid.
+    """
+    name = str(path)
+    keys = [*_ARRAY_KEYS, "meta"] + (list(_FRAME_KEYS.values()) if frames else [])
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise DatasetError(f"{name}: expected arrays {keys}; missing {missing}; {_RECOLLECT}")
+            data = {k: z[k] for k in keys}
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        raise DatasetError(
+            f"{name}: could not read the episode file ({type(exc).__name__}: {exc}); {_RECOLLECT}"
+        ) from exc
+    meta_raw = data.pop("meta")
+    try:
+        meta = json.loads(meta_raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{name}: `meta`: expected UTF-8 JSON; got unparsable bytes ({exc}); {_RECOLLECT}") from exc
+    if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
+        got = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
+        raise DatasetError(f"{name}: `meta`: expected keys {list(_META_KEYS)}; got {got}; {_RECOLLECT}")
+    try:
+        episode = Episode(
+            **{k: meta[k] for k in _META_KEYS},
+            **{k: data[k] for k in _ARRAY_KEYS},
+            frames={cam: data[key] for cam, key in _FRAME_KEYS.items()} if frames else {},
+        )
+        episode.validate(require_frames=frames)
+    except DatasetError as exc:
+        raise DatasetError(f"{name}: {exc}") from exc
+    return episode
 
 
 def _human_bytes(n: int) -> str:

@@ -218,3 +218,21 @@ def test_parallel_collection_writes_the_same_dataset_in_the_same_order(tmp_path,
     assert not (tmp_path / "none").exists()
     assert main(["--task", "PullPlug", "--episodes", "1", "--workers", "0", "--out", str(tmp_path / "cli")]) == 2
     assert "`workers`" in capsys.readouterr().err and not (tmp_path / "cli").exists()
+
+
+def test_repair_records_broken_episodes_again(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["--task", "PullPlug", "--episodes", "2", "--image-size", "16", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    first = EpisodeDataset(out)
+    path = out / first.entries[1]["file"]
+    path.write_bytes(path.read_bytes()[:-200])  # truncated, as by a full disk
+    with pytest.raises(Exception, match="--repair"):
+        EpisodeDataset(out)[1]
+    capsys.readouterr()
+    assert main(args) == 0  # a plain rerun keeps what the index lists
+    assert "(2 already present)" in capsys.readouterr().out
+    assert main([*args, "--repair"]) == 0
+    assert "collected 1 episodes (1 already present, 1 repaired)" in capsys.readouterr().out
+    again = EpisodeDataset(out, verify=True)
+    assert sorted(e.seed for e in again) == [0, 1] and all(e.success for e in again)

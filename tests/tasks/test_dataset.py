@@ -313,9 +313,35 @@ def test_crash_between_episode_and_index_write(root: Path, monkeypatch: pytest.M
     assert (root / "episodes" / "orphan.npz").exists()  # complete but unlisted
     data = EpisodeDataset(root)
     assert data.episode_ids == ["first"]
-    with DatasetWriter(root) as w:  # the orphan's id can be reused
-        w.add(make_episode(7, episode_id="orphan"))
-    assert EpisodeDataset(root, verify=True)[1].length == 7
+    with DatasetWriter(root) as w:  # the next writer lists the complete file: nothing is lost or re-recorded
+        assert w.adopted == ["orphan"] and w.episode_ids == ["first", "orphan"]
+    assert EpisodeDataset(root, verify=True)[1].length == 6
+
+
+def test_an_unreadable_unlisted_file_is_removed(root: Path) -> None:
+    write(root, make_episode(5, episode_id="first"))
+    junk = root / "episodes" / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 not an episode")
+    with DatasetWriter(root) as w:
+        assert w.adopted == [] and w.episode_ids == ["first"]
+    assert not junk.exists()
+
+
+def test_repair_drops_broken_episodes_and_keeps_the_rest(root: Path) -> None:
+    with DatasetWriter(root) as w:
+        for k, eid in enumerate(("a", "b", "c")):
+            w.add(make_episode(5 + k, episode_id=eid))
+    broken = root / "episodes" / "b.npz"
+    broken.write_bytes(broken.read_bytes()[:-100])  # truncated
+    with pytest.raises(DatasetError, match="--repair"):
+        EpisodeDataset(root)[1]
+    (root / "episodes" / "c.npz").unlink()  # missing
+    with DatasetWriter(root) as w:  # without repair nothing is dropped
+        assert w.repaired == [] and w.episode_ids == ["a", "b", "c"]
+    with DatasetWriter(root, repair=True) as w:
+        assert w.repaired == ["b", "c"] and w.episode_ids == ["a"]
+    assert not broken.exists()
+    assert [e.length for e in EpisodeDataset(root, verify=True)] == [5]
 
 
 def test_stray_tmp_files_ignored_by_reader_and_cleaned_by_writer(root: Path) -> None:
@@ -339,7 +365,7 @@ def test_truncated_file_raises_naming_it(root: Path) -> None:
     (path,) = write(root, make_episode(8, episode_id="trunc"))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DatasetError, match=r"trunc\.npz.*re-collect"):
+    with pytest.raises(DatasetError, match=r"trunc\.npz.*--repair"):
         EpisodeDataset(root)[0]
 
 
@@ -354,7 +380,7 @@ def test_truncated_file_with_patched_index_size_still_raises(root: Path) -> None
     index_path.write_text(json.dumps(index))
     with pytest.raises(DatasetError, match=r"broken\.npz") as info:
         EpisodeDataset(root)[0]
-    assert "re-collect" in str(info.value)
+    assert "--repair" in str(info.value)
 
 
 def test_flipped_bytes_detected_by_verify(root: Path) -> None:
