@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -66,6 +67,36 @@ class Session:
     def frame(self) -> int:
         """Index of the newest frame (-1 before the first step)."""
         return len(self.embeddings) - 1
+
+
+#: Encoding at least this many frames (all cameras) shows a progress bar on a terminal (about 10 s on 2 CPU cores).
+PROGRESS_MIN_FRAMES = 300
+
+
+def encode_with_progress(
+    encoder, frames: Mapping[str, np.ndarray], progress: bool | None = None
+) -> dict[str, np.ndarray]:
+    """Embed each camera's frames with ``encoder``, with a progress bar on long jobs.
+
+    ``progress``: None shows the bar on a terminal for at least :data:`PROGRESS_MIN_FRAMES` frames; True or
+    False force it on or off. Chunks are whole encoder batches, so the embeddings equal one ``encode`` call's.
+    """
+    total = sum(len(v) for v in frames.values())
+    show = progress if progress is not None else (total >= PROGRESS_MIN_FRAMES and sys.stderr.isatty())
+    if not show:
+        return {cam: encoder.encode(v) for cam, v in frames.items()}
+    from tqdm import tqdm
+
+    chunk = max(1, int(getattr(encoder, "batch_size", 32))) * 4
+    out = {}
+    with tqdm(total=total, unit="frame", desc=f"encoding {len(frames)} camera(s)", file=sys.stderr) as bar:
+        for cam, v in frames.items():
+            parts = []
+            for start in range(0, len(v), chunk):
+                parts.append(encoder.encode(v[start : start + chunk]))
+                bar.update(len(v[start : start + chunk]))
+            out[cam] = np.concatenate(parts) if parts else encoder.encode(v)
+    return out
 
 
 class RewardModel(abc.ABC):
@@ -152,7 +183,7 @@ class RewardModel(abc.ABC):
             missing = [c for c in CAMERAS if c not in episode.frames]
             if missing:
                 raise InputShapeError(f"`episode.frames`: expected cameras {list(CAMERAS)}; missing {missing}")
-            embeddings = {cam: self.image_encoder.encode(episode.frames[cam]) for cam in CAMERAS}
+            embeddings = encode_with_progress(self.image_encoder, {cam: episode.frames[cam] for cam in CAMERAS})
         return EpisodeFeatures.from_episode(episode, embeddings)
 
     # --- offline -----------------------------------------------------------------------------------

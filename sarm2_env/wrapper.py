@@ -15,7 +15,10 @@ The env's own reward is kept in ``info["task_reward"]``; the wrapper adds ``info
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +41,20 @@ def _train_hint(task: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _announce_load(what: str):
+    """One line on a terminal while a checkpoint loads (weights, encoders: seconds on a CPU), then its time."""
+    show = sys.stderr.isatty()
+    if show:
+        print(f"loading reward model {what} ...", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if show:
+            print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
 def resolve_reward_model(reward_model: Any, device: Any = None):
     """A reward model from an instance, a registered name (its default checkpoint), or a checkpoint directory."""
     from rewards.base import RewardModel
@@ -50,7 +67,8 @@ def resolve_reward_model(reward_model: Any, device: Any = None):
     if isinstance(reward_model, (str, os.PathLike)):
         text = os.fspath(reward_model)
         if text in REGISTRY:
-            return make_reward_model(text, checkpoint="default", device=device)
+            with _announce_load(f"{text!r} (shipped checkpoint)"):
+                return make_reward_model(text, checkpoint="default", device=device)
         if os.path.isdir(text):
             import json
 
@@ -58,7 +76,8 @@ def resolve_reward_model(reward_model: Any, device: Any = None):
                 name = json.loads(open(os.path.join(text, "config.json")).read())["model"]
             except (OSError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"`reward_model`: {text!r} is not a reward-model checkpoint ({exc})") from exc
-            return make_reward_model(name, checkpoint=text, device=device)
+            with _announce_load(f"{name!r} from {text}"):
+                return make_reward_model(name, checkpoint=text, device=device)
         from sarm2_env.errors import UnknownNameError
 
         raise UnknownNameError("reward model (name or checkpoint directory)", text, REGISTRY)

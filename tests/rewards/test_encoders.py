@@ -357,3 +357,18 @@ def test_tiny_hash_text_encoder() -> None:
     assert np.abs(out[0] - out[2]).max() > 1e-3
     # fixed across machines and Python processes (crc32 and numpy's PCG64, not the salted built-in hash)
     np.testing.assert_allclose(out[0][:4], [-0.400823, -0.043139, -0.210686, -0.068902], atol=1e-5)
+
+
+def test_encoding_with_a_progress_bar_gives_the_same_embeddings(tiny: ImageEncoder, capsys) -> None:
+    from rewards.base import encode_with_progress
+
+    rng = np.random.default_rng(0)
+    frames = {cam: rng.integers(0, 256, size=(150, 32, 32, 3), dtype=np.uint8) for cam in ("top", "left_wrist")}
+    plain = encode_with_progress(tiny, frames, progress=False)
+    assert "encoding" not in capsys.readouterr().err
+    shown = encode_with_progress(tiny, frames, progress=True)
+    err = capsys.readouterr().err
+    assert "encoding 2 camera(s)" in err and "300/300" in err
+    for cam in frames:
+        np.testing.assert_array_equal(plain[cam], shown[cam])
+        np.testing.assert_array_equal(plain[cam], tiny.encode(frames[cam]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -253,3 +255,15 @@ def test_make_env_builds_the_canonical_stack(model) -> None:
     env.reset(seed=0)
     env.close()
     assert not isinstance(make_env("CleanWhiteboard", image_size=32), SARM2RewardWrapper)
+
+
+def test_loading_a_checkpoint_says_so_on_a_terminal(capsys, monkeypatch) -> None:
+    from sarm2_env.wrapper import resolve_reward_model
+
+    model = resolve_reward_model("sarm2")  # not a terminal: nothing printed
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    again = resolve_reward_model("sarm2")
+    err = capsys.readouterr().err
+    assert err.startswith("loading reward model 'sarm2' (shipped checkpoint) ...") and err.rstrip().endswith(" s")
+    assert type(again) is type(model)
