@@ -7,6 +7,7 @@ batches (seeded by rank), gradients are averaged, rank 0 logs and writes checkpo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -39,6 +40,18 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int):
+    """Build modules from torch's RNG seeded with ``seed``; the caller's global RNG state is left as it was.
+
+    Without it a net's initial weights depend on every random draw the process made before (encoders
+    built, other models trained), so the same training run gives other weights in another process history.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:

@@ -375,7 +375,7 @@ class PrefixRewardModel(WindowRewardModel):
         ``make_loss(store, episode_emb (E, L), task_emb (n_tasks, L), batch_size)`` returns the loss function;
         ``make_eval(val_store, val_episode_emb)`` the held-out evaluation.
         """
-        from rewards.training import init_distributed, run_training
+        from rewards.training import init_distributed, run_training, seeded_init
 
         ctx = ctx or init_distributed(self.device)
         self.device = ctx.device
@@ -383,7 +383,8 @@ class PrefixRewardModel(WindowRewardModel):
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
         self._register_tasks(train)
-        net = self._build_net(self._text_dim)
+        with seeded_init(seed):
+            net = self._build_net(self._text_dim)
         store = EpisodeStore(train, ctx.device)
         episode_emb, task_emb = store.instruction_tables(self.task_embedding)
         batch_size = max(1, c.batch_size // ctx.world_size)

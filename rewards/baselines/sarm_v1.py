@@ -467,7 +467,7 @@ class SARMRewardModel(WindowRewardModel):
         Unsuccessful episodes are dropped unless ``include_failures``. Held-out episodes of tasks without
         training demos are skipped. Each task's optimiser state goes to ``out_dir/sarm-tasks/taskN`` (resume).
         """
-        from rewards.training import init_distributed, run_training
+        from rewards.training import init_distributed, run_training, seeded_init
 
         ctx = ctx or init_distributed(self.device)
         self.device = ctx.device
@@ -490,7 +490,8 @@ class SARMRewardModel(WindowRewardModel):
         if skipped:
             log.warning("sarm validation: no training demos for %s; their held-out episodes are skipped", skipped)
         val = [f for f in val if f.task_id in by_task]
-        net = self._build_net(self._text_dim)
+        with seeded_init(seed):
+            net = self._build_net(self._text_dim)
         batch_size = max(1, c.batch_size // ctx.world_size)
         per_task: dict[str, Any] = {}
         for task, eps in by_task.items():

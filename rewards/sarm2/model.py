@@ -192,14 +192,15 @@ class SARM2RewardModel(EmbeddingRewardModel):
         Unsuccessful episodes are dropped unless ``include_failures`` (their time-linear labels would be wrong).
         """
         from rewards.sarm2.trainer import WindowBatcher, sarm2_loss, validate
-        from rewards.training import init_distributed, run_training
+        from rewards.training import init_distributed, run_training, seeded_init
 
         ctx = ctx or init_distributed(self.device)
         self.device = ctx.device
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
         primitive_emb = self._register_tasks([*train, *val], [primitive_text(p) for p in PRIMITIVES])
-        net = self._build_net(primitive_emb.shape[1])
+        with seeded_init(seed):
+            net = self._build_net(primitive_emb.shape[1])
         net.primitive_text.copy_(torch.from_numpy(primitive_emb))
         states = np.concatenate([f.state for f in train])
         net.state_mean.copy_(torch.from_numpy(states.mean(0)))
