@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sarm2_env.errors import ConfigError
+from sarm2_env.errors import ConfigError, check_fraction
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -48,12 +48,7 @@ class DataConfig:
             )
         if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
             raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
-        if (
-            isinstance(self.variability, bool)
-            or not isinstance(self.variability, (int, float))
-            or not 0.0 <= self.variability <= 1.0
-        ):
-            raise ConfigError(f"`data.variability` must be a number in [0, 1]; got {self.variability!r}")
+        check_fraction("data.variability", self.variability)
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        ids = sorted(tasks.TASKS) if args.tasks == "all" else [tasks.resolve_task_id(t) for t in args.tasks.split(",")]
+        ids = tasks.resolve_task_ids(args.tasks)
         settings = sorted({float(v) for v in args.variability.split(",")})
         if settings[0] < 0.0 or settings[-1] > 1.0:
             raise ConfigError(f"`--variability` must be in [0, 1]; got {args.variability!r}")

@@ -214,7 +214,11 @@ def bootstrap_interval(
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(x), size=(resamples, len(x)))
-    stats = np.array([statistic(x[row]) for row in index], dtype=float)
+    return _percentile_interval(np.array([statistic(x[row]) for row in index], dtype=float), level)
+
+
+def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` range of bootstrap statistics (NaN draws ignored)."""
     alpha = (1.0 - level) / 2.0
     return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
 
@@ -256,8 +260,7 @@ def stratified_bootstrap(
     stats = np.empty(resamples)
     for i in range(resamples):
         stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
-    alpha = (1.0 - level) / 2.0
-    return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
+    return _percentile_interval(stats, level)
 
 
 def macro_mean(groups: Sequence[np.ndarray]) -> float:

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        ids = sorted(tasks.TASKS) if args.tasks == "all" else [tasks.resolve_task_id(t) for t in args.tasks.split(",")]
+        ids = tasks.resolve_task_ids(args.tasks)
         budgets = sorted({int(b) for b in args.budgets.split(",")})
         if not budgets or budgets[0] < 1 or args.eval < 1 or args.workers < 1 or args.noise < 0:
             raise ConfigError("`--budgets`, `--eval` and `--workers` must be >= 1 and `--noise` >= 0")

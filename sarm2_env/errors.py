@@ -14,6 +14,14 @@ class ConfigError(SARM2Error, ValueError):
     """A configuration value is out of range or of the wrong type."""
 
 
+def check_fraction(name: str, value: object, hint: str = "") -> float:
+    """``value`` as a float in [0, 1] (a skill, a variability, a jitter level), or a :class:`ConfigError`
+    naming ``name``; bools, strings and NaN are refused. ``hint`` is added after the range in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"`{name}` must be a number in [0, 1]{hint}; got {value!r}")
+    return float(value)
+
+
 class InvalidActionError(SARM2Error, ValueError):
     """An action has the wrong shape, dtype or non-finite values."""
 

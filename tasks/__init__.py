@@ -83,6 +83,13 @@ def resolve_task_id(name: str) -> str:
     raise UnknownNameError("task", name, TASKS, aliases=aliases)
 
 
+def resolve_task_ids(text: str) -> list[str]:
+    """A command line's task list: ``"all"`` (every id, sorted) or comma-separated ids or short names."""
+    if text == "all":
+        return sorted(TASKS)
+    return [resolve_task_id(t) for t in text.split(",")]
+
+
 def make_env(task: str, **kwargs) -> gym.Env:
     """``gym.make`` for a SARM2 task by full id or short name (``"FoldShorts"``)."""
     return gym.make(resolve_task_id(task), **kwargs)
@@ -103,4 +110,4 @@ def make_expert(env: gym.Env, skill: float = 1.0, variability: float = 0.0):
     return getattr(import_module(module), cls)(env, skill=skill, variability=variability)
 
 
-__all__ = ["TASKS", "make_env", "make_expert", "resolve_task_id"]
+__all__ = ["TASKS", "make_env", "make_expert", "resolve_task_id", "resolve_task_ids"]

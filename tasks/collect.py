@@ -37,15 +37,9 @@ import numpy as np
 
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX
-from sarm2_env.errors import ConfigError, SARM2Error
+from sarm2_env.errors import ConfigError, SARM2Error, check_fraction
 
 log = logging.getLogger(__name__)
-
-
-def _check_variability(variability: object, field: str = "variability") -> None:
-    """Refuse an operator variability outside [0, 1] (see :class:`tasks.expert.ScriptedExpert`)."""
-    if isinstance(variability, bool) or not isinstance(variability, (int, float)) or not 0.0 <= variability <= 1.0:
-        raise ConfigError(f"`{field}` must be a number in [0, 1]; got {variability!r}")
 
 
 def _check_image_size(image_size: object) -> None:
@@ -75,7 +69,7 @@ class CollectConfig:
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
-        _check_variability(self.variability)
+        check_fraction("variability", self.variability)
 
 
 #: Named presets of a single dataset.
@@ -116,7 +110,7 @@ class SuiteConfig:
         if not self.tasks:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
-        _check_variability(self.variability)
+        check_fraction("variability", self.variability)
 
     def seeds(self, split: str) -> range:
         """Env (and expert) seeds of ``split``'s episodes, per task."""

@@ -28,7 +28,7 @@ from typing import TypeVar
 import numpy as np
 
 from sarm2_env.constants import ARMS, PRIMITIVE_INDEX
-from sarm2_env.errors import ConfigError
+from sarm2_env.errors import ConfigError, check_fraction
 from tasks.ik import ArmIK, tool_rotation
 from tasks.station import HOME_QPOS
 
@@ -104,12 +104,9 @@ class ScriptedExpert:
     """
 
     def __init__(self, env, skill: float = 1.0, variability: float = 0.0) -> None:
-        for name, value in (("skill", skill), ("variability", variability)):
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-                raise ConfigError(f"`{name}` must be a number in [0, 1]; got {value!r}")
         self.env = env.unwrapped
-        self.skill = float(skill)
-        self.variability = float(variability)
+        self.skill = check_fraction("skill", skill)
+        self.variability = check_fraction("variability", variability)
         self.vrng = np.random.default_rng(0)
         self._tempo = 1.0
         self._queue: list[Segment] = []
@@ -185,7 +182,7 @@ class ScriptedExpert:
         self._last_primitive = segment.primitive
         if self.vrng.random() < PAUSE_CHANCE * v and new_step and (self.PAUSE_WHILE_HOLDING or not holding):
             out.append(Segment("dummy", float(self.vrng.uniform(*PAUSE_RANGE_S))))
-        arms = self._free_space_arms(segment)
+        arms = [] if holding else self._free_space_arms(segment)
         if arms and self.vrng.random() < REAPPROACH_CHANCE * v:
             out.extend(self._reapproach(segment, arms))
         elif arms and self.vrng.random() < DETOUR_CHANCE * v:
@@ -195,13 +192,11 @@ class ScriptedExpert:
         return out
 
     def _free_space_arms(self, segment: Segment) -> list[str]:
-        """The arms ``segment`` moves far through free space with open grippers.
+        """The arms ``segment`` moves far through free space with open grippers ([] if any moving arm does not).
 
-        [] when any moving arm does not, and whenever either arm holds something: a displaced path near a held
-        object (a handover, a carry) knocks it out of the other hand.
+        Called only while neither arm holds anything: a displaced path near a held object (a handover, a carry)
+        knocks it out of the other hand.
         """
-        if any(self._goal[arm].grip < 0.5 for arm in ARMS):
-            return []
         arms = []
         for arm in ARMS:
             target = getattr(segment, arm)

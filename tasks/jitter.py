@@ -13,7 +13,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sarm2_env.errors import ConfigError
+from sarm2_env.errors import check_fraction
 
 #: At jitter 1: the largest camera position shift (m, per axis), and tilt (rad).
 CAMERA_SHIFT_M = 0.02
@@ -24,13 +24,6 @@ LIGHT_TILT_RAD = np.deg2rad(25.0)
 AMBIENT_SHIFT = 0.12
 #: Salt mixed into the reset seed for the jitter generator (keeps the task's own random stream unchanged).
 _SALT = 0x7A1
-
-
-def check_jitter(name: str, value: object) -> float:
-    """``value`` as a float in [0, 1], or a :class:`ConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"`{name}` must be a number in [0, 1] (0 = off); got {value!r}")
-    return float(value)
 
 
 def _axis_angle_quat(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -48,8 +41,8 @@ class SceneJitter:
     """Remembers a model's nominal cameras and lights, and applies a fresh seeded perturbation on demand."""
 
     def __init__(self, model: mujoco.MjModel, camera: float = 0.0, lighting: float = 0.0) -> None:
-        self.camera = check_jitter("camera_jitter", camera)
-        self.lighting = check_jitter("lighting_jitter", lighting)
+        self.camera = check_fraction("camera_jitter", camera, " (0 = off)")
+        self.lighting = check_fraction("lighting_jitter", lighting, " (0 = off)")
         self.model = model
         self._cam_pos = model.cam_pos.copy()
         self._cam_quat = model.cam_quat.copy()
