@@ -240,7 +240,8 @@ class AnnotationServer(ThreadingHTTPServer):
                 self._cache.move_to_end(episode_id)
                 return self._cache[episode_id]
             try:
-                episode = self._dataset.load(self._dataset.index_of(episode_id))
+                # a query-rate episode is shown with each rendered frame held until the next
+                episode = self._dataset.load(self._dataset.index_of(episode_id)).with_frames_at_every_step()
             except DatasetError as exc:
                 raise _HTTPError(HTTPStatus.UNPROCESSABLE_ENTITY, f"cannot load episode {episode_id!r}: {exc}") from exc
             self._cache[episode_id] = episode

@@ -26,6 +26,9 @@ class DataConfig:
     Seeds: training demos from ``seed``, held-out demos from ``seed + 10000``, rollouts from ``seed + 20000``
     (disjoint, and disjoint from the shipped checkpoint's demos at 100000+). ``variability`` is the scripted
     experts' operator variability in [0, 1] (0: identical pacing on every seed; 1: teleoperation-like).
+    ``heldout_render_every``: held-out episodes get camera frames every that many steps plus the last step, and
+    every backend is queried and scored at those steps (10 = 1 Hz at our 10 Hz control rate, the paper's
+    evaluation rate; 1 = every step, as runs before the setting).
     """
 
     train_demos: int = 10
@@ -35,6 +38,7 @@ class DataConfig:
     image_size: int = 128
     seed: int = 0
     variability: float = 0.0
+    heldout_render_every: int = 1
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
@@ -49,6 +53,9 @@ class DataConfig:
         if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
             raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
         check_fraction("data.variability", self.variability)
+        value = self.heldout_render_every
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"`data.heldout_render_every` must be an integer >= 1; got {value!r}")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")
 
@@ -122,9 +129,10 @@ class BenchConfig:
         """Short hash of the named sections (all when none), to tell whether a cached stage is still valid."""
         body = self.to_dict()
         picked = {k: body[k] for k in sections} if sections else body
-        if "data" in picked and picked["data"].get("variability") == 0.0:
-            # Runs made before the setting existed were at 0: their cached stages stay valid.
-            picked["data"] = {k: v for k, v in picked["data"].items() if k != "variability"}
+        for key, before in (("variability", 0.0), ("heldout_render_every", 1)):
+            if "data" in picked and picked["data"].get(key) == before:
+                # Runs made before the setting existed had this value: their cached stages stay valid.
+                picked["data"] = {k: v for k, v in picked["data"].items() if k != key}
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

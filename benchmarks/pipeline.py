@@ -56,8 +56,10 @@ class RunState:
 
     def data_root(self) -> Path:
         d = self.config.data
-        # Suites at another operator variability live beside the default one (0 keeps the old folder name).
+        # Suites at another operator variability or held-out frame rate live beside the default one (the old
+        # defaults keep the old folder name).
         suffix = f"-var{d.variability:g}" if d.variability else ""
+        suffix += f"-every{d.heldout_render_every}" if d.heldout_render_every != 1 else ""
         return Path(d.root) / f"{d.image_size}px-seed{d.seed}{suffix}"
 
     def data_dir(self, split: str) -> Path:
@@ -85,6 +87,7 @@ def _suite(state: RunState) -> SuiteConfig:
         image_size=d.image_size,
         seed=d.seed,
         variability=d.variability,
+        heldout_render_every=d.heldout_render_every,
     )
 
 
@@ -270,7 +273,8 @@ def _episode_input(state: RunState, model, split: str, feats):
     from tasks.dataset import EpisodeDataset
 
     dataset = EpisodeDataset(state.data_dir(split))
-    return dataset.load(dataset.index_of(feats.episode_id), frames=True)
+    episode = dataset.load(dataset.index_of(feats.episode_id), frames=True)
+    return episode.with_frames_at_every_step()  # a query-rate episode: the newest rendered frame at every step
 
 
 def _flatten_output(out) -> dict[str, np.ndarray]:
@@ -349,6 +353,8 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
             json.dumps(
                 {
                     "checkpoint": checkpoint_stamp,
+                    # the weights themselves: a retrain (`--force train`) with an unchanged stamp still re-predicts
+                    "weights": _read_json(state.run_dir / "checkpoints" / name / "config.json"),
                     "episodes": eval_ids,
                     "controls": state.config.controls,
                     "vlm": state.config.vlm if model.needs_frames else None,

@@ -50,7 +50,7 @@ def write_plots(state: RunState, predictions: dict, agg: dict, labels: dict[str,
 def _curves(plt, out_dir: Path, split: str, feats, predictions: dict, labels: dict) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     t = np.arange(feats.length)
-    ax.plot(t, ground_truth(split, feats), "k--", lw=2, label="ground truth (time-linear)")
+    ax.plot(feats.scored_steps, ground_truth(split, feats), "k--", lw=2, label="ground truth (time-linear)")
     for backend, results in predictions.items():
         arrays = results.get(f"{split}|{feats.episode_id}")
         if arrays is not None:

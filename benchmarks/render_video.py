@@ -559,6 +559,8 @@ def render_video(
 def load_episode(data: str | os.PathLike[str] | EpisodeDataset, episode: str | int) -> Episode:
     """Episode ``episode`` of a dataset, with frames: an episode id, or a position (``"3"``, ``-1``).
 
+    An episode recorded at a query rate comes with a frame at every step (each rendered frame held until the next).
+
     Raises:
         UnknownNameError: no episode has that id (and it is not an in-range position); lists the ids.
         DatasetError: the dataset or the episode file cannot be read.
@@ -568,14 +570,14 @@ def load_episode(data: str | os.PathLike[str] | EpisodeDataset, episode: str | i
     dataset = data if isinstance(data, EpisodeDataset) else EpisodeDataset(data)
     ids = dataset.episode_ids
     if isinstance(episode, str) and episode in ids:
-        return dataset.load(ids.index(episode), frames=True)
+        return dataset.load(ids.index(episode), frames=True).with_frames_at_every_step()
     try:
         position = int(episode)
     except (TypeError, ValueError):
         raise UnknownNameError("episode", str(episode), ids) from None
     if not -len(ids) <= position < len(ids):
         raise UnknownNameError(f"episode (position out of range for {len(ids)} episodes)", str(episode), ids)
-    return dataset.load(position, frames=True)
+    return dataset.load(position, frames=True).with_frames_at_every_step()
 
 
 def _build_backend(name: str, checkpoint: str | None, device: str | None):

@@ -27,11 +27,18 @@ SET_TITLES = {
 
 
 def ground_truth(split: str, feats) -> np.ndarray:
-    """The target of an evaluation set: time-linear ``t / (T-1)`` on demos, physics progress on rollouts."""
+    """The target of an evaluation set at its scored steps: time-linear ``t / (T-1)`` on demos, physics progress
+    on rollouts."""
+    steps = feats.scored_steps
     if split == "heldout_demos":
         n = feats.length
-        return np.linspace(0.0, 1.0, n, dtype=np.float64) if n > 1 else np.ones(n)
-    return np.asarray(feats.progress, dtype=np.float64)
+        return steps / (n - 1) if n > 1 else np.ones(len(steps))
+    return np.asarray(feats.progress, dtype=np.float64)[steps]
+
+
+def scored(feats, per_step: np.ndarray) -> np.ndarray:
+    """A per-step prediction at the steps the evaluation scores (every step, or the episode's query steps)."""
+    return np.asarray(per_step)[feats.scored_steps]
 
 
 def _nanmean(values) -> float:
@@ -49,7 +56,7 @@ def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
                 continue  # controls
             split = key.split("|")[0]
             feats = feats_by_key[key]
-            pred, gt = arrays["progress"].astype(np.float64), ground_truth(split, feats)
+            pred, gt = scored(feats, arrays["progress"]).astype(np.float64), ground_truth(split, feats)
             row = {
                 "backend": backend,
                 "set": split,
@@ -68,7 +75,9 @@ def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
                 "outcome": M.outcome_category(feats.success, float(feats.progress[-1])),
             }
             if "primitive" in arrays:
-                row["primitive_accuracy"] = M.primitive_accuracy(feats.primitive, arrays["primitive"])
+                row["primitive_accuracy"] = M.primitive_accuracy(
+                    scored(feats, feats.primitive), scored(feats, arrays["primitive"])
+                )
             rows.append(row)
     return rows
 
@@ -88,7 +97,7 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                 ]
                 if not keys:
                     continue
-                preds = [results[k]["progress"] for k in keys]
+                preds = [scored(feats_by_key[k], results[k]["progress"]) for k in keys]
                 gts = [ground_truth(split, feats_by_key[k]) for k in keys]
                 raw, rescaled = M.value_mse(preds, gts), M.value_mse(preds, gts, rescale=True)
                 task_rows = [r for r in rows if r["backend"] == backend and r["set"] == split and r["task"] == task]
@@ -181,7 +190,7 @@ def _confusions(predictions: dict, feats_by_key: dict) -> dict[str, list[list[in
     out = {}
     for backend, results in predictions.items():
         pairs = [
-            (feats_by_key[k].primitive, a["primitive"])
+            (scored(feats_by_key[k], feats_by_key[k].primitive), scored(feats_by_key[k], a["primitive"]))
             for k, a in results.items()
             if k in feats_by_key and "primitive" in a
         ]
@@ -319,7 +328,17 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         f"Encoder: {encoder}; text: `{c.text_encoder}`; {len(state.task_ids)} task(s); per task: "
         f"{c.data.train_demos} training demos, {c.data.heldout_demos} held-out demos, {c.data.heldout_rollouts} "
         f"held-out rollouts (skills {list(c.data.rollout_skills)}); {c.data.image_size} px; "
-        f"training preset `{c.train.preset}`, {c.train.steps} steps; wall time {minutes:.1f} min.",
+        f"operator variability {c.data.variability:g}; held-out episodes rendered, queried and scored "
+        + ("at every step" if c.data.heldout_render_every == 1 else f"every {c.data.heldout_render_every} steps")
+        + f"; training preset `{c.train.preset}`, {c.train.steps} steps; wall time {minutes:.1f} min.",
+        "",
+        "Stage wall times (this run; cached stages take seconds): "
+        + ", ".join(
+            f"{stage} {state.timings[stage] / 60:.1f} min"
+            for stage in ("collect", "encode", "train", "predict")
+            if stage in state.timings
+        )
+        + ".",
         "",
         "## Headline: relative macro value-MSE reduction of SARM2 vs the strongest published-method baseline",
         "",

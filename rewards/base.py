@@ -49,6 +49,22 @@ class RewardOutput:
         return [PRIMITIVES[i] for i in self.primitive_probs.argmax(-1)]
 
 
+def spread_to_steps(progress: np.ndarray, per_step: Mapping[str, np.ndarray | None], steps: np.ndarray, length: int):
+    """Predictions made at ``steps`` only -> every step ``0..length-1``.
+
+    ``progress`` is interpolated linearly between query steps; every array of ``per_step`` (primitive
+    probabilities, gate weights, ...) keeps the newest query step's row. When ``steps`` is every step the arrays
+    come back unchanged. Returns ``(progress (length,), {name: (length, ...) or None})``.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    if len(steps) == length:
+        return progress, dict(per_step)
+    every = np.arange(length)
+    rows = np.searchsorted(steps, every, side="right") - 1
+    dense = np.interp(every, steps, np.asarray(progress, dtype=np.float64)).astype(np.float32)
+    return dense, {k: None if v is None else np.asarray(v)[rows] for k, v in per_step.items()}
+
+
 @dataclasses.dataclass
 class Session:
     """Online state of one live episode: the in-memory embedding cache and the last prediction."""

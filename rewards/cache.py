@@ -6,9 +6,10 @@ Layout, beside the dataset (or under ``root``)::
         encoder.json            # the encoder spec and label, for humans; the code does not rely on it
         <episode_id>.npz        # np.savez (uncompressed): one array per camera + meta
 
-Each ``.npz`` holds ``emb_<camera>`` ``(T, dim)`` float16 for every camera in
-:data:`~sarm2_env.constants.CAMERAS`, and ``meta``: UTF-8 JSON bytes ``{"format": "sarm2-embeddings", "version": 1,
-"episode_id", "episode_sha256" (from the dataset index), "encoder" (spec dict), "length" (T), "cameras"}``.
+Each ``.npz`` holds ``emb_<camera>`` ``(T, dim)`` float16 (``(K, dim)`` for an episode rendered at ``K`` steps only)
+for every camera in :data:`~sarm2_env.constants.CAMERAS`, and ``meta``: UTF-8 JSON bytes ``{"format":
+"sarm2-embeddings", "version": 1, "episode_id", "episode_sha256" (from the dataset index), "encoder" (spec dict),
+"length" (T), "cameras"}``.
 
 A file counts only if it reads back completely and its sha256, spec, cameras and shapes match; anything else (an
 episode re-recorded under the same id, a truncated or corrupt file, another encoder) is re-encoded and rewritten
@@ -199,7 +200,7 @@ class EmbeddingCache:
         for key, want in self._meta(entry).items():
             if meta.get(key) != want:
                 raise _Stale(f"`{key}`: expected {want!r}; got {meta.get(key)!r}")
-        shape = (entry["length"], self.encoder.spec.dim)
+        shape = (entry.get("frames", entry["length"]), self.encoder.spec.dim)  # query-rate episodes: K frames
         for key, (dtype, got) in layouts.items():
             if dtype != np.float16 or got != shape:
                 raise _Stale(f"`{key}`: expected float16 of shape {shape}; got {dtype} {got}")
@@ -223,15 +224,16 @@ class EmbeddingCache:
 
     def _encode(self, entry: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
         episode = self.dataset.load(entry["index"])
-        if episode.length != entry["length"]:  # the dataset checks this too; keep the cache's own invariant
+        want = entry.get("frames", entry["length"])
+        if episode.frame_count != want:  # the dataset checks this too; keep the cache's own invariant
             raise DatasetError(
-                f"{path}: episode {entry['episode_id']!r} has {episode.length} frames, index says {entry['length']}"
+                f"{path}: episode {entry['episode_id']!r} has {episode.frame_count} frames, index says {want}"
             )
         stored: dict[str, np.ndarray] = {}
         for cam in CAMERAS:  # one encode() call per camera: same chunking as a live call on the same frames
             stored[cam] = self.encoder.encode(episode.frames[cam]).astype(np.float16)  # exact: already fp16-rounded
         self.misses += 1
-        self._frames_encoded += episode.length * len(CAMERAS)
+        self._frames_encoded += episode.frame_count * len(CAMERAS)
         arrays = {_KEYS[cam]: stored[cam] for cam in CAMERAS}
         arrays["meta"] = np.array(json.dumps(self._meta(entry)).encode("utf-8"))
         self._write(path, arrays)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sarm2_env.constants import CAMERAS, STATE_DIM
-from sarm2_env.errors import InputShapeError, NonFiniteError
+from sarm2_env.errors import DatasetError, InputShapeError, NonFiniteError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -19,6 +19,11 @@ class EpisodeFeatures:
     ``embeddings (T, C, D)`` float32 in :data:`CAMERAS` order (or ``(T, 0, 0)`` for backends that need no
     embeddings), ``state (T, 14)``, ``primitive (T,)`` label indices (the expert's; -1 where unknown),
     ``progress (T,)`` physics ground truth from the simulator (for evaluation only: training never reads it).
+
+    An episode recorded at the reward's query rate (frames rendered only at some steps) has ``query_indices``:
+    those steps. Its ``embeddings`` still have one row per step, each rendered frame's embedding held until the
+    next rendered step, so every window a model builds reads the newest frame it could have seen; models predict
+    at the query steps only and evaluation scores those steps (:attr:`scored_steps`).
     """
 
     episode_id: str
@@ -32,20 +37,36 @@ class EpisodeFeatures:
     progress: np.ndarray
     #: per-frame ground-truth success (evaluation and the ``sparse`` reference only); None when unknown
     success_flags: np.ndarray | None = None
+    #: the steps whose frames were rendered, for an episode recorded at a query rate; None = every step
+    query_indices: np.ndarray | None = None
 
     @property
     def length(self) -> int:
         return int(self.embeddings.shape[0])
 
+    @property
+    def scored_steps(self) -> np.ndarray:
+        """The steps a model is queried at and scored on: ``query_indices``, or every step."""
+        if self.query_indices is None:
+            return np.arange(self.length, dtype=np.int64)
+        return np.asarray(self.query_indices, dtype=np.int64)
+
     @classmethod
     def from_episode(cls, episode, embeddings: Mapping[str, np.ndarray] | np.ndarray) -> EpisodeFeatures:
         """Pair a :class:`tasks.dataset.Episode` with its per-camera embeddings (a mapping or a (T, C, D) array)."""
         stacked = stack_cameras(embeddings, name="embeddings")
-        if stacked.shape[0] != episode.length:
+        frame_index = getattr(episode, "frame_index", None)
+        frame_count = episode.length if frame_index is None else len(frame_index)
+        if stacked.shape[0] != frame_count:
             raise InputShapeError(
-                f"`embeddings`: expected {episode.length} frames for episode {episode.episode_id!r}; "
+                f"`embeddings`: expected {frame_count} frames for episode {episode.episode_id!r}; "
                 f"got {stacked.shape[0]}"
             )
+        if frame_index is not None:  # rendered at a query rate: hold each frame's embedding until the next
+            from tasks.dataset import hold_rows
+
+            rows = hold_rows(frame_index, episode.length)
+            stacked = stacked[rows]
         return cls(
             episode_id=episode.episode_id,
             task_id=episode.task_id,
@@ -53,11 +74,29 @@ class EpisodeFeatures:
             success=bool(episode.success),
             skill=float(episode.skill),
             embeddings=stacked,
-            state=np.asarray(episode.state, dtype=np.float32),
+            # the state a model reads is the one seen with the frame (held like the embeddings)
+            state=np.asarray(episode.state if frame_index is None else episode.state[rows], dtype=np.float32),
             primitive=np.asarray(episode.primitive, dtype=np.int64),
             progress=np.asarray(episode.progress, dtype=np.float32),
             success_flags=np.asarray(episode.success_flags, dtype=bool),
+            query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
         )
+
+
+def require_every_frame(episodes: Sequence[EpisodeFeatures], what: str) -> None:
+    """Refuse episodes recorded at a query rate for training: a window there may end on a held frame, whose
+    time-linear target would not match what the frame shows.
+
+    Raises:
+        DatasetError: naming the first such episode.
+    """
+    for episode in episodes:
+        if episode.query_indices is not None:
+            raise DatasetError(
+                f"{what}: episode {episode.episode_id!r} has frames only at {len(episode.query_indices)} of its "
+                f"{episode.length} steps (recorded with render_every > 1, for evaluation); training needs a frame at "
+                "every step: record training demos with the default render_every=1"
+            )
 
 
 def stack_cameras(embeddings: Mapping[str, np.ndarray] | np.ndarray, name: str = "frame_embeddings") -> np.ndarray:

@@ -49,10 +49,17 @@ def _check_image_size(image_size: object) -> None:
     _parse_image_size(image_size)  # type: ignore[arg-type]
 
 
+def _check_render_every(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be an integer >= 1 (1 = a frame at every step); got {value!r}")
+
+
 @dataclass(frozen=True)
 class CollectConfig:
-    """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``, and the
-    experts' operator ``variability`` (0 = identical pacing on every seed, 1 = teleoperation-like)."""
+    """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``, the
+    experts' operator ``variability`` (0 = identical pacing on every seed, 1 = teleoperation-like), and
+    ``render_every``: camera frames at every step (1), or only every ``n`` steps plus the last step (the reward's
+    query rate; state, actions and ground truth are still recorded at every step)."""
 
     tasks: tuple[str, ...]
     episodes: int
@@ -60,6 +67,7 @@ class CollectConfig:
     seed: int = 0
     image_size: int = 128
     variability: float = 0.0
+    render_every: int = 1
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -70,6 +78,7 @@ class CollectConfig:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
         check_fraction("variability", self.variability)
+        _check_render_every("render_every", self.render_every)
 
 
 #: Named presets of a single dataset.
@@ -89,7 +98,9 @@ _SPLIT_SIZE_LIMIT = 10_000
 class SuiteConfig:
     """The benchmark dataset: per task, ``train_demos`` and ``heldout_demos`` at full skill and
     ``heldout_rollouts`` at ``rollout_skills`` (cycled), with seeds from ``seed + SPLITS[split]``, every split
-    at the experts' operator ``variability``."""
+    at the experts' operator ``variability``. The held-out splits are rendered every ``heldout_render_every``
+    steps (plus the last step): what a reward model queried at that rate reads, at a tenth of the rendering and
+    encoding cost for 10."""
 
     tasks: tuple[str, ...]
     train_demos: int
@@ -99,6 +110,7 @@ class SuiteConfig:
     image_size: int = 128
     seed: int = 0
     variability: float = 0.0
+    heldout_render_every: int = 1
 
     def __post_init__(self) -> None:
         for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
@@ -111,6 +123,7 @@ class SuiteConfig:
             raise ConfigError("`tasks` must name at least one task; got none")
         _check_image_size(self.image_size)
         check_fraction("variability", self.variability)
+        _check_render_every("heldout_render_every", self.heldout_render_every)
 
     def seeds(self, split: str) -> range:
         """Env (and expert) seeds of ``split``'s episodes, per task."""
@@ -135,6 +148,7 @@ class SuiteConfig:
             seed=seeds.start,
             image_size=self.image_size,
             variability=self.variability,
+            render_every=self.heldout_render_every if split in EVAL_SPLITS else 1,
         )
 
     def manifest(self) -> dict:
@@ -143,6 +157,7 @@ class SuiteConfig:
             "tasks": list(self.tasks),
             "image_size": self.image_size,
             "variability": self.variability,
+            "heldout_render_every": self.heldout_render_every,
             "splits": {
                 split: {
                     "seeds": [self.seeds(split).start, self.seeds(split).stop],
@@ -158,43 +173,54 @@ class SuiteConfig:
 #: same numbers); ``full`` is for a GPU machine (``benchmarks/configs/full.yaml``).
 SUITE_PRESETS: dict[str, dict] = {
     "quick": {
-        "train_demos": 4,
-        "heldout_demos": 1,
-        "heldout_rollouts": 3,
-        "rollout_skills": (0.3, 0.6, 0.8),
+        "train_demos": 6,
+        "heldout_demos": 5,
+        "heldout_rollouts": 10,
+        "rollout_skills": (0.2, 0.4, 0.6, 0.8, 0.9),
         "variability": 1.0,
+        "heldout_render_every": 10,
     },
     "full": {
         "train_demos": 40,
         "heldout_demos": 8,
         "heldout_rollouts": 20,
-        "rollout_skills": (0.3, 0.6, 0.3, 0.8, 0.5),
+        "rollout_skills": (0.2, 0.4, 0.6, 0.8, 0.9),
         "variability": 1.0,
+        "heldout_render_every": 10,
     },
 }
 
 
-def record_episode(env, expert, seed: int, skill: float):
+def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
     """Roll out ``expert`` once and return a validated :class:`tasks.dataset.Episode`.
 
     Frame ``t`` is the observation at step ``t``; ``action[t]`` and ``primitive[t]`` are what the
     expert did after seeing it. The final observation is kept (it shows the outcome) with the last
     action repeated and its primitive label.
+
+    With ``render_every`` > 1 camera frames are kept only at steps ``0, n, 2n, ...`` and the last step (recorded
+    in ``frame_index``). Give such a recording an ``obs_mode="state"`` env: it renders only those steps, the
+    expensive part of recording (an env with pixels renders every step and the others are dropped).
     """
     from tasks.dataset import Episode
     from tasks.expert import run_expert_episode
 
+    _check_render_every("render_every", render_every)
+    base = env.unwrapped
     frames: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
+    frame_index: list[int] = []
     states, actions, prims, progress, success = [], [], [], [], []
     for obs, action, _reward, info in run_expert_episode(env, expert, seed=seed):
         if action is not None:
             actions.append(np.asarray(action, dtype=np.float32))
             prims.append(PRIMITIVE_INDEX[info.get("primitive", "dummy")])
-        for cam in CAMERAS:
-            frames[cam].append(obs["pixels"][cam])
-        states.append(obs["agent_pos"])
+        if len(states) % render_every == 0:
+            _keep_views(frames, frame_index, base, obs, len(states))
+        states.append(obs["agent_pos"] if isinstance(obs, dict) and "agent_pos" in obs else base.agent_pos())
         progress.append(info["progress"])
         success.append(info["success"])
+    if frame_index[-1] != len(states) - 1:  # the outcome frame: the env still holds the final state
+        _keep_views(frames, frame_index, base, obs, len(states) - 1)
     actions.append(actions[-1] if actions else np.asarray(env.unwrapped.home_action, dtype=np.float32))
     prims.append(prims[-1] if prims else PRIMITIVE_INDEX["dummy"])
     hz = env.unwrapped.control_hz
@@ -213,28 +239,39 @@ def record_episode(env, expert, seed: int, skill: float):
         success_flags=np.asarray(success, dtype=bool),
         timestamp=np.arange(len(states), dtype=np.float64) / hz,
         frames={cam: np.stack(v) for cam, v in frames.items()},
+        frame_index=None if render_every == 1 else np.asarray(frame_index),
         extra={
             "expert": type(expert).__name__,
-            "image_size": list(obs["pixels"]["top"].shape[:2]),
+            "image_size": list(frames["top"][0].shape[:2]),
             "variability": getattr(expert, "variability", 0.0),
         },
     )
 
 
-#: Envs of a collection worker process, one per (task, image size), reused across its jobs.
-_WORKER_ENVS: dict[tuple[str, int], object] = {}
+def _keep_views(frames: dict[str, list[np.ndarray]], frame_index: list[int], base, obs, step: int) -> None:
+    """Append step ``step``'s camera views: the observation's, or rendered now when it carries none."""
+    views = obs["pixels"] if isinstance(obs, dict) and "pixels" in obs else base.render_views()
+    for cam in CAMERAS:
+        frames[cam].append(views[cam])
+    frame_index.append(step)
 
 
-def _record_job(task_id: str, seed: int, skill: float, image_size: int, variability: float):
+#: Envs of a collection worker process, one per (task, image size, obs mode), reused across its jobs.
+_WORKER_ENVS: dict[tuple[str, int, str], object] = {}
+
+
+def _record_job(task_id: str, seed: int, skill: float, image_size: int, variability: float, render_every: int = 1):
     """One episode, recorded in a worker process (its env is kept for the worker's next job of the task)."""
     import tasks
 
-    key = (task_id, image_size)
+    obs_mode = "pixels" if render_every == 1 else "state"  # state: render only the steps that are kept
+    key = (task_id, image_size, obs_mode)
     if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = tasks.make_env(task_id, image_size=image_size)
+        _WORKER_ENVS[key] = tasks.make_env(task_id, image_size=image_size, obs_mode=obs_mode)
     env = _WORKER_ENVS[key]
     t0 = time.perf_counter()
-    episode = record_episode(env, tasks.make_expert(env, skill=skill, variability=variability), seed=seed, skill=skill)
+    expert = tasks.make_expert(env, skill=skill, variability=variability)
+    episode = record_episode(env, expert, seed=seed, skill=skill, render_every=render_every)
     return episode, time.perf_counter() - t0
 
 
@@ -246,7 +283,7 @@ def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]]
     """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield (job, *_record_job(*job, config.image_size, config.variability))
+            yield (job, *_record_job(*job, config.image_size, config.variability, config.render_every))
         return
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -257,7 +294,8 @@ def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]]
         queued = iter(jobs)
         try:
             for job in queued:
-                pending.append((job, pool.submit(_record_job, *job, config.image_size, config.variability)))
+                args = (*job, config.image_size, config.variability, config.render_every)
+                pending.append((job, pool.submit(_record_job, *args)))
                 if len(pending) >= 2 * workers:
                     head, future = pending.pop(0)
                     yield (head, *future.result())
@@ -349,14 +387,19 @@ def collect_suite(
     previous = root / "suite.json"
     if previous.exists():
         try:
-            recorded = json.loads(previous.read_text()).get("variability", 0.0)
+            manifest = json.loads(previous.read_text())
+            recorded = {
+                "variability": manifest.get("variability", 0.0),
+                "heldout_render_every": manifest.get("heldout_render_every", 1),
+            }
         except (OSError, ValueError, AttributeError):
-            recorded = None  # unreadable: rewritten below
-        if recorded is not None and recorded != config.variability:
-            raise ConfigError(
-                f"`variability`: the suite at {root} was collected at {recorded:g}, this config asks for "
-                f"{config.variability:g}; collect into another folder (or delete this one) to change it"
-            )
+            recorded = {}  # unreadable: rewritten below
+        for name, value in recorded.items():
+            if value != getattr(config, name):
+                raise ConfigError(
+                    f"`{name}`: the suite at {root} was collected at {value:g}, this config asks for "
+                    f"{getattr(config, name):g}; collect into another folder (or delete this one) to change it"
+                )
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         cfg = config.split_config(split)
@@ -392,6 +435,8 @@ def _suite_config(args: argparse.Namespace, task_names: tuple[str, ...]) -> Suit
         sizes["rollout_skills"] = _parse_skills(args.rollout_skills, "--rollout-skills")
     if args.variability is not None:
         sizes["variability"] = args.variability
+    if args.render_every is not None:
+        sizes["heldout_render_every"] = args.render_every
     return SuiteConfig(
         tasks=task_names,
         seed=args.seed,
@@ -420,6 +465,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="operator variability in [0, 1]: 0 = identical pacing on every seed, 1 = teleoperation-like "
         "(pace, pauses, detours, corrections, sub-task order); default 0, or the suite preset's (1)",
+    )
+    parser.add_argument(
+        "--render-every",
+        type=int,
+        default=None,
+        help="keep camera frames every N steps plus the last step (the reward's query rate; only those steps are "
+        "rendered); default 1 = every step. With --suite it applies to the held-out splits (preset: 10)",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named set of the options above")
     suite = parser.add_argument_group("benchmark suite (train / held-out demos, held-out imperfect rollouts)")
@@ -464,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
                 variability=args.variability if args.variability is not None else 0.0,
+                render_every=args.render_every if args.render_every is not None else 1,
             )
             counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair)
     except SARM2Error as exc:

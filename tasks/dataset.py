@@ -30,6 +30,8 @@ key                    shape            dtype    meaning
 ``success_flags``      (T,)             bool     task solved at this frame
 ``timestamp``          (T,)             float64  seconds since the episode started, non-decreasing
 ``frames_<camera>``    (T, H, W, 3)     uint8    RGB, one key per camera: top, left_wrist, right_wrist
+``frame_index``        (K,)             int32    optional: the steps whose frames were rendered (then the frames
+                                                 are (K, H, W, 3)); absent = every step
 ``meta``               ()               bytes    UTF-8 JSON of the scalar fields: task_id, instruction,
                                                  seed, skill, success, fps, episode_id, extra, version
 =====================  ===============  =======  =====================================================
@@ -42,6 +44,11 @@ Reading an episode without this module::
     with np.load(f"{root}/{entry['file']}") as z:          # allow_pickle is not needed
         meta = json.loads(z["meta"].tobytes().decode("utf-8"))
         top = z["frames_top"]                              # (T, H, W, 3) uint8
+
+Evaluation episodes may be recorded at the reward's query rate (``collect --render-every 10``): every step's
+state, action and ground truth, but camera frames only at steps ``0, 10, 20, ...`` and the last step, listed in
+``frame_index`` (the index row then also has ``"frames": K``). :meth:`Episode.frames_by_step` holds each rendered
+frame until the next one, for readers that need a frame at every step.
 
 Only episodes listed in ``dataset.json`` are complete. Every file is written to a temporary name in the same
 directory, flushed, fsync'ed and ``os.replace``'d into place, the episode first and the index after it, so a
@@ -123,6 +130,7 @@ LOCK_FILE = ".dataset.lock"
 
 _ARRAY_KEYS: tuple[str, ...] = ("state", "action", "primitive", "progress", "success_flags", "timestamp")
 _FRAME_KEYS: dict[str, str] = {cam: f"frames_{cam}" for cam in CAMERAS}
+_FRAME_INDEX_KEY = "frame_index"
 _META_KEYS: tuple[str, ...] = ("task_id", "instruction", "seed", "skill", "success", "fps", "episode_id", "extra")
 _ENTRY_KEYS: dict[str, tuple[type, ...]] = {
     "episode_id": (str,),
@@ -155,7 +163,9 @@ class Episode:
 
     Arrays must already have the canonical dtypes (see the module docstring); :meth:`create` casts them.
     ``frames`` maps each of :data:`~sarm2_env.constants.CAMERAS` to a ``(T, H, W, 3)`` uint8 array; it is empty
-    for an episode loaded with ``frames=False``. An empty ``episode_id`` is filled in by :class:`DatasetWriter`.
+    for an episode loaded with ``frames=False``. An episode recorded at a query rate has frames only at the steps
+    ``frame_index`` ``(K,)`` (increasing, from step 0 to the last step): its frames are ``(K, H, W, 3)``. An empty
+    ``episode_id`` is filled in by :class:`DatasetWriter`.
     """
 
     task_id: str
@@ -173,6 +183,7 @@ class Episode:
     frames: dict[str, np.ndarray]
     episode_id: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    frame_index: np.ndarray | None = None
 
     @classmethod
     def create(cls, **fields: Any) -> Episode:
@@ -214,6 +225,11 @@ class Episode:
             fields["primitive"] = prim.astype(np.int16)
         if "frames" in fields and isinstance(fields["frames"], Mapping):
             fields["frames"] = {cam: np.ascontiguousarray(np.asarray(f)) for cam, f in fields["frames"].items()}
+        if fields.get("frame_index") is not None:
+            index = np.asarray(fields["frame_index"])
+            if index.dtype.kind not in "iu":
+                raise DatasetError(f"`frame_index`: expected integer steps; got {_describe(index)}")
+            fields["frame_index"] = np.ascontiguousarray(index, dtype=np.int32)
         for key, typ in (("seed", int), ("skill", float), ("success", bool), ("fps", float)):
             value = fields.get(key)
             if isinstance(value, np.generic) or (
@@ -231,6 +247,32 @@ class Episode:
     def length(self) -> int:
         """Number of frames T."""
         return len(self.state)
+
+    @property
+    def frame_count(self) -> int:
+        """Number of rendered frames: T, or K for an episode recorded at a query rate."""
+        return self.length if self.frame_index is None else len(self.frame_index)
+
+    @property
+    def rendered_steps(self) -> np.ndarray:
+        """The steps that have camera frames: ``frame_index``, or every step ``0..T-1``."""
+        if self.frame_index is None:
+            return np.arange(self.length, dtype=np.int64)
+        return self.frame_index.astype(np.int64)
+
+    def frames_by_step(self) -> dict[str, np.ndarray]:
+        """``{camera: (T, H, W, 3)}``: the frames, each rendered frame held until the next rendered step."""
+        if self.frame_index is None:
+            return dict(self.frames)
+        rows = hold_rows(self.frame_index, self.length)
+        return {cam: image[rows] for cam, image in self.frames.items()}
+
+    def with_frames_at_every_step(self) -> Episode:
+        """This episode with :meth:`frames_by_step` as its frames (itself when every step was rendered): for readers
+        that need one frame per step (videos, pixel judges)."""
+        if self.frame_index is None:
+            return self
+        return dataclasses.replace(self, frames=self.frames_by_step(), frame_index=None)
 
     @property
     def variability(self) -> float:
@@ -301,7 +343,20 @@ class Episode:
                 f"`timestamp`: expected non-decreasing seconds; got {self.timestamp[i + 1]!r} after "
                 f"{self.timestamp[i]!r} at frame {i + 1}"
             )
-        self._validate_frames(length, require_frames)
+        self._validate_frame_index(length)
+        self._validate_frames(self.frame_count, require_frames)
+
+    def _validate_frame_index(self, length: int) -> None:
+        index = self.frame_index
+        if index is None:
+            return
+        if not isinstance(index, np.ndarray) or index.dtype != np.int32 or index.ndim != 1 or not len(index):
+            raise DatasetError(f"`frame_index`: expected a non-empty 1-D int32 array of steps; got {_describe(index)}")
+        if index[0] != 0 or index[-1] != length - 1 or (np.diff(index) <= 0).any():
+            raise DatasetError(
+                f"`frame_index`: expected increasing steps from 0 to the last step {length - 1}; got "
+                f"{index[:4].tolist()}...{index[-2:].tolist()}"
+            )
 
     def _validate_scalars(self) -> None:
         checks: tuple[tuple[str, tuple[type, ...], str], ...] = (
@@ -386,6 +441,12 @@ class Episode:
 # --------------------------------------------------------------------------------------------------- file helpers
 
 
+def hold_rows(frame_index: np.ndarray, length: int) -> np.ndarray:
+    """For every step ``0..length-1``, the row of the newest rendered frame at or before it: ``(length,)``."""
+    steps = np.arange(length)
+    return np.searchsorted(np.asarray(frame_index), steps, side="right") - 1
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -436,6 +497,11 @@ def _read_index(root: Path) -> dict[str, Any]:
                 raise DatasetError(
                     f"{path}: episodes[{i}].{key}: expected {'/'.join(t.__name__ for t in types)}; got {value!r:.80}"
                 )
+        frames = entry.get("frames", entry["length"])
+        if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= entry["length"]:
+            raise DatasetError(
+                f"{path}: episodes[{i}].frames: expected an int in [1, length={entry['length']}]; got {frames!r:.80}"
+            )
         eid = entry["episode_id"]
         if eid in seen:
             raise DatasetError(f"{path}: episodes[{i}]: duplicate episode_id {eid!r}")
@@ -649,6 +715,8 @@ class DatasetWriter:
         arrays: dict[str, np.ndarray] = {key: getattr(episode, key) for key in _ARRAY_KEYS}
         for cam, key in _FRAME_KEYS.items():
             arrays[key] = episode.frames[cam]
+        if episode.frame_index is not None:
+            arrays[_FRAME_INDEX_KEY] = episode.frame_index
         arrays["meta"] = np.array(json.dumps(episode._meta(), allow_nan=False).encode("utf-8"))
         save = np.savez_compressed if self.compress else np.savez
         try:
@@ -667,8 +735,8 @@ class DatasetWriter:
         return final
 
     def _entry(self, path: Path, episode: Episode) -> dict[str, Any]:
-        """The index row of ``episode`` stored at ``path``."""
-        return {
+        """The index row of ``episode`` stored at ``path`` (``frames``: only for a query-rate episode)."""
+        entry = {
             "episode_id": episode.episode_id,
             "task_id": episode.task_id,
             "file": f"{EPISODES_DIR}/{path.name}",
@@ -679,6 +747,9 @@ class DatasetWriter:
             "sha256": _sha256(path),
             "bytes": path.stat().st_size,
         }
+        if episode.frame_index is not None:
+            entry["frames"] = episode.frame_count
+        return entry
 
     # -- info and lifetime
 
@@ -851,10 +922,12 @@ class EpisodeDataset:
             ("task_id", episode.task_id),
             ("length", episode.length),
             ("success", episode.success),
+            ("frames", episode.frame_count),
         ):
-            if got != entry[key]:
+            want = entry.get(key, entry["length"]) if key == "frames" else entry[key]
+            if got != want:
                 raise DatasetError(
-                    f"{name}: `{key}`: expected {entry[key]!r} as recorded in {INDEX_FILE}; got {got!r} in the file"
+                    f"{name}: `{key}`: expected {want!r} as recorded in {INDEX_FILE}; got {got!r} in the file"
                 )
         return episode
 
@@ -873,6 +946,7 @@ def _read_episode_file(path: Path, frames: bool = True) -> Episode:
             if missing:
                 raise DatasetError(f"{name}: expected arrays {keys}; missing {missing}; {_RECOLLECT}")
             data = {k: z[k] for k in keys}
+            frame_index = z[_FRAME_INDEX_KEY] if _FRAME_INDEX_KEY in z.files else None
     except DatasetError:
         raise
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
@@ -892,6 +966,7 @@ def _read_episode_file(path: Path, frames: bool = True) -> Episode:
             **{k: meta[k] for k in _META_KEYS},
             **{k: data[k] for k in _ARRAY_KEYS},
             frames={cam: data[key] for cam, key in _FRAME_KEYS.items()} if frames else {},
+            frame_index=frame_index,
         )
         episode.validate(require_frames=frames)
     except DatasetError as exc:

@@ -567,6 +567,12 @@ def export_lerobot(
                     episode.validate(require_frames=True)
                 except DatasetError as exc:
                     raise DatasetError(f"episode {k} ({episode.episode_id!r}): {exc}") from exc
+                if episode.frame_index is not None:  # a LeRobot video has one frame per step; held frames would lie
+                    raise DatasetError(
+                        f"episode {k} ({episode.episode_id!r}): `frame_index`: expected a frame at every step; got "
+                        f"frames at {episode.frame_count} of {episode.length} steps (an evaluation episode recorded "
+                        "with render_every > 1); export episodes recorded with render_every=1"
+                    )
                 ep_size = episode.image_size
                 if fps is None:
                     fps, size = float(episode.fps), ep_size

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rewards.base import RewardOutput, Session
-from rewards.data import EpisodeFeatures, check_state
+from rewards.base import RewardOutput, Session, spread_to_steps
+from rewards.data import EpisodeFeatures, check_state, require_every_frame
 from rewards.embedding_model import EmbeddingRewardModel
 from sarm2_env.constants import CAMERAS, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
@@ -216,6 +216,7 @@ class EpisodeStore:
     def __init__(self, episodes: Sequence[EpisodeFeatures], device: torch.device, what: str = "training") -> None:
         if not episodes:
             raise DatasetError(f"{what}: expected at least one episode; got none")
+        require_every_frame(episodes, what)
         self.device = device
         self.episodes = list(episodes)
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)  # (E,)
@@ -309,18 +310,19 @@ class WindowRewardModel(EmbeddingRewardModel):
         check_state(feats.state, (feats.length,), name="episode.state")
         self._require_net()
         context = self._context(self._episode_task(feats))
+        steps = feats.scored_steps  # every step, or the query steps of an episode recorded at a query rate
         parts: list[dict[str, np.ndarray]] = []
-        for lo in range(0, feats.length, _CHUNK):
-            t = np.arange(lo, min(lo + _CHUNK, feats.length))
+        for lo in range(0, len(steps), _CHUNK):
+            t = steps[lo : lo + _CHUNK]
             idx = self._indices(t)  # (B, W)
             parts.append(self._checked(self._run(feats.embeddings[idx], feats.state[idx], [context] * len(t))))
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        progress = merged.pop("progress").astype(np.float32)
+        progress, merged = spread_to_steps(merged.pop("progress").astype(np.float32), merged, steps, feats.length)
         return RewardOutput(
             progress=progress,
             primitive_probs=merged.pop("primitive_probs", None),
             normalization="none",
-            query_indices=np.arange(feats.length),
+            query_indices=steps,
             extras=merged,
         )
 

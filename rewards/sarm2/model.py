@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewards.base import RewardOutput, Session
+from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state
 from rewards.embedding_model import CHECKPOINT_DIR, EmbeddingRewardModel
 from rewards.sarm2.config import SARM2Config
@@ -116,9 +116,10 @@ class SARM2RewardModel(EmbeddingRewardModel):
             if (feats.primitive < 0).any():
                 raise DatasetError("oracle-stage SARM2 needs primitive labels on every frame; got -1 labels")
             primitive = feats.primitive
+        steps = feats.scored_steps  # every step, or the query steps of an episode recorded at a query rate
         parts: list[dict[str, np.ndarray]] = []
-        for lo in range(0, feats.length, _CHUNK):
-            t = np.arange(lo, min(lo + _CHUNK, feats.length))
+        for lo in range(0, len(steps), _CHUNK):
+            t = steps[lo : lo + _CHUNK]
             idx = self._windows(t)
             parts.append(
                 self._forward_windows(
@@ -129,12 +130,13 @@ class SARM2RewardModel(EmbeddingRewardModel):
                 )
             )
         merged = {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        progress, per_step = spread_to_steps(merged.pop("progress"), merged, steps, feats.length)
         return RewardOutput(
-            progress=merged["progress"],
-            primitive_probs=merged["primitive_probs"],
+            progress=progress,
+            primitive_probs=per_step["primitive_probs"],
             normalization="none",
-            query_indices=np.arange(feats.length),
-            extras={"group": merged["group"], "expert_weights": merged["expert_weights"]},
+            query_indices=steps,
+            extras={"group": per_step["group"], "expert_weights": per_step["expert_weights"]},
         )
 
     # --- online ------------------------------------------------------------------------------------

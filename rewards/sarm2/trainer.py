@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewards.data import EpisodeFeatures
+from rewards.data import EpisodeFeatures, require_every_frame
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.windows import causal_windows, rewind_windows
 from sarm2_env.constants import PRIMITIVE_TO_GROUP
@@ -35,6 +35,7 @@ class WindowBatcher:
             from sarm2_env.errors import DatasetError
 
             raise DatasetError("SARM2 training: expected at least one episode; got none")
+        require_every_frame(episodes, "SARM2 training")
         self.config, self.device = config, device
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)

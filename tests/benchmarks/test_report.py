@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -83,3 +84,30 @@ def test_rollout_ranking_metrics() -> None:
     r = _rollout_ranking(backwards)
     assert r["rollout_rho"] == pytest.approx(-1.0) and r["success_auroc"] == 0.0 and r["success_gap"] < 0
     assert math.isnan(_rollout_ranking(right[:1])["success_auroc"])  # one class only
+
+
+def test_query_rate_episodes_are_scored_at_their_query_steps_only() -> None:
+    import numpy as np
+
+    from benchmarks.report import ground_truth, scored
+    from rewards.data import EpisodeFeatures
+
+    length, steps = 31, np.array([0, 10, 20, 30])
+    progress = np.linspace(0.0, 0.5, length, dtype=np.float32)
+    feats = EpisodeFeatures(
+        episode_id="e",
+        task_id="SARM2/PullPlug-v0",
+        instruction="x",
+        success=False,
+        skill=0.5,
+        embeddings=np.zeros((length, 3, 4), np.float32),
+        state=np.zeros((length, 14), np.float32),
+        primitive=np.zeros(length, np.int64),
+        progress=progress,
+        query_indices=steps,
+    )
+    np.testing.assert_allclose(ground_truth("heldout_demos", feats), [0.0, 1 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(ground_truth("heldout_rollouts", feats), progress[steps])
+    np.testing.assert_array_equal(scored(feats, np.arange(length)), steps)
+    every = ground_truth("heldout_demos", dataclasses.replace(feats, query_indices=None))
+    assert every.shape == (length,) and every[-1] == 1.0

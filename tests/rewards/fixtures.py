@@ -68,3 +68,17 @@ def tiny_sarm2_checkpoint(tmp_path_factory):
     model.fit(feats, progress=False)
     model.save(path)
     return path
+
+
+def at_query_rate(feats, every: int):
+    """``feats`` as if recorded with frames every ``every`` steps plus the last: embeddings and state held between
+    rendered steps, ``query_indices`` set (what :meth:`EpisodeFeatures.from_episode` builds for such episodes)."""
+    import dataclasses
+
+    from tasks.dataset import hold_rows
+
+    steps = np.unique(np.r_[np.arange(0, feats.length, every), feats.length - 1])
+    rows = steps[hold_rows(steps, feats.length)]  # per step: the newest rendered step
+    return dataclasses.replace(
+        feats, embeddings=feats.embeddings[rows], state=feats.state[rows], query_indices=steps.astype(np.int64)
+    )

@@ -15,7 +15,7 @@ import torch
 from rewards.data import EpisodeFeatures
 from rewards.registry import list_reward_models, make_reward_model, reward_model_class
 from sarm2_env.constants import NUM_PRIMITIVES, STATE_DIM
-from sarm2_env.errors import CheckpointError, ConfigError, UnknownNameError
+from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, UnknownNameError
 from tests.rewards.fixtures import SIM_TASKS, TINY_DIM, synthetic_features
 
 BACKENDS = ("sarm", "rewind", "robometer_lite")
@@ -415,3 +415,30 @@ def test_cli_trains_each_backend(name: str, tiny_dataset, tmp_path, capsys) -> N
     assert meta["training"]["train_episodes"] == 4 and meta["training"]["val_episodes"] == 2
     model = make_reward_model(name, checkpoint=out, device="cpu")
     assert all(model.covers(task) for task in SIM_TASKS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_query_rate_episodes_are_predicted_at_their_query_steps(name: str) -> None:
+    from tests.rewards.fixtures import at_query_rate
+
+    model, _ = trained(name)
+    full = VAL[0]
+    sparse = at_query_rate(full, 2)
+    steps = sparse.query_indices
+    out = model.predict_episode(sparse)
+    held = model.predict_episode(dataclasses.replace(sparse, query_indices=None))  # every step, same inputs
+    assert np.array_equal(out.query_indices, steps) and out.progress.shape == (full.length,)
+    np.testing.assert_allclose(out.progress[steps], held.progress[steps], atol=1e-6)
+    between = np.interp(np.arange(full.length), steps, out.progress[steps])
+    np.testing.assert_allclose(out.progress, between, atol=1e-6)  # linear between query steps
+    if name == "sarm":  # its windows are `frame_stride` (2) apart: at even steps every frame is a rendered one
+        exact = model.predict_episode(full).progress
+        np.testing.assert_allclose(out.progress[steps[:-1]], exact[steps[:-1]], atol=1e-6)
+
+
+def test_training_refuses_query_rate_episodes() -> None:
+    from tests.rewards.fixtures import at_query_rate
+
+    model = build("rewind", steps=2)
+    with pytest.raises(DatasetError, match="frames only at .* training needs a frame at every step"):
+        model.fit([at_query_rate(f, 5) for f in TRAIN], progress=False)

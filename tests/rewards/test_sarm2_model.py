@@ -372,3 +372,19 @@ def test_adaptation_fits_annotated_rollout_targets(tiny_sarm2_checkpoint) -> Non
     untrained = make_reward_model("sarm2", device="cpu", encoder="tiny", text_encoder="tiny-hash")
     with pytest.raises(CheckpointError, match="no weights"):
         untrained.adapt([rollout], [curve], steps=1)
+
+
+def test_query_rate_episode_matches_the_full_one_at_stride_aligned_steps(tiny_sarm2_checkpoint) -> None:
+    from tests.rewards.fixtures import at_query_rate
+
+    model = load(tiny_sarm2_checkpoint)
+    (full,) = synthetic_features(TASK, 1, length=37, seed=9)
+    sparse = at_query_rate(full, 2)  # tiny preset: frame_stride 2, so windows of even steps read rendered frames
+    out, exact = model.predict_episode(sparse), model.predict_episode(full)
+    steps = sparse.query_indices
+    assert out.query_indices.tolist() == steps.tolist() and out.progress.shape == (37,)
+    assert out.primitive_probs.shape == (37, NUM_PRIMITIVES) and out.extras["expert_weights"].shape[0] == 37
+    np.testing.assert_allclose(out.progress[steps[:-1]], exact.progress[steps[:-1]], atol=1e-5)
+    np.testing.assert_allclose(out.primitive_probs[steps[:-1]], exact.primitive_probs[steps[:-1]], atol=1e-5)
+    np.testing.assert_allclose(out.progress[5], (out.progress[4] + out.progress[6]) / 2, atol=1e-6)  # linear
+    assert np.array_equal(out.primitive_probs[5], out.primitive_probs[4])  # held from the newest query step

@@ -141,7 +141,15 @@ def test_suite_presets_cover_the_benchmark_configs():
     for name in SUITE_PRESETS:
         data = load_config(name).data
         preset = SUITE_PRESETS[name]
-        for key in ("train_demos", "heldout_demos", "heldout_rollouts", "rollout_skills", "variability"):
+        keys = (
+            "train_demos",
+            "heldout_demos",
+            "heldout_rollouts",
+            "rollout_skills",
+            "variability",
+            "heldout_render_every",
+        )
+        for key in keys:
             assert getattr(data, key) == preset[key], f"{name}.yaml data.{key} differs from the `{name}` suite preset"
 
 
@@ -236,3 +244,55 @@ def test_repair_records_broken_episodes_again(tmp_path, capsys):
     assert "collected 1 episodes (1 already present, 1 repaired)" in capsys.readouterr().out
     again = EpisodeDataset(out, verify=True)
     assert sorted(e.seed for e in again) == [0, 1] and all(e.success for e in again)
+
+
+def test_query_rate_recording_renders_only_the_kept_steps_and_matches_a_full_recording():
+    from tasks.collect import record_episode
+
+    full_env = tasks.make_env("PullPlug", image_size=16)
+    state_env = tasks.make_env("PullPlug", image_size=16, obs_mode="state")
+    try:
+        full = record_episode(full_env, tasks.make_expert(full_env, skill=0.6, variability=1.0), seed=3, skill=0.6)
+        expert = tasks.make_expert(state_env, skill=0.6, variability=1.0)
+        sparse = record_episode(state_env, expert, seed=3, skill=0.6, render_every=10)
+    finally:
+        full_env.close()
+        state_env.close()
+    steps = sparse.frame_index.tolist()
+    assert steps == sorted({*range(0, full.length, 10), full.length - 1})  # every 10th step and the outcome
+    for name in ("state", "action", "progress", "primitive", "success_flags"):
+        np.testing.assert_array_equal(getattr(sparse, name), getattr(full, name), err_msg=name)
+    for cam in CAMERAS:  # the same pixels as the fully rendered recording at the kept steps
+        np.testing.assert_array_equal(sparse.frames[cam], full.frames[cam][steps])
+    assert full.frame_index is None
+
+
+def test_a_suite_renders_its_held_out_splits_at_the_query_rate(tmp_path, capsys):
+    from rewards.cache import EmbeddingCache
+    from rewards.data import EpisodeFeatures
+    from rewards.encoders import make_image_encoder
+
+    base = {"tasks": ("PullPlug",), "train_demos": 1, "heldout_demos": 1, "heldout_rollouts": 0, "image_size": 16}
+    collect_suite(SuiteConfig(**base, heldout_render_every=10), tmp_path, progress_bar=False)
+    assert json.loads((tmp_path / "suite.json").read_text())["heldout_render_every"] == 10
+    (train,) = EpisodeDataset(tmp_path / "train_demos")
+    assert train.frame_index is None
+    held = EpisodeDataset(tmp_path / "heldout_demos")
+    (episode,) = held
+    assert episode.frame_count == len(episode.frame_index) < episode.length
+    cache = EmbeddingCache(held, make_image_encoder("tiny", image_size=16, device="cpu"))
+    embeddings = cache.get(0)
+    assert embeddings["top"].shape[0] == episode.frame_count and cache.misses == 1
+    cache.get(0)
+    assert EmbeddingCache(held, cache.encoder).get(0)["top"].shape[0] == episode.frame_count  # read back, not redone
+    feats = EpisodeFeatures.from_episode(held.load(0, frames=False), embeddings)
+    assert feats.length == episode.length and feats.scored_steps.tolist() == episode.frame_index.tolist()
+    np.testing.assert_array_equal(feats.embeddings[9, 0], embeddings["top"][0])  # held until the next rendered step
+    np.testing.assert_array_equal(feats.embeddings[10, 0], embeddings["top"][1])
+    with pytest.raises(ConfigError, match="`heldout_render_every`: the suite at .* was collected at 10"):
+        collect_suite(SuiteConfig(**base), tmp_path, progress_bar=False)
+    with pytest.raises(ConfigError, match="`heldout_render_every` must be an integer >= 1"):
+        SuiteConfig(**base, heldout_render_every=0)
+    args = ["--task", "PullPlug", "--episodes", "1", "--image-size", "16", "--quiet", "--out", str(tmp_path / "x")]
+    assert main([*args, "--render-every", "0"]) == 2
+    assert "`render_every` must be an integer >= 1" in capsys.readouterr().err

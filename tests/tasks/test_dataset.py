@@ -550,3 +550,66 @@ def test_module_does_not_import_simulator() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- episodes recorded at a query rate (frames at some steps only) ------------------------------------------
+
+
+def query_rate_episode(length: int = 12, index=(0, 5, 10, 11), seed: int = 3) -> Episode:
+    rng = np.random.default_rng(seed)
+    frames = {cam: rng.integers(0, 256, size=(len(index), 16, 16, 3), dtype=np.uint8) for cam in CAMERAS}
+    return make_episode(length, seed=seed, frames=frames, frame_index=np.asarray(index, dtype=np.int32))
+
+
+def test_query_rate_episode_round_trips_and_holds_frames_between_rendered_steps(tmp_path: Path) -> None:
+    episode = query_rate_episode()
+    episode.validate()
+    assert (episode.length, episode.frame_count) == (12, 4)
+    assert episode.rendered_steps.tolist() == [0, 5, 10, 11]
+    with DatasetWriter(tmp_path / "d") as writer:
+        writer.add(episode)
+        entry = writer.entries[0]
+    assert entry["length"] == 12 and entry["frames"] == 4
+    back = EpisodeDataset(tmp_path / "d").load(0)
+    assert_same(dataclasses.replace(episode, episode_id=back.episode_id), back)
+    assert EpisodeDataset(tmp_path / "d").load(0, frames=False).frame_index.tolist() == [0, 5, 10, 11]
+    held = back.frames_by_step()["top"]
+    assert held.shape == (12, 16, 16, 3)
+    for step, row in ((0, 0), (4, 0), (5, 1), (9, 1), (10, 2), (11, 3)):
+        np.testing.assert_array_equal(held[step], back.frames["top"][row])
+    full = make_episode(5)
+    assert full.frame_count == 5 and full.frame_index is None and full.frames_by_step()["top"] is full.frames["top"]
+
+
+@pytest.mark.parametrize(
+    "index, needle",
+    [
+        ((1, 5, 11), "from 0 to the last step 11"),
+        ((0, 5, 10), "from 0 to the last step 11"),
+        ((0, 7, 5, 11), "increasing steps"),
+        ((0, 12, 11), "increasing steps"),
+    ],
+)
+def test_bad_frame_index_is_a_dataset_error(index, needle) -> None:
+    with pytest.raises(DatasetError, match=f"`frame_index`: expected .*{needle}"):
+        query_rate_episode(index=index).validate()
+
+
+def test_frames_must_match_the_frame_index(tmp_path: Path) -> None:
+    episode = dataclasses.replace(query_rate_episode(), frame_index=np.array([0, 11], dtype=np.int32))
+    with pytest.raises(DatasetError, match=r"`frames\['top'\]`: expected a uint8 array of shape \(2, H, W, 3\)"):
+        episode.validate()
+    with pytest.raises(DatasetError, match="`frame_index`: expected integer steps"):
+        Episode.create(**{**dataclasses.asdict(query_rate_episode()), "frame_index": [0.0, 11.0]})
+    with DatasetWriter(tmp_path / "d") as writer:
+        writer.add(query_rate_episode())
+    index_path = tmp_path / "d" / "dataset.json"
+    index = json.loads(index_path.read_text())
+    index["episodes"][0]["frames"] = 3
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match="`frames`: expected 3 as recorded in dataset.json; got 4"):
+        EpisodeDataset(tmp_path / "d").load(0)
+    index["episodes"][0]["frames"] = 13
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match=r"episodes\[0\].frames: expected an int in \[1, length=12\]"):
+        EpisodeDataset(tmp_path / "d")
