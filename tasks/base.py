@@ -32,11 +32,17 @@ from tasks.station import (
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Ground truth of one state: ``progress`` in [0, 1], ``success``, and task-specific terms."""
+    """Ground truth of one state: ``progress`` in [0, 1], ``success``, and task-specific terms.
+
+    ``progress`` is raw physics progress (flat while an arm reaches, jumping at sub-goals);
+    ``calibrated_progress`` is the same physics in demo-time units (:mod:`tasks.calibration`), ``None`` for a
+    task that does not compute it.
+    """
 
     progress: float
     success: bool
     terms: dict[str, float] = field(default_factory=dict)
+    calibrated_progress: float | None = None
 
 
 #: Slack (rad) of the ``agent_pos`` bounds beyond the joint limits.
@@ -404,9 +410,16 @@ class YamTaskEnv(gym.Env):
         return obs
 
     def _info(self, ev: Evaluation) -> dict[str, Any]:
+        # Calibrated progress (tasks.calibration) sits next to the raw one, for tasks that compute it.
+        calibrated = (
+            {}
+            if ev.calibrated_progress is None
+            else {"calibrated_progress": float(np.clip(ev.calibrated_progress, 0, 1))}
+        )
         info: dict[str, Any] = {
             "success": bool(ev.success),
             "progress": float(np.clip(ev.progress, 0.0, 1.0)),
+            **calibrated,
             "task": self.instruction,
             "action/clipped": self._clipped,
             **{f"eval/{k}": float(v) for k, v in ev.terms.items()},

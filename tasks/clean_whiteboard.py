@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y
@@ -19,7 +20,33 @@ INK_GRID = (6, 12)  # cells along x (depth) and y (width)
 ERASER_HALF = np.array([0.02, 0.055, 0.015])
 TRAY_CENTER = np.array([0.29, -0.51])
 TRAY_HALF = np.array([0.05, 0.08])
+#: Calibrated progress: a tool centre this close (m) to the eraser's centre has arrived to grasp it (hands hold it
+#: 4 cm off-centre), and from there its gripper's closing counts as grasping; how far (m) the eraser is carried
+#: from the board to the tray.
+ARRIVED = 0.045
+TRAY_START = 0.2
+#: How far (m) the picked eraser is from where wiping starts (the middle of the left half).
+BOARD_START = 0.15
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks CleanWhiteboard --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    reach=0.071,
+    grasp=0.025,
+    to_board=0.102,
+    wipe_left=0.135,
+    pass_reach=0.199,
+    pass_take=0.025,
+    pass_let_go=0.016,
+    wipe_right=0.231,
+    carry=0.148,
+    release=0.048,
+)
 INK_COLOURS = np.array([[0.1, 0.15, 0.55, 1.0], [0.08, 0.08, 0.08, 1.0], [0.6, 0.1, 0.1, 1.0]])
+
+
+def passed_or_tray(held_left: bool, held_right: bool, in_tray: bool) -> bool:
+    """Whether the eraser has been handed over to the right hand (or already put on the tray)."""
+    return (held_right and not held_left) or in_tray
 
 
 class CleanWhiteboardEnv(YamTaskEnv):
@@ -47,6 +74,17 @@ class CleanWhiteboardEnv(YamTaskEnv):
     eraser's footprint covers it while the eraser's bottom is within 4 mm of the board. ``placement``
     is 1 on the tray, and while the eraser is held after cleaning, how close it is to the tray.
     Dropping the eraser costs the hold term; ink that is not wiped never counts.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``reach`` (the left tool centre's approach to the eraser, from its home pose), ``grasp`` (the left gripper
+    closing on it), ``to_board`` (the held eraser's approach to the left half, until wiping starts),
+    ``wipe_left`` / ``wipe_right`` (the fraction of each half's initial ink wiped), ``pass_reach`` (while the
+    left hand holds it, the right tool centre's approach to the eraser), ``pass_take`` (the right gripper
+    closing), ``pass_let_go`` (the left gripper opening), ``carry`` (the eraser, lifted after wiping, carried
+    towards the tray), ``release`` (the right gripper opening over the tray). Sum of weight x fraction; 1 on
+    success, at most 0.99 without it. A dropped eraser loses its hand-over and placing terms.
 
     **Success.** ``ink_cleared >= 0.95`` and the eraser resting, released, on the tray.
 
@@ -144,6 +182,9 @@ class CleanWhiteboardEnv(YamTaskEnv):
         self._eraser_qadr = self.model.joint("eraser_free").qposadr[0]
         self._inked = np.zeros(len(self._cell_centers), dtype=bool)
         self._wiped = np.zeros(len(self._cell_centers), dtype=bool)
+        self._left_cells = self._cell_centers[:, 1] >= BOARD_CENTER[1]  # the left arm's half (+y)
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -219,9 +260,75 @@ class CleanWhiteboardEnv(YamTaskEnv):
             placement = 0.0
         progress = 0.1 * float(held or in_tray) + 0.8 * ink + 0.1 * placement
         success = bool(ink >= 0.95 and in_tray)
+        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
         return Evaluation(
-            progress, success, {"ink_cleared": ink, "eraser_held": float(held), "eraser_in_tray": float(in_tray)}
+            progress,
+            success,
+            {"ink_cleared": ink, "eraser_held": float(held), "eraser_in_tray": float(in_tray)},
+            calibrated,
         )
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def _half_cleared(self, left: bool) -> float:
+        cells = self._inked & (self._left_cells if left else ~self._left_cells)
+        return float((self._wiped & cells).sum() / cells.sum()) if cells.any() else 1.0
+
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card)."""
+        held_l = self.grasps["left"].active(self.data)
+        held_r = self.grasps["right"].active(self.data)
+        pos = self.data.xpos[self._eraser].copy()
+        in_tray = not (held_l or held_r) and bool(np.all(np.abs(pos[:2] - TRAY_CENTER) <= TRAY_HALF)) and pos[2] < 0.03
+        opening = self.agent_pos()[[6, 13]]
+        tcp = {arm: self.data.site_xpos[self._tcp[arm]] for arm in ("left", "right")}
+        wipe_left, wipe_right = self._half_cleared(True), self._half_cleared(False)
+        # The left arm picks the eraser up ...
+        picked = held_l or held_r or in_tray
+        d_left = float(np.linalg.norm(tcp["left"] - pos))
+        reach = 1.0 if picked else approach(d_left, float(np.linalg.norm(self._home_tcp["left"] - pos)), ARRIVED)
+        grasp = 1.0 if picked else (gripper_closure(opening[0]) if d_left <= ARRIVED else 0.0)
+        # ... brings it onto the board, wipes its half, hands the eraser over to the right arm ...
+        if wipe_left > 0.0 or passed_or_tray(held_l, held_r, in_tray):
+            to_board = 1.0
+        elif held_l:
+            start = np.array([BOARD_CENTER[0], BOARD_CENTER[1] + BOARD_HALF[1] / 2, BOARD_TOP + ERASER_HALF[2]])
+            to_board = approach(float(np.linalg.norm(pos - start)), BOARD_START, arrived=0.06)
+        else:
+            to_board = 0.0
+        passed = passed_or_tray(held_l, held_r, in_tray)
+        d_right = float(np.linalg.norm(tcp["right"] - pos))
+        if passed:
+            pass_reach = pass_take = pass_let_go = 1.0
+        elif held_l:
+            pass_reach = approach(d_right, float(np.linalg.norm(self._home_tcp["right"] - pos)), ARRIVED)
+            pass_take = 1.0 if held_r else (gripper_closure(opening[1]) if d_right <= ARRIVED else 0.0)
+            pass_let_go = float(np.clip(opening[0], 0.0, 1.0)) if held_r else 0.0
+        else:
+            pass_reach = pass_take = pass_let_go = 0.0
+        # ... which wipes the other half and puts the eraser on the tray.
+        if in_tray:
+            carry = release = 1.0
+        elif passed and wipe_right >= 0.95:
+            # Carried once lifted off the board (wiping strokes slide it about on the board, nearer or further).
+            over = bool(np.all(np.abs(pos[:2] - TRAY_CENTER) <= TRAY_HALF))
+            lifted = pos[2] - ERASER_HALF[2] > BOARD_TOP + 0.03
+            carry = approach(float(np.linalg.norm(pos[:2] - TRAY_CENTER)), TRAY_START, 0.02) if lifted or over else 0.0
+            release = float(np.clip(opening[1], 0.0, 1.0)) if over and pos[2] < 0.03 else 0.0
+        else:
+            carry = release = 0.0
+        return {
+            "reach": reach,
+            "grasp": grasp,
+            "to_board": to_board,
+            "wipe_left": wipe_left,
+            "pass_reach": pass_reach,
+            "pass_take": pass_take,
+            "pass_let_go": pass_let_go,
+            "wipe_right": wipe_right,
+            "carry": carry,
+            "release": release,
+        }
 
 
 class CleanWhiteboardExpert(ScriptedExpert):

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 
@@ -26,6 +27,24 @@ COIL_IN, COIL_OUT = 0.05, 0.085
 TUCK_R = 0.07  # the free end laid on the table within this distance of the axis counts as tucked in
 TUCK_Z = 0.015
 REST_SPEED = 0.05  # m/s: every vertex slower than this counts as resting
+#: Calibrated progress: a tool centre this close (m) to the cable's end has arrived to pinch it, and from there its
+#: gripper's closing counts as pinching; the turns demos wind (more than the 2 success needs: the coil relaxes when
+#: let go) and the turns that show winding has begun; the height (m) of a wound end that tucking lowers to the
+#: table; how far (m) the hand backs away from the released end.
+ARRIVED = 0.012
+CLOSING_REACH = 0.025
+WIND_TARGET = 2.5
+STARTED = 0.05
+#: Where the free end lies at reset (m from the mandrel's axis, about) and how close the winding hand orbits.
+END_START = 0.2
+ORBIT_RADIUS = 0.075
+WIND_HEIGHT = 0.03
+CLEAR_DISTANCE = 0.05
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks CoilHeadphones --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    reach=0.138, grasp=0.025, to_mandrel=0.105, wind=0.587, tuck=0.046, release=0.046, clear=0.053
+)
 
 _CABLE_XML = f"""<mujoco><worldbody>
 <flexcomp name="cable" type="grid" count="{N_VERTS} 1 1" spacing="{SPACING} {SPACING} {SPACING}"
@@ -35,16 +54,22 @@ _CABLE_XML = f"""<mujoco><worldbody>
 </flexcomp></worldbody></mujoco>"""
 
 
-def winding_turns(points: np.ndarray, centre: np.ndarray, top: float = MANDREL_TOP) -> float:
+def winding_turns(
+    points: np.ndarray,
+    centre: np.ndarray,
+    top: float = MANDREL_TOP,
+    coil_in: float = COIL_IN,
+    coil_out: float = COIL_OUT,
+) -> float:
     """Unsigned number of turns the polyline ``points`` (N, 3) makes around the vertical axis through
-    ``centre`` (2,), counting only edges close to the axis (weights fade from ``COIL_IN`` to ``COIL_OUT``)
+    ``centre`` (2,), counting only edges close to the axis (weights fade from ``coil_in`` to ``coil_out``)
     and below the mandrel's top."""
     rel = points[:, :2] - centre
     radius = np.linalg.norm(rel, axis=1)
     angle = np.arctan2(rel[:, 1], rel[:, 0])
     step = np.angle(np.exp(1j * np.diff(angle)))  # signed increments wrapped to (-pi, pi]
     edge_r = np.maximum(radius[:-1], radius[1:])
-    weight = np.clip((COIL_OUT - edge_r) / (COIL_OUT - COIL_IN), 0.0, 1.0)
+    weight = np.clip((coil_out - edge_r) / (coil_out - coil_in), 0.0, 1.0)
     weight *= (np.minimum(points[:-1, 2], points[1:, 2]) < top).astype(float)
     return float(abs(np.sum(weight * step)) / (2.0 * np.pi))
 
@@ -76,6 +101,15 @@ class CoilHeadphonesEnv(YamTaskEnv):
     mandrel's top (a cable lying loosely nearby, or slipped over the top, is not coiled). ``tucked``
     = the free end laid down (below 1.5 cm) within 7 cm of the axis. Unwinding the cable brings
     ``turns``, and the progress, back down.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``reach`` (the nearest tool centre's approach to the cable's free end, from its home pose), ``grasp`` (that
+    gripper closing on it), ``to_mandrel`` (the held end brought in to the winding orbit, until winding
+    begins), ``wind`` (``turns`` / 2.5, the turns demos wind), ``tuck`` (the wound end lowered to the table, or
+    laid within 7 cm of the axis), ``release`` (the pinching gripper opening), ``clear`` (the hand backing 5 cm
+    away from the end). Sum of weight x fraction; 1 on success, at most 0.99 without it. Unwinding lowers it.
 
     **Success.** ``turns >= 2``, the cable released by both grippers, and at rest (every vertex
     slower than 5 cm/s).
@@ -177,6 +211,8 @@ class CoilHeadphonesEnv(YamTaskEnv):
         self.pinches = {
             arm: PinchGrasp(self.model, arm, self._vbody, radius=0.025, max_vertices=2) for arm in ("left", "right")
         }
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -226,7 +262,60 @@ class CoilHeadphonesEnv(YamTaskEnv):
         success = turns >= TARGET_TURNS and not held and resting
         progress = 0.8 * min(turns / TARGET_TURNS, 1.0) + 0.1 * float(tucked) + 0.1 * float(success)
         terms = {"turns": turns, "end_radius": end_r, "tucked": float(tucked), "held": float(held)}
-        return Evaluation(progress, success, terms)
+        stages = self.calibration_stages(turns=turns, held=held)
+        return Evaluation(progress, success, terms, calibrated_progress(stages, CALIBRATION_WEIGHTS, success))
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(self, turns: float | None = None, held: bool | None = None) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card).
+
+        The keyword arguments reuse values :meth:`evaluate` has already computed.
+        """
+        pts = self.data.xpos[self._vbody]
+        centre = self.data.mocap_pos[self._mandrel_mocap, :2]
+        turns = winding_turns(pts, centre) if turns is None else turns
+        held = any(p.active(self.data) for p in self.pinches.values()) if held is None else held
+        # Winding counts as done, and tucking starts, once the hand has wound as far as demos do, or the end is laid
+        # down after the 2 turns success needs.
+        wound = turns >= WIND_TARGET or (turns >= TARGET_TURNS and not held)
+        tcp = {arm: self.data.site_xpos[self._tcp[arm]] for arm in ("left", "right")}
+        opening = dict(zip(("left", "right"), self.agent_pos()[[6, 13]]))
+        end = 0.7 * pts[-1] + 0.3 * pts[-2]  # just inside the free end, where a pinch takes both end vertices
+        d_end = {arm: float(np.linalg.norm(tcp[arm] - end)) for arm in tcp}
+        arm = min(d_end, key=d_end.get)
+        # Pinch the free end (any hand) ...
+        if held or wound:
+            reach = grasp = 1.0
+        else:
+            reach = approach(d_end[arm], float(np.linalg.norm(self._home_tcp[arm] - end)), ARRIVED)
+            grasp = gripper_closure(opening[arm]) if d_end[arm] <= CLOSING_REACH else 0.0
+        # ... bring it to the mandrel, wind it round, lay the end down against the coil, let go and back away.
+        end_r = float(np.linalg.norm(pts[-1, :2] - centre))
+        if turns >= STARTED or wound:
+            to_mandrel = 1.0
+        elif held:
+            to_mandrel = approach(end_r, END_START, arrived=ORBIT_RADIUS)
+        else:
+            to_mandrel = 0.0
+        wind = 1.0 if wound else float(np.clip(turns / WIND_TARGET, 0.0, 1.0))
+        tuck = release = clear = 0.0
+        if wound:
+            tuck = float(np.clip((WIND_HEIGHT - pts[-1, 2]) / (WIND_HEIGHT - TUCK_Z), 0.0, 1.0))
+            holder = next((a for a, p in self.pinches.items() if p.active(self.data)), None)
+            release = 1.0 if holder is None else float(np.clip(opening[holder], 0.0, 1.0))
+            if holder is None:
+                tuck = 1.0 if float(np.linalg.norm(pts[-1, :2] - centre)) < TUCK_R else tuck
+                clear = float(np.clip(d_end[arm] / CLEAR_DISTANCE, 0.0, 1.0))
+        return {
+            "reach": reach,
+            "grasp": grasp,
+            "to_mandrel": to_mandrel,
+            "wind": wind,
+            "tuck": tuck,
+            "release": release,
+            "clear": clear,
+        }
 
 
 class CoilHeadphonesExpert(ScriptedExpert):

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 from tasks.station import STATION_CENTER_Y
@@ -41,6 +42,21 @@ LANDMARKS = {
 #: First fold (far edge onto near edge) and second fold (left end onto right end) corner pairs.
 FOLD1_PAIRS = (("far_left", "near_left"), ("far_right", "near_right"))
 FOLD2_PAIRS = (("near_left", "near_right"), ("mid_left", "mid_right"))
+#: Calibrated progress: a tool centre this close (m) to the cloth point it pinches has arrived, and from there its
+#: gripper's closing counts as pinching; a fold's score (``fold1`` / ``fold2``) at which it counts as laid down
+#: (demos let go at 0.87-0.91).
+ARRIVED = 0.015
+CLOSING_REACH = 0.03
+FOLD_DONE = 0.86
+#: After fold 1 the right hand makes way (goes home, from about this far, m) and the left pinches again from about
+#: this far (m) above the cloth.
+MAKE_WAY = 0.35
+REPINCH_START = 0.12
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks FoldShorts --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    reach1=0.156, grasp1=0.03, fold1=0.187, release1=0.078, reach2=0.141, grasp2=0.141, fold2=0.191, release2=0.077
+)
 
 
 class FoldShortsEnv(YamTaskEnv):
@@ -66,6 +82,15 @@ class FoldShortsEnv(YamTaskEnv):
     ``fold1`` = mean over (far-left, near-left), (far-right, near-right) of ``clip(1 - d / d0, 0, 1)``
     with ``d0`` the flat distance; ``fold2`` the same over (near-left, near-right), (mid-left,
     mid-right). Unfolding the cloth again brings the distances, and the progress, back.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``reach1`` (both tool centres' approach to the far corners, from their home poses), ``grasp1`` (both
+    grippers closing there), ``fold1`` (``fold1`` / 0.86, the score demos lay the fold at), ``release1`` (both
+    grippers opening); then ``reach2`` (the right hand making way to its home pose and the left approaching the
+    strip's left end), ``grasp2`` (the left gripper closing), ``fold2`` (``fold2`` / 0.86), ``release2`` (the left
+    gripper opening). Sum of weight x fraction; 1 on success, at most 0.99 without it. Unfolding lowers it.
 
     **Success.** Every pair above closer than 3.5 cm, all corners within 3 cm of the table, and no
     gripper holding the cloth.
@@ -103,6 +128,8 @@ class FoldShortsEnv(YamTaskEnv):
         self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
         self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
         self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody) for arm in ("left", "right")}
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
         flat = {k: self._rest[v] for k, v in LANDMARKS.items()}
         self._d0 = {pair: float(np.linalg.norm(flat[pair[0]] - flat[pair[1]])) for pair in FOLD1_PAIRS + FOLD2_PAIRS}
 
@@ -136,7 +163,86 @@ class FoldShortsEnv(YamTaskEnv):
         released = not any(p.active(self.data) for p in self.pinches.values())
         success = folded and released
         progress = 0.45 * fold1 + 0.45 * fold2 + 0.1 * float(success)
-        return Evaluation(progress, success, {"fold1": fold1, "fold2": fold2, "held": float(not released)})
+        stages = self.calibration_stages(fold1, fold2)
+        return Evaluation(
+            progress,
+            success,
+            {"fold1": fold1, "fold2": fold2, "held": float(not released)},
+            calibrated_progress(stages, CALIBRATION_WEIGHTS, success),
+        )
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def _pinch_stages(
+        self, targets: dict[str, np.ndarray], done: bool, start: float | None = None
+    ) -> tuple[float, float]:
+        """``(reach, grasp)`` of the arms in ``targets`` (arm -> cloth point to pinch): mean approach, mean closing.
+
+        An approach starts from the arm's home pose, or from ``start`` (m) away.
+        """
+        if done:
+            return 1.0, 1.0
+        opening = self.agent_pos()[[6, 13]]
+        reach, grasp = [], []
+        for arm, point in targets.items():
+            held = self.pinches[arm].active(self.data)
+            d = float(np.linalg.norm(self.data.site_xpos[self._tcp[arm]] - point))
+            d0 = float(np.linalg.norm(self._home_tcp[arm] - point)) if start is None else start
+            reach.append(1.0 if held else approach(d, d0, ARRIVED))
+            closing = gripper_closure(opening[0 if arm == "left" else 1]) if d <= CLOSING_REACH else 0.0
+            grasp.append(1.0 if held else closing)
+        return float(np.mean(reach)), float(np.mean(grasp))
+
+    def _release_fraction(self, arms: tuple[str, ...]) -> float:
+        opening = self.agent_pos()[[6, 13]]
+        return float(
+            np.mean([1.0 if not self.pinches[a].active(self.data) else opening[0 if a == "left" else 1] for a in arms])
+        )
+
+    def calibration_stages(self, fold1: float | None = None, fold2: float | None = None) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card).
+
+        ``fold1`` and ``fold2`` reuse the scores :meth:`evaluate` has already computed.
+        """
+        if fold1 is None or fold2 is None:
+            pts = {k: self.data.xpos[self._vbody[v]] for k, v in LANDMARKS.items()}
+            score = {
+                p: float(np.clip(1.0 - np.linalg.norm(pts[p[0]] - pts[p[1]]) / d0, 0, 1)) for p, d0 in self._d0.items()
+            }
+            fold1 = float(np.mean([score[p] for p in FOLD1_PAIRS]))
+            fold2 = float(np.mean([score[p] for p in FOLD2_PAIRS]))
+        left_held, right_held = (self.pinches[arm].active(self.data) for arm in ("left", "right"))
+        both_held = left_held and right_held
+        # Fold 1: both arms pinch the far corners, lay them on the near ones and let go ...
+        first_done = fold1 >= FOLD_DONE
+        reach1, grasp1 = self._pinch_stages(
+            {"left": self.landmark("far_left"), "right": self.landmark("far_right")}, done=fold1 > 0.2 or first_done
+        )
+        release1 = (self._release_fraction(("left", "right")) if both_held else 1.0) if first_done else 0.0
+        # ... fold 2: the right hand makes way, the left pinches the strip's left end and lays it on its right end.
+        second_done = fold2 >= FOLD_DONE
+        reach2 = grasp2 = release2 = 0.0
+        if first_done and not both_held:
+            if fold2 > 0.2 or second_done or left_held:
+                reach2 = grasp2 = 1.0
+            else:
+                left_end = 0.65 * self.landmark("near_left") + 0.35 * self.landmark("mid_left")
+                right = self.data.site_xpos[self._tcp["right"]]
+                make_way = approach(float(np.linalg.norm(right - self._home_tcp["right"])), MAKE_WAY, ARRIVED)
+                reach_left, grasp2 = self._pinch_stages({"left": left_end}, done=False, start=REPINCH_START)
+                reach2 = 0.5 * (make_way + reach_left)
+            if second_done:
+                release2 = self._release_fraction(("left",))
+        return {
+            "reach1": reach1,
+            "grasp1": grasp1,
+            "fold1": float(np.clip(fold1 / FOLD_DONE, 0.0, 1.0)),
+            "release1": release1,
+            "reach2": reach2,
+            "grasp2": grasp2,
+            "fold2": float(np.clip(fold2 / FOLD_DONE, 0.0, 1.0)) if first_done else 0.0,
+            "release2": release2,
+        }
 
 
 class FoldShortsExpert(ScriptedExpert):

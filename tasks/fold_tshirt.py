@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 from tasks.station import STATION_CENTER_Y
@@ -77,6 +78,36 @@ HALF_COLS = (BODY_COLS[0], _NY // 2, BODY_COLS[1])
 HALF_PAIRS = tuple((vertex(_NX, c), vertex(0, c)) for c in HALF_COLS)
 ALL_PAIRS = LEFT_SLEEVE_PAIRS + RIGHT_SLEEVE_PAIRS + HALF_PAIRS
 LANDMARK_VERTICES = tuple(sorted({v for pair in ALL_PAIRS for v in pair}))
+#: Calibrated progress: a tool centre this close (m) to the cloth point it pinches has arrived, and from there its
+#: gripper's closing counts as pinching; a fold's term (``left_side`` / ``right_side`` / ``half``) at which it
+#: counts as laid down, above which a laid fold still counts as laid, and at which it has clearly begun.
+ARRIVED = 0.015
+CLOSING_REACH = 0.03
+FOLD_DONE = 0.95
+FOLD_KEPT = 0.8
+FOLD_BEGUN = 0.2
+#: Calibrated stages: per fold (left sleeve, right sleeve, half), reach the cloth, pinch it, fold it, let go.
+FOLDS = ("left", "right", "half")
+FOLD_STAGES = ("reach", "grasp", "fold", "release")
+#: Calibrated stage weights (``<fold>/<stage>``): each stage's mean share of full-skill demo time, measured on 20
+#: demos at operator variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks FoldTShirt
+#: --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    **{
+        "left/reach": 0.092,
+        "left/grasp": 0.02,
+        "left/fold": 0.102,
+        "left/release": 0.075,
+        "right/reach": 0.161,
+        "right/grasp": 0.021,
+        "right/fold": 0.107,
+        "right/release": 0.068,
+        "half/reach": 0.161,
+        "half/grasp": 0.022,
+        "half/fold": 0.117,
+        "half/release": 0.056,
+    }
+)
 
 
 class FoldTShirtEnv(YamTaskEnv):
@@ -106,6 +137,15 @@ class FoldTShirtEnv(YamTaskEnv):
     shoulder seam (0.10 m flat), at the armpit row and the shoulder row. ``half``: the shoulder edge
     onto the hem (0.20 m flat) at both sides of the body and its middle. Unfolding the cloth brings
     the distances, and the progress, back.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. For each fold in demo order (left sleeve, right
+    sleeve, half), four stages, each weighted by its mean share of full-skill demo time
+    (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state: ``reach`` (the tool centres'
+    approach to the cloth points the fold pinches, from their home poses: the sleeve's tip, or the shoulders
+    inside the side folds), ``grasp`` (those grippers closing there), ``fold`` (the fold's term / 0.95),
+    ``release`` (the grippers opening once it is laid). Sum of weight x fraction; 1 on success, at most 0.99
+    without it. Unfolding lowers it.
 
     **Success.** Every pair above closer than 4.5 cm, all landmarks within 4 cm of the table, and no
     gripper holding the cloth.
@@ -145,6 +185,8 @@ class FoldTShirtEnv(YamTaskEnv):
         self._pair_a = self._vbody[[a for a, _ in ALL_PAIRS]]
         self._pair_b = self._vbody[[b for _, b in ALL_PAIRS]]
         self._landmarks = self._vbody[list(LANDMARK_VERTICES)]
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
 
     def _reset_task(self) -> None:
         rng = self.np_random
@@ -180,7 +222,68 @@ class FoldTShirtEnv(YamTaskEnv):
         success = folded and released
         progress = 0.2 * left + 0.2 * right + 0.5 * half + 0.1 * float(success)
         terms = {"left_side": left, "right_side": right, "half": half, "held": float(not released)}
-        return Evaluation(progress, success, terms)
+        stages = self.calibration_stages(left, right, half)
+        return Evaluation(progress, success, terms, calibrated_progress(stages, CALIBRATION_WEIGHTS, success))
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def _pinch_stages(self, targets: dict[str, np.ndarray]) -> tuple[float, float]:
+        """``(reach, grasp)`` of the arms in ``targets`` (arm -> cloth point to pinch): mean approach from the home
+        pose, mean closing once there (1 for an arm already pinching)."""
+        opening = self.agent_pos()[[6, 13]]
+        reach, grasp = [], []
+        for arm, point in targets.items():
+            if self.pinches[arm].active(self.data):
+                reach.append(1.0)
+                grasp.append(1.0)
+                continue
+            d = float(np.linalg.norm(self.data.site_xpos[self._tcp[arm]] - point))
+            reach.append(approach(d, float(np.linalg.norm(self._home_tcp[arm] - point)), ARRIVED))
+            grasp.append(gripper_closure(opening[0 if arm == "left" else 1]) if d <= CLOSING_REACH else 0.0)
+        return float(np.mean(reach)), float(np.mean(grasp))
+
+    def calibration_stages(
+        self, left: float | None = None, right: float | None = None, half: float | None = None
+    ) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card).
+
+        ``left``, ``right`` and ``half`` reuse the fold terms :meth:`evaluate` has already computed.
+        """
+        if left is None or right is None or half is None:
+            terms = self.evaluate().terms
+            left, right, half = terms["left_side"], terms["right_side"], terms["half"]
+        held = {arm: self.pinches[arm].active(self.data) for arm in ("left", "right")}
+        opening = dict(zip(("left", "right"), self.agent_pos()[[6, 13]]))
+        score = {"left": left, "right": right, "half": half}
+        # A laid fold that a later fold pulls a little short (as the half fold does to the sleeves) stays laid.
+        done = {fold: score[fold] >= FOLD_KEPT for fold in FOLDS}
+        sleeves_done = done["left"] and done["right"]
+        # Both hands pinching once both sleeves are in: the half fold has begun.
+        half_pinched = sleeves_done and (all(held.values()) or half > FOLD_BEGUN)
+        stages: dict[str, float] = {}
+        # Each sleeve: its arm pinches the middle of the sleeve's tip, lays it over the body and lets go.
+        for arm, col in (("left", _NY), ("right", 0)):
+            tip = 0.5 * (self.point(SLEEVE_ROW0 + 1, col) + self.point(SLEEVE_ROW0 + 2, col))
+            if score[arm] > FOLD_BEGUN or done[arm]:
+                reach = grasp = 1.0
+            else:
+                reach, grasp = self._pinch_stages({arm: tip})
+            release = 0.0
+            if done[arm]:
+                release = float(np.clip(opening[arm], 0.0, 1.0)) if held[arm] and not half_pinched else 1.0
+            values = {"reach": reach, "grasp": grasp, "fold": min(score[arm] / FOLD_DONE, 1.0), "release": release}
+            stages.update({f"{arm}/{stage}": values[stage] for stage in FOLD_STAGES})
+        # The half fold: both arms pinch the shoulders (inside the side folds), lay them on the hem and let go.
+        values = dict.fromkeys(FOLD_STAGES, 0.0)
+        if half_pinched or done["half"]:
+            values.update(reach=1.0, grasp=1.0, fold=min(half / FOLD_DONE, 1.0))
+        elif sleeves_done and stages["left/release"] == 1.0 and stages["right/release"] == 1.0:
+            cols = {"left": BODY_COLS[1] - 1, "right": BODY_COLS[0] + 1}
+            values["reach"], values["grasp"] = self._pinch_stages({a: self.point(_NX, c) for a, c in cols.items()})
+        if done["half"]:
+            values["release"] = float(np.mean([np.clip(opening[a], 0, 1) if held[a] else 1.0 for a in held]))
+        stages.update({f"half/{stage}": values[stage] for stage in FOLD_STAGES})
+        return stages
 
 
 class FoldTShirtExpert(ScriptedExpert):

@@ -19,6 +19,7 @@ import numpy as np
 
 from sarm2_env.constants import ARMS
 from tasks.base import YamTaskEnv, yaw_quat
+from tasks.calibration import approach, gripper_closure, home_tcp_positions
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 
@@ -35,6 +36,12 @@ PLATE_COLOURS = np.array([[0.92, 0.9, 0.84, 1.0], [0.72, 0.84, 0.92, 1.0], [0.93
 PARK = {"left": ArmGoal((0.25, 0.0, 0.15)), "right": ArmGoal((0.25, -0.61, 0.15))}
 #: A plate counts as at rest below this linear speed (m/s).
 REST_SPEED = 0.05
+#: Calibrated progress: a tool centre within this distance (m) of a plate's centre has arrived to grasp it, and
+#: within ``CLOSING_REACH`` its gripper's closing counts as grasping that plate.
+ARRIVED = 0.01
+CLOSING_REACH = 0.025
+#: A hand this far (m) from the plate it let go of has cleared it (the expert rises 8-9 cm after releasing).
+CLEAR_DISTANCE = 0.08
 
 
 def add_plate(spec: mujoco.MjSpec, name: str, rgba: np.ndarray) -> None:
@@ -108,6 +115,7 @@ class PlateTaskEnv(YamTaskEnv):
         self._plate_dadr = np.array([self.model.joint(f"plate{k}_free").dofadr[0] for k in range(n)])
         self.grasps = {arm: [WeldGrasp(self.model, arm, f"plate{k}") for k in range(n)] for arm in ARMS}
         self._tcp_ids = {arm: self.model.site(f"tcp_{arm}").id for arm in ARMS}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ state access
     def set_plate(self, k: int, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
@@ -158,6 +166,39 @@ class PlateTaskEnv(YamTaskEnv):
         lowest rim point >= 4.5 cm up (measured at the rim, so a plate on its edge is not "lifted")."""
         low = self.plate_lowest_point(k)[2]
         return float(np.clip((low - FOOT_DROP - 0.005) / 0.04, 0.0, 1.0))
+
+    # ------------------------------------------------------------------ calibrated progress stages
+    def reach_and_grasp(self, k: int, secured: bool) -> tuple[float, float]:
+        """The calibrated ``reach`` and ``grasp`` stage fractions of plate ``k`` (both 1 once ``secured``).
+
+        ``reach``: the nearest tool centre's approach to the plate's centre, against its distance from the home
+        pose; ``grasp``: that gripper's closing once it is there.
+        """
+        if secured:
+            return 1.0, 1.0
+        pos = self.plate_pos(k)
+        dist = {arm: float(np.linalg.norm(self.tcp_pos(arm) - pos)) for arm in ARMS}
+        arm = min(dist, key=dist.get)
+        reach = approach(dist[arm], float(np.linalg.norm(self._home_tcp[arm] - pos)), arrived=ARRIVED)
+        opening = float(self.agent_pos()[7 * ARMS.index(arm) + 6])
+        return reach, gripper_closure(opening) if dist[arm] <= CLOSING_REACH else 0.0
+
+    def release_fraction(self, k: int) -> float:
+        """How far the gripper holding plate ``k`` has opened (1 when no gripper holds it)."""
+        for i, arm in enumerate(ARMS):
+            if self.grasps[arm][k].active(self.data):
+                return float(np.clip(self.agent_pos()[7 * i + 6], 0.0, 1.0))
+        return 1.0
+
+    def clear_fraction(self, k: int) -> float:
+        """How far the nearest free hand has backed away from plate ``k``, in [0, 1] (1 at ``CLEAR_DISTANCE``).
+
+        A hand holding another plate does not count: it is busy elsewhere, not the one that let go of this one.
+        """
+        pos = self.plate_pos(k)
+        free = [arm for arm in ARMS if self.held_by(arm) is None] or list(ARMS)
+        nearest = min(float(np.linalg.norm(self.tcp_pos(arm) - pos)) for arm in free)
+        return float(np.clip((nearest - ARRIVED) / (CLEAR_DISTANCE - ARRIVED), 0.0, 1.0))
 
     # ------------------------------------------------------------------ per-step physics
     def _release_plates(self) -> None:

@@ -8,8 +8,9 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, yaw_quat
+from tasks.calibration import approach, calibrated_progress, stage_weights
 from tasks.expert import ArmGoal, Segment
-from tasks.plates import PARK, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
+from tasks.plates import PARK, PLATE_RADIUS, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
 from tasks.station import STATION_CENTER_Y
 
 BIN_CENTER = np.array([0.33, STATION_CENTER_Y])
@@ -20,6 +21,24 @@ BIN_HEIGHT = 0.05  # wall top above the table
 #: Where each plate goes in the bin, relative to its centre: plate 0 to the left (+y) half.
 DROP_OFFSETS = (np.array([0.0, 0.05]), np.array([0.0, -0.05]))
 PLATE_HOMES = (np.array([0.29, -0.07]), np.array([0.29, -0.54]))
+#: Calibrated progress: where a plate is carried to (its centre over the bin's interior shrunk by its radius, so
+#: it goes in whole), how high it is carried, and where it lies once in.
+DROP_HALF = BIN_INNER_HALF - PLATE_RADIUS
+CARRY_RISE = 0.08
+BIN_REST_Z = BIN_FLOOR_TOP + REST_Z
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks PlatesToBin --fit`` and
+#: averaged over the two plates (either may go first), so every plate's stages weigh the same.
+STAGE_SHARES = {
+    "reach": 0.186,
+    "grasp": 0.032,
+    "lift": 0.052,
+    "carry": 0.104,
+    "lower": 0.043,
+    "release": 0.043,
+    "clear": 0.041,
+}
+CALIBRATION_WEIGHTS = stage_weights(**{f"plate{k}/{stage}": w for k in range(2) for stage, w in STAGE_SHARES.items()})
 
 
 class PlatesToBinEnv(PlateTaskEnv):
@@ -50,6 +69,15 @@ class PlatesToBinEnv(PlateTaskEnv):
     ``transport`` = 1 when inside, else ``raised * clip(1 - d / d0, 0, 1)`` with ``d`` the horizontal
     distance from the plate's centre to the bin's interior and ``d0`` that distance at reset. Taking a
     plate back out, or dropping it on the way, lowers the progress again.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Per plate, stages in demo order, each weighted by
+    its mean share of full-skill demo time (``STAGE_SHARES``), each a fraction from the current physics state:
+    ``reach`` (the nearest tool centre's approach to the plate, from its home pose), ``grasp`` (that gripper
+    closing on it), ``lift`` (held, up to 8 cm), ``carry`` (horizontal approach to where the plate fits whole in
+    the bin), ``lower`` (held over the bin, down to its floor), ``release`` (the holding gripper opening, inside),
+    ``clear`` (the hand backing 8 cm away from the plate in the bin). Sum of weight x fraction; 1 on success, at
+    most 0.99 without it. A dropped plate loses its lift, carry and lower terms.
 
     **Success.** Every plate inside the bin, released, and at rest (speed < 5 cm/s).
 
@@ -97,6 +125,7 @@ class PlatesToBinEnv(PlateTaskEnv):
         super().__init__(**kwargs)
         self._bin_mocap = self.model.body("bin").mocapid[0]
         self._d0 = np.ones(self.N_PLATES)
+        self._carry0 = np.ones(self.N_PLATES)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -108,6 +137,7 @@ class PlatesToBinEnv(PlateTaskEnv):
         self._release_plates()
         mujoco.mj_kinematics(self.model, self.data)
         self._d0 = np.array([max(self._bin_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
+        self._carry0 = np.array([max(self._drop_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
 
     # ------------------------------------------------------------------ ground truth
     def bin_center(self) -> np.ndarray:
@@ -117,6 +147,11 @@ class PlatesToBinEnv(PlateTaskEnv):
     def _bin_distance(self, pos: np.ndarray) -> float:
         """Horizontal distance from ``pos`` to the bin's interior footprint (0 above it)."""
         out = np.maximum(np.abs(pos[:2] - self.bin_center()) - BIN_INNER_HALF, 0.0)
+        return float(np.linalg.norm(out))
+
+    def _drop_distance(self, pos: np.ndarray) -> float:
+        """Horizontal distance from ``pos`` to where a plate's centre must be for all of it to fit in the bin."""
+        out = np.maximum(np.abs(pos[:2] - self.bin_center()) - DROP_HALF, 0.0)
         return float(np.linalg.norm(out))
 
     def plate_inside(self, k: int) -> bool:
@@ -143,7 +178,45 @@ class PlatesToBinEnv(PlateTaskEnv):
             terms[f"plate{k}_held"] = float(held)
             terms[f"plate{k}_score"] = scores[-1]
         terms["plates_in_bin"] = float(sum(terms[f"plate{k}_inside"] for k in range(self.N_PLATES)))
-        return Evaluation(float(np.mean(scores)), bool(all(done)), terms)
+        success = bool(all(done))
+        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
+        return Evaluation(float(np.mean(scores)), success, terms, calibrated)
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each plate's calibrated stages (see the task card)."""
+        stages: dict[str, float] = {}
+        for k in range(self.N_PLATES):
+            pos = self.plate_pos(k)
+            inside, held = self.plate_inside(k), self.plate_held(k)
+            placed = inside and not held
+            reach, grasp = self.reach_and_grasp(k, secured=held or inside)
+            over = self._drop_distance(pos) < 1e-9
+            if inside:
+                lift = carry = 1.0
+            elif held:
+                lift = float(np.clip((pos[2] - REST_Z) / CARRY_RISE, 0.0, 1.0))
+                carry = lift * approach(self._drop_distance(pos), self._carry0[k])
+            else:  # lying on the table (or dropped on the way)
+                lift = carry = 0.0
+            if placed:
+                lower = 1.0
+            elif held and over:  # from carrying height down to the bin floor
+                lower = float(np.clip(1.0 - (pos[2] - BIN_REST_Z) / (REST_Z + CARRY_RISE - BIN_REST_Z), 0.0, 1.0))
+            else:
+                lower = 0.0
+            values = {
+                "reach": reach,
+                "grasp": grasp,
+                "lift": lift,
+                "carry": carry,
+                "lower": lower,
+                "release": self.release_fraction(k) if inside else 0.0,
+                "clear": self.clear_fraction(k) if placed else 0.0,
+            }
+            stages.update({f"plate{k}/{name}": value for name, value in values.items()})
+        return stages
 
 
 class PlatesToBinExpert(PlateExpert):

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, yaw_quat
+from tasks.calibration import approach, calibrated_progress, stage_weights
 from tasks.expert import ArmGoal, Segment
 from tasks.plates import PARK, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
 from tasks.station import STATION_CENTER_Y
@@ -25,6 +26,26 @@ SLOT_OFFSETS = (SLOT_PITCH / 2, -SLOT_PITCH / 2)
 PLATE_HOMES = (np.array([0.28, -0.07]), np.array([0.28, -0.54]))
 #: A plate tipped at least this far from flat counts as upright (rack slots let it lean ~30 deg).
 UPRIGHT_DEG = 50.0
+#: Calibrated progress: how high a plate is lifted before it is turned (m), how far it is turned (deg), how close
+#: (m, horizontally) its lowest rim point must come to a slot's centre line to be over it, and the height (m) of
+#: that point above the rack's floor that inserting starts from.
+LIFT_RISE = 0.08
+TURN_DEG = 85.0
+OVER_SLOT = 0.03
+INSERT_DROP = 0.11
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks PlatesToDishRack --fit``
+#: and averaged over the two plates (either may go first), so every plate's stages weigh the same.
+STAGE_SHARES = {
+    "reach": 0.128,
+    "grasp": 0.023,
+    "lift": 0.036,
+    "turn_carry": 0.119,
+    "insert": 0.108,
+    "release": 0.036,
+    "clear": 0.049,
+}
+CALIBRATION_WEIGHTS = stage_weights(**{f"plate{k}/{stage}": w for k in range(2) for stage, w in STAGE_SHARES.items()})
 
 
 class PlatesToDishRackEnv(PlateTaskEnv):
@@ -57,6 +78,16 @@ class PlatesToDishRackEnv(PlateTaskEnv):
     (1 at >= 4 cm); ``transport`` = 1 in a slot, else ``picked * clip(1 - d / d0, 0, 1)`` with ``d`` the
     horizontal distance to the nearest slot and ``d0`` that distance at reset. A plate that falls
     flat or leaves its slot loses its upright and slot terms.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Per plate, stages in demo order, each weighted by
+    its mean share of full-skill demo time (``STAGE_SHARES``), each a fraction from the current physics state:
+    ``reach`` (the nearest tool centre's approach to the plate, from its home pose), ``grasp`` (that gripper
+    closing on it), ``lift`` (held, up to 8 cm), ``turn_carry`` (mean of the tilt towards 85 deg and the rim's
+    lowest point's horizontal approach to the nearest slot), ``insert`` (held over a slot, that point lowered
+    into it), ``release`` (the holding gripper opening, in a slot), ``clear`` (the nearest free hand backing
+    8 cm away). Sum of weight x fraction; 1 on success, at most 0.99 without it. A plate that falls flat or
+    leaves its slot loses its terms.
 
     **Success.** Every plate upright in its own slot, released, and at rest (speed < 5 cm/s).
 
@@ -176,7 +207,44 @@ class PlatesToDishRackEnv(PlateTaskEnv):
             terms[f"plate{k}_score"] = scores[-1]
         terms["plates_in_rack"] = float(sum(s is not None for s in slots))
         distinct = len({s for s in slots if s is not None}) == self.N_PLATES
-        return Evaluation(float(np.mean(scores)), bool(all(settled) and distinct), terms)
+        success = bool(all(settled) and distinct)
+        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
+        return Evaluation(float(np.mean(scores)), success, terms, calibrated)
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each plate's calibrated stages (see the task card)."""
+        stages: dict[str, float] = {}
+        for k in range(self.N_PLATES):
+            in_slot, held = self.slot_of(k) is not None, self.plate_held(k)
+            placed = in_slot and not held
+            reach, grasp = self.reach_and_grasp(k, secured=held or in_slot)
+            low = self.plate_lowest_point(k)
+            to_slot = self._slot_distance(low)
+            if in_slot:
+                lift = turn_carry = insert = 1.0
+            elif held:
+                turned = float(np.clip(self.tilt_from_flat(k) / TURN_DEG, 0.0, 1.0))
+                over = to_slot <= OVER_SLOT
+                # Once turned or over its slot, a plate lowered to insert it is not "less lifted".
+                lift = float(np.clip((self.plate_pos(k)[2] - REST_Z) / LIFT_RISE, 0.0, 1.0))
+                lift = 1.0 if over or turned >= 0.5 else lift
+                turn_carry = lift * 0.5 * (turned + approach(to_slot, self._d0[k], arrived=OVER_SLOT))
+                insert = float(np.clip(1.0 - (low[2] - RACK_FLOOR) / INSERT_DROP, 0.0, 1.0)) if over else 0.0
+            else:  # lying on the table (or dropped on the way)
+                lift = turn_carry = insert = 0.0
+            values = {
+                "reach": reach,
+                "grasp": grasp,
+                "lift": lift,
+                "turn_carry": turn_carry,
+                "insert": insert,
+                "release": self.release_fraction(k) if in_slot else 0.0,
+                "clear": self.clear_fraction(k) if placed else 0.0,
+            }
+            stages.update({f"plate{k}/{name}": value for name, value in values.items()})
+        return stages
 
 
 class PlatesToDishRackExpert(PlateExpert):

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 
@@ -26,6 +27,11 @@ DETENT_FORCE = 5.0
 #: Normal force (N) on the socket's top from a gripper that counts as holding it down.
 PRESS_FORCE = 3.0
 ARMS = ("left", "right")
+#: A gripper's tool centre within this distance (m) of the plug handle is closing on it (not just passing by).
+GRASP_REACH = 0.03
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks PullPlug --fit``.
+CALIBRATION_WEIGHTS = stage_weights(press_reach=0.291, press=0.028, grasp_reach=0.403, grasp=0.097, pull=0.18)
 
 
 class PullPlugEnv(YamTaskEnv):
@@ -55,6 +61,14 @@ class PullPlugEnv(YamTaskEnv):
     socket's axis, relative to the socket, so dragging the socket earns nothing); ``out = d >= 0.03``;
     ``held`` = a gripper presses the socket's top with at least 3 N; ``grasped`` = a gripper holds the
     plug. Pushing the plug back in lowers the progress.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``press_reach`` (the left tool centre's approach to the middle of the socket's top, from its home pose),
+    ``press`` (press force / 3 N), ``grasp_reach`` (the right tool centre's approach to the plug), ``grasp`` (the
+    right gripper closing on it), ``pull`` (``pulled``). Sum of weight x fraction; 1 on success, at most 0.99
+    without it. Pushing the plug back in, or letting go of the socket, lowers it.
 
     **Success.** The plug's prongs have cleared the socket (``d >= 0.03`` m).
 
@@ -159,6 +173,8 @@ class PullPlugEnv(YamTaskEnv):
             self.model.geom(f"{arm}_{part}").id for arm in ARMS for part in ("tip_left_pad", "tip_right_pad", "palm")
         }
         self._force = np.zeros(6)
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ARMS}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -212,6 +228,7 @@ class PullPlugEnv(YamTaskEnv):
         held = force >= PRESS_FORCE
         grasped = any(g.active(self.data) for g in self.grasps.values())
         progress = 0.8 * pulled + 0.1 * float(held or out) + 0.1 * float(grasped or out)
+        stages = self.calibration_stages(pulled=pulled, force=force, grasped=grasped)
         terms = {
             "pulled": pulled,
             "pull_distance": dist,
@@ -219,7 +236,46 @@ class PullPlugEnv(YamTaskEnv):
             "socket_held": float(held),
             "plug_grasped": float(grasped),
         }
-        return Evaluation(progress, bool(out), terms)
+        return Evaluation(progress, bool(out), terms, calibrated_progress(stages, CALIBRATION_WEIGHTS, out))
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(
+        self, pulled: float | None = None, force: float | None = None, grasped: bool | None = None
+    ) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card).
+
+        The keyword arguments reuse values :meth:`evaluate` has already computed.
+        """
+        pulled = float(np.clip(self.pull_distance() / OUT_DIST, 0.0, 1.0)) if pulled is None else pulled
+        force = self.press_force() if force is None else force
+        if grasped is None:
+            grasped = any(g.active(self.data) for g in self.grasps.values())
+        out = pulled >= 1.0
+        held = force >= PRESS_FORCE
+        socket, _ = self.socket_pose()
+        spot = socket + np.array([0.0, 0.0, SOCKET_HALF[2]])  # the middle of the socket's top
+        plug = self.plug_position()
+        left, right = (self.data.site_xpos[self._tcp[arm]] for arm in ARMS)
+        d_plug = float(np.linalg.norm(right - plug))
+        if grasped or out:
+            grasp = 1.0
+        elif d_plug <= GRASP_REACH:
+            grasp = gripper_closure(float(self.agent_pos()[13]))
+        else:
+            grasp = 0.0
+        return {
+            "press_reach": 1.0
+            if held or out
+            else approach(float(np.linalg.norm(left - spot)), self._reach0(spot, "left"), arrived=0.035),
+            "press": 1.0 if out else float(np.clip(force / PRESS_FORCE, 0.0, 1.0)),
+            "grasp_reach": 1.0 if grasped or out else approach(d_plug, self._reach0(plug, "right"), arrived=0.012),
+            "grasp": grasp,
+            "pull": pulled,
+        }
+
+    def _reach0(self, target: np.ndarray, arm: str) -> float:
+        return float(np.linalg.norm(target - self._home_tcp[arm]))
 
 
 class PullPlugExpert(ScriptedExpert):

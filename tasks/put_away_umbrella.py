@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y
@@ -43,6 +44,31 @@ DANGLE_DEG = 25.0  # the hung shaft must point down within this angle of the ver
 HUNG_TOL = 0.035  # m: crook centre this close to the peg axis counts as on the hook
 REST_SPEED = 0.05  # m/s
 REST_SPIN = 0.6  # rad/s
+#: Calibrated progress: a tool centre this close (m) to a grasp point has arrived, and within ``CLOSING_REACH``
+#: its gripper's closing counts as grasping; how far the hand-over grasp point starts from the left arm's home tool
+#: centre (umbrella at its nominal rest), and the crook from the hanging point at the hand-over (m).
+ARRIVED = 0.012
+CLOSING_REACH = 0.025
+HANDOVER_START = 0.49
+HOOK_START = 0.6
+#: The crook is carried to this height (m) above the peg, then lowered onto it once within ``OVER_HOOK`` (m,
+#: horizontally) of the hanging point.
+HOOK_DROP = 0.07
+OVER_HOOK = 0.03
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks PutAwayUmbrella --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    reach=0.152,
+    grasp=0.043,
+    lift=0.034,
+    handover_reach=0.244,
+    take=0.039,
+    let_go=0.015,
+    carry=0.301,
+    lower=0.079,
+    release=0.06,
+    settle=0.032,
+)
 
 
 class PutAwayUmbrellaEnv(YamTaskEnv):
@@ -73,6 +99,17 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
     only the left gripper holds it (1 when hung); ``hung`` = released with the peg inside the crook
     (crook centre within 3 cm of the peg's axis, along the peg's length). An umbrella that falls off
     the hook, or is dropped, scores 0.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``reach`` (the right tool centre's approach to the shaft's tip end, from its home pose), ``grasp`` (the right
+    gripper closing on it), ``lift`` (``lifted``), ``handover_reach`` (while the right hand holds it, the left
+    tool centre's approach to the handle end, 0.49 m nominal), ``take`` (the left gripper closing on it),
+    ``let_go`` (the right gripper opening once both hold it), ``carry`` (the crook's approach to 7 cm above the
+    hanging point, 0.6 m), ``lower`` (the crook lowered onto the peg), ``release`` (the left gripper opening on
+    the peg), ``settle`` (the hung shaft swinging down to 25 deg from vertical). Sum of weight x fraction; 1 on
+    success, at most 0.99 without it. A dropped umbrella loses every term past the pick.
 
     **Success.** Hung, released by both grippers, swung down (shaft within 25 deg of hanging straight down) and
     at rest (speed < 5 cm/s, spin < 0.6 rad/s).
@@ -182,6 +219,8 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         self._qadr = self.model.joint("umbrella_free").qposadr[0]
         self._dadr = self.model.joint("umbrella_free").dofadr[0]
         self._rest_com_z = 0.0
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -245,6 +284,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
             dist = float(np.linalg.norm(self.crook_center() - HOOK_POINT))
             near = float(np.clip(1.0 - dist / 0.6, 0.0, 1.0)) * handed
         progress = 0.15 * lifted + 0.15 * handed + 0.3 * near + 0.3 * float(hung) + 0.1 * float(success)
+        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
         terms = {
             "held_left": float(held_l),
             "held_right": float(held_r),
@@ -253,7 +293,66 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
             "hung": float(hung),
             "dangling": float(dangling),
         }
-        return Evaluation(progress, success, terms)
+        return Evaluation(progress, success, terms, calibrated)
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card)."""
+        held_l = self.grasps["left"].active(self.data)
+        held_r = self.grasps["right"].active(self.data)
+        on_peg = self.on_peg()
+        hung = on_peg and not (held_l or held_r)
+        handed = hung or (held_l and not held_r)
+        opening = self.agent_pos()[[6, 13]]
+        tcp = {arm: self.data.site_xpos[self._tcp[arm]] for arm in ("left", "right")}
+        # The right arm picks the umbrella by its tip end ...
+        tip = self.body_point([TIP_GRIP_X, 0.0, 0.0])
+        d_tip = float(np.linalg.norm(tcp["right"] - tip))
+        picked = held_r or handed
+        reach = 1.0 if picked else approach(d_tip, float(np.linalg.norm(self._home_tcp["right"] - tip)), ARRIVED)
+        grasp = 1.0 if picked else (gripper_closure(opening[1]) if d_tip <= CLOSING_REACH else 0.0)
+        rise = float(self.data.xipos[self._body][2]) - self._rest_com_z
+        lift = 1.0 if handed else (float(np.clip(rise / 0.06, 0.0, 1.0)) if held_r else 0.0)
+        # ... holds it out and the left arm takes it by the handle end ...
+        handle = self.body_point([HANDLE_GRIP_X, 0.0, 0.0])
+        d_handle = float(np.linalg.norm(tcp["left"] - handle))
+        if held_l or handed:
+            handover_reach = take = 1.0
+        elif held_r:
+            handover_reach = approach(d_handle, HANDOVER_START, ARRIVED)
+            take = gripper_closure(opening[0]) if d_handle <= CLOSING_REACH else 0.0
+        else:
+            handover_reach = take = 0.0
+        let_go = 1.0 if handed else (float(np.clip(opening[1], 0.0, 1.0)) if held_l else 0.0)
+        # ... carries the crook onto the peg, lets go, and the umbrella swings down and comes to rest.
+        if hung:
+            carry = lower = release = 1.0
+        elif handed:
+            crook = self.crook_center()
+            carry = approach(float(np.linalg.norm(crook - HOOK_POINT - [0.0, 0.0, HOOK_DROP])), HOOK_START, 0.015)
+            over = float(np.linalg.norm(crook[:2] - HOOK_POINT[:2])) <= OVER_HOOK
+            lower = float(np.clip(1.0 - (crook[2] - PEG_Z) / HOOK_DROP, 0.0, 1.0)) if over or on_peg else 0.0
+            release = float(np.clip(opening[0], 0.0, 1.0)) if on_peg else 0.0
+        else:
+            carry = lower = release = 0.0
+        settle = 0.0
+        if hung:
+            shaft_down = float(self.data.xmat[self._body].reshape(3, 3)[2, 0])
+            angle = float(np.degrees(np.arccos(np.clip(shaft_down, -1.0, 1.0))))
+            settle = float(np.clip((90.0 - angle) / (90.0 - DANGLE_DEG), 0.0, 1.0))
+        return {
+            "reach": reach,
+            "grasp": grasp,
+            "lift": lift,
+            "handover_reach": handover_reach,
+            "take": take,
+            "let_go": let_go,
+            "carry": carry,
+            "lower": lower,
+            "release": release,
+            "settle": settle,
+        }
 
 
 class PutAwayUmbrellaExpert(ScriptedExpert):

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from tasks.base import Evaluation, YamTaskEnv
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y
@@ -26,6 +27,25 @@ HEAD_HALF = np.array([0.016, 0.07, 0.012])  # broom head: wide along its local y
 POST_HALF = np.array([0.008, 0.008, 0.045])  # the handle post rising from the head's centre
 BROOM_REST = np.array([0.31, -0.035])  # the broom's marked rest spot
 REST_HALF = np.array([0.04, 0.09])
+#: Calibrated progress: where the hand holds the broom's post (m above the head's centre), how close (m) a tool
+#: centre must come to that point to have arrived, and how far (m) the broom is carried back to its rest spot.
+POST_GRIP_Z = 0.05
+ARRIVED = 0.015
+REST_START = 0.2
+#: How far (m) the picked broom is from behind the scraps, where the first stroke starts, and the swept fraction
+#: that shows a stroke has begun.
+SCRAPS_START = 0.17
+STARTED = 0.1
+#: Calibrated stage weights: each stage's mean share of full-skill demo time, measured on 20 demos at operator
+#: variability 1 (seeds 0-19) with ``python benchmarks/calibrated_progress.py --tasks SweepPaperScraps --fit``.
+CALIBRATION_WEIGHTS = stage_weights(
+    reach=0.116, grasp=0.036, to_scraps=0.085, sweep=0.507, put_back=0.194, release=0.062
+)
+
+
+def zone_distance(xy: np.ndarray) -> np.ndarray:
+    """Distance (m) from each point of ``xy`` (N, 2) to the dustpan zone's rectangle (0 inside)."""
+    return np.linalg.norm(np.maximum(np.maximum(ZONE_LO - xy, xy - ZONE_HI), 0.0), axis=1)
 
 
 class SweepPaperScrapsEnv(YamTaskEnv):
@@ -53,6 +73,17 @@ class SweepPaperScrapsEnv(YamTaskEnv):
     ``in_zone`` is the fraction of scraps whose centre lies inside the zone's rectangle on the table;
     scraps pushed or knocked out of it take it back down. ``broom_at_rest`` is 1 when the broom stands
     upright on its rest spot, released.
+
+    **Calibrated progress** (``info["calibrated_progress"]``; :mod:`tasks.calibration`): the same physics in
+    demo-time units, for comparison with time-linear progress. Stages in demo order, each weighted by its mean
+    share of full-skill demo time (``CALIBRATION_WEIGHTS``), each a fraction from the current physics state:
+    ``reach`` (the left tool centre's approach to the broom's post, from its home pose), ``grasp`` (the left
+    gripper closing on it), ``to_scraps`` (the held broom's approach to behind the scraps, until a stroke moves
+    them), ``sweep`` (the mean over scraps of their way to the zone, as a fraction of their distance at reset;
+    1 in the zone), ``put_back`` (once 90 % are in, the lifted broom's approach to its rest spot), ``release``
+    (the gripper opening on the spot). Sum of weight x fraction; 1 on success, at most 0.99 without it. Scraps
+    knocked back out lower it. Strokes that move no scrap (the demos' later strokes often do not) change no
+    physics, so calibrated progress is flat through them.
 
     **Success.** At least 90 % of the scraps in the zone and the broom released on its rest spot.
 
@@ -189,6 +220,9 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         self._broom_qadr = int(self.model.joint("broom_free").qposadr[0])
         self._scrap_bodies = np.array([self.model.body(f"scrap_{k}").id for k in range(N_SCRAPS)])
         self._scrap_qadr = np.array([self.model.joint(f"scrap_{k}_free").qposadr[0] for k in range(N_SCRAPS)])
+        self._scrap_d0 = np.ones(N_SCRAPS)  # each scrap's distance to the zone at reset
+        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
+        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -197,6 +231,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         yaw = rng.uniform(-np.pi, np.pi, size=N_SCRAPS)
         for k, adr in enumerate(self._scrap_qadr):
             self.set_free_pose(adr, (*xy[k], SCRAP_HALF[2]), yaw[k])
+        self._scrap_d0 = np.maximum(zone_distance(xy), 0.02)
         bxy = BROOM_REST + rng.uniform(-0.015, 0.015, size=2)
         byaw = rng.uniform(-0.15, 0.15)
         self.set_free_pose(self._broom_qadr, (*bxy, HEAD_HALF[2]), byaw)
@@ -242,7 +277,58 @@ class SweepPaperScrapsEnv(YamTaskEnv):
             progress,
             bool(success),
             {"in_zone": frac, "broom_held": float(self.broom_held()), "broom_at_rest": float(at_rest)},
+            calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, bool(success)),
         )
+
+    calibration_weights = CALIBRATION_WEIGHTS
+
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each calibrated stage, in demo order (see the task card)."""
+        held = self.broom_held()
+        swept = self.scraps_in_zone().mean() >= SUCCESS_FRACTION
+        # The broom starts on its rest spot: being there counts only as putting it back after the sweeping.
+        at_rest = self.broom_at_rest() and swept
+        head = self.data.xpos[self._broom]
+        tcp = self.data.site_xpos[self._tcp["left"]]
+        opening = float(self.agent_pos()[6])
+        # Pick the broom up by its post ...
+        post = head + np.array([0.0, 0.0, POST_GRIP_Z])
+        d_post = float(np.linalg.norm(tcp - post))
+        picked = held or at_rest
+        reach = 1.0 if picked else approach(d_post, float(np.linalg.norm(self._home_tcp["left"] - post)), ARRIVED)
+        grasp = 1.0 if picked else (gripper_closure(opening) if d_post <= 2 * ARRIVED else 0.0)
+        # ... sweep: each scrap's way to the zone, as a fraction of its distance at reset (in the zone counts 1;
+        # knocked back out, it counts less again). Success needs 90 % in the zone: so does a full stage.
+        pos = self.data.xpos[self._scrap_bodies]
+        moved = np.clip(1.0 - zone_distance(pos[:, :2]) / self._scrap_d0, 0.0, 1.0)
+        moved[self.scraps_in_zone()] = 1.0
+        sweep = float(np.clip(moved.mean(), 0.0, 1.0))
+        # Before the first stroke moves anything, the broom is brought behind the scraps.
+        if sweep >= STARTED or swept:
+            to_scraps = 1.0
+        elif held:
+            behind = np.array([SCRAP_REGION_HI[0] + 0.035, np.clip(head[1], SCRAP_REGION_LO[1], SCRAP_REGION_HI[1])])
+            to_scraps = approach(float(np.linalg.norm(head[:2] - behind)), SCRAPS_START, arrived=0.01)
+        else:
+            to_scraps = 0.0
+        # ... and put it back on its rest spot (once lifted off the table: strokes slide it about).
+        on_spot = bool(np.all(np.abs(head[:2] - BROOM_REST) <= REST_HALF))
+        lifted = head[2] - HEAD_HALF[2] > 0.02
+        if at_rest:
+            put_back = release = 1.0
+        elif held and swept and (lifted or on_spot):
+            put_back = approach(float(np.linalg.norm(head[:2] - BROOM_REST)), REST_START, arrived=0.01)
+            release = float(np.clip(opening, 0.0, 1.0)) if on_spot and not lifted else 0.0
+        else:
+            put_back = release = 0.0
+        return {
+            "reach": reach,
+            "grasp": grasp,
+            "to_scraps": to_scraps,
+            "sweep": sweep,
+            "put_back": put_back,
+            "release": release,
+        }
 
 
 class SweepPaperScrapsExpert(ScriptedExpert):
