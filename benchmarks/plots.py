@@ -75,7 +75,7 @@ def _rollouts(plt, out_dir: Path, task: str, rollouts: list, predictions: dict, 
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, feats in zip(axes.flat, rollouts):
         t = np.arange(feats.length)
-        ax.plot(t, feats.progress, "k--", lw=2, label="physics ground truth")
+        ax.plot(t, feats.physics_progress, "k--", lw=2, label="physics ground truth (calibrated)")
         for backend, results in predictions.items():
             arrays = results.get(f"heldout_rollouts|{feats.episode_id}")
             if arrays is not None:

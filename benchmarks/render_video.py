@@ -9,7 +9,8 @@ Each video frame stacks, top to bottom:
   per backend its predicted progress, predicted primitive (with probability), MoE gate group and top-2 experts
   when the backend provides them (``RewardOutput.primitive_probs``, ``extras["group"]``,
   ``extras["expert_weights"]``);
-* a plot of predicted progress per backend against the ground truth (``episode.progress``, the simulator's
+* a plot of predicted progress per backend against the ground truth (``episode.calibrated_progress`` where
+  recorded, else ``episode.progress``; the simulator's
   physics progress), with a strip of the predicted primitive per frame underneath, and a cursor at the current
   frame.
 
@@ -442,7 +443,8 @@ def render_video(
     line_h = font_size + 4
     header_h = 2 * line_h + 4  # title, camera names
     info_h = (1 + len(tracks)) * line_h + 6
-    gt = np.asarray(episode.progress, dtype=np.float64)
+    calibrated = getattr(episode, "calibrated_progress", None)  # demo-time units, where the episode has it
+    gt = np.asarray(episode.progress if calibrated is None else calibrated, dtype=np.float64)
     expert_labels = np.asarray(episode.primitive, dtype=np.int64)
     if plot_height is not None and (not isinstance(plot_height, int) or plot_height < 1):
         raise ConfigError(f"`plot_height` must be a positive int; got {plot_height!r}")

@@ -22,18 +22,18 @@ NAN = M.NAN
 
 SET_TITLES = {
     "heldout_demos": "held-out demos vs time-linear progress (the paper's protocol)",
-    "heldout_rollouts": "held-out imperfect rollouts vs physics ground-truth progress",
+    "heldout_rollouts": "held-out imperfect rollouts vs calibrated physics progress",
 }
 
 
 def ground_truth(split: str, feats) -> np.ndarray:
     """The target of an evaluation set at its scored steps: time-linear ``t / (T-1)`` on demos, physics progress
-    on rollouts."""
+    on rollouts (calibrated to demo-time units where the episode has it, :mod:`tasks.calibration`)."""
     steps = feats.scored_steps
     if split == "heldout_demos":
         n = feats.length
         return steps / (n - 1) if n > 1 else np.ones(len(steps))
-    return np.asarray(feats.progress, dtype=np.float64)[steps]
+    return np.asarray(feats.physics_progress, dtype=np.float64)[steps]
 
 
 def scored(feats, per_step: np.ndarray) -> np.ndarray:

@@ -39,10 +39,18 @@ class EpisodeFeatures:
     success_flags: np.ndarray | None = None
     #: the steps whose frames were rendered, for an episode recorded at a query rate; None = every step
     query_indices: np.ndarray | None = None
+    #: physics progress in demo-time units (simulated episodes; evaluation only), None where unknown
+    calibrated_progress: np.ndarray | None = None
 
     @property
     def length(self) -> int:
         return int(self.embeddings.shape[0])
+
+    @property
+    def physics_progress(self) -> np.ndarray:
+        """The evaluation's physics ground truth: ``calibrated_progress`` (demo-time units, what models learn)
+        where the episode has it, else the raw ``progress``."""
+        return self.progress if self.calibrated_progress is None else self.calibrated_progress
 
     @property
     def scored_steps(self) -> np.ndarray:
@@ -80,7 +88,12 @@ class EpisodeFeatures:
             progress=np.asarray(episode.progress, dtype=np.float32),
             success_flags=np.asarray(episode.success_flags, dtype=bool),
             query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
+            calibrated_progress=_optional_float32(getattr(episode, "calibrated_progress", None)),
         )
+
+
+def _optional_float32(values) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=np.float32)
 
 
 def require_every_frame(episodes: Sequence[EpisodeFeatures], what: str) -> None:

@@ -1,7 +1,8 @@
 """Simple reference backends: bounds and sanity checks every learned reward is read against.
 
-* ``oracle`` — ground-truth progress from the simulator's physics (upper bound; test double). Offline it
-  reads ``EpisodeFeatures.progress``; online ``info["progress"]`` of the env step.
+* ``oracle`` — ground-truth progress from the simulator's physics (upper bound; test double): the calibrated
+  progress (demo-time units) where the episode or env has it, else the raw progress. Offline it reads
+  ``EpisodeFeatures.physics_progress``; online ``info["calibrated_progress"]`` (else ``info["progress"]``).
 * ``time_linear`` — ``t / mean demo length`` of the task, clipped to 1: what a model that only counts time
   would say. Fitted on the training demos (their mean length per task).
 * ``sparse`` — 0 until the episode's ground-truth success, then 1 (the env's own sparse reward).
@@ -40,6 +41,9 @@ def _features(episode) -> EpisodeFeatures:
         primitive=np.asarray(episode.primitive, dtype=np.int64),
         progress=np.asarray(episode.progress, dtype=np.float32),
         success_flags=np.asarray(episode.success_flags, dtype=bool),
+        calibrated_progress=None
+        if getattr(episode, "calibrated_progress", None) is None
+        else np.asarray(episode.calibrated_progress, dtype=np.float32),
     )
 
 
@@ -85,9 +89,16 @@ class OracleRewardModel(_Reference):
     def label(self) -> str:
         return "oracle (physics ground truth)"
 
+    def _value(self, session: Session) -> float:
+        # the calibrated progress (demo-time units) where the env computes it; the raw progress otherwise
+        if "calibrated_progress" in session.info:
+            return float(session.info["calibrated_progress"])
+        return self._from_info(session)
+
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode)
-        return RewardOutput(progress=feats.progress.astype(np.float32), query_indices=np.arange(feats.length))
+        progress = feats.physics_progress.astype(np.float32)
+        return RewardOutput(progress=progress, query_indices=np.arange(feats.length))
 
 
 class SparseRewardModel(_Reference):

@@ -210,6 +210,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
     frames: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
     frame_index: list[int] = []
     states, actions, prims, progress, success = [], [], [], [], []
+    calibrated: list[float] = []
     for obs, action, _reward, info in run_expert_episode(env, expert, seed=seed):
         if action is not None:
             actions.append(np.asarray(action, dtype=np.float32))
@@ -219,6 +220,8 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
         states.append(obs["agent_pos"] if isinstance(obs, dict) and "agent_pos" in obs else base.agent_pos())
         progress.append(info["progress"])
         success.append(info["success"])
+        if "calibrated_progress" in info:
+            calibrated.append(info["calibrated_progress"])
     if frame_index[-1] != len(states) - 1:  # the outcome frame: the env still holds the final state
         _keep_views(frames, frame_index, base, obs, len(states) - 1)
     actions.append(actions[-1] if actions else np.asarray(env.unwrapped.home_action, dtype=np.float32))
@@ -236,6 +239,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
         action=np.stack(actions),
         primitive=np.asarray(prims, dtype=np.int16),
         progress=np.asarray(progress, dtype=np.float32),
+        calibrated_progress=np.asarray(calibrated, dtype=np.float32) if len(calibrated) == len(states) else None,
         success_flags=np.asarray(success, dtype=bool),
         timestamp=np.arange(len(states), dtype=np.float64) / hz,
         frames={cam: np.stack(v) for cam, v in frames.items()},

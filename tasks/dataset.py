@@ -26,7 +26,7 @@ key                    shape            dtype    meaning
 ``state``              (T, 14)          float32  ``agent_pos``: per arm 6 joint angles (rad) + gripper
 ``action``             (T, 14)          float32  commanded action, same layout as ``state``
 ``primitive``          (T,)             int16    index into the index's ``primitives`` list
-``progress``           (T,)             float32  task progress in [0, 1]
+``progress``           (T,)             float32  task progress in [0, 1] (the simulator's raw physics progress)
 ``success_flags``      (T,)             bool     task solved at this frame
 ``timestamp``          (T,)             float64  seconds since the episode started, non-decreasing
 ``frames_<camera>``    (T, H, W, 3)     uint8    RGB, one key per camera: top, left_wrist, right_wrist
@@ -35,6 +35,9 @@ key                    shape            dtype    meaning
 ``meta``               ()               bytes    UTF-8 JSON of the scalar fields: task_id, instruction,
                                                  seed, skill, success, fps, episode_id, extra, version
 =====================  ===============  =======  =====================================================
+
+Simulated episodes also hold ``calibrated_progress`` (T,) float32: the physics progress in demo-time units
+(``info["calibrated_progress"]``, :mod:`tasks.calibration`); it is absent from older datasets and real stations.
 
 Reading an episode without this module::
 
@@ -131,6 +134,7 @@ LOCK_FILE = ".dataset.lock"
 _ARRAY_KEYS: tuple[str, ...] = ("state", "action", "primitive", "progress", "success_flags", "timestamp")
 _FRAME_KEYS: dict[str, str] = {cam: f"frames_{cam}" for cam in CAMERAS}
 _FRAME_INDEX_KEY = "frame_index"
+_CALIBRATED_KEY = "calibrated_progress"
 _META_KEYS: tuple[str, ...] = ("task_id", "instruction", "seed", "skill", "success", "fps", "episode_id", "extra")
 _ENTRY_KEYS: dict[str, tuple[type, ...]] = {
     "episode_id": (str,),
@@ -184,6 +188,9 @@ class Episode:
     episode_id: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     frame_index: np.ndarray | None = None
+    #: physics progress in demo-time units (``info["calibrated_progress"]``), or None where unknown (older
+    #: datasets, real stations)
+    calibrated_progress: np.ndarray | None = None
 
     @classmethod
     def create(cls, **fields: Any) -> Episode:
@@ -196,11 +203,12 @@ class Episode:
             "state": np.float32,
             "action": np.float32,
             "progress": np.float32,
+            "calibrated_progress": np.float32,
             "success_flags": np.bool_,
             "timestamp": np.float64,
         }
         for key, dtype in arrays.items():
-            if key in fields:
+            if fields.get(key) is not None:
                 try:
                     fields[key] = np.ascontiguousarray(np.asarray(fields[key]), dtype=dtype)
                 except (TypeError, ValueError) as exc:
@@ -333,9 +341,15 @@ class Episode:
         lo, hi = int(self.primitive.min()), int(self.primitive.max())
         if lo < 0 or hi >= NUM_PRIMITIVES:
             raise DatasetError(f"`primitive`: expected indices in [0, {NUM_PRIMITIVES}); got values in [{lo}, {hi}]")
-        plo, phi = float(self.progress.min()), float(self.progress.max())
-        if plo < 0.0 or phi > 1.0:
-            raise DatasetError(f"`progress`: expected values in [0, 1]; got values in [{plo:g}, {phi:g}]")
+        for name in ("progress", "calibrated_progress"):
+            value = getattr(self, name)
+            if value is None:  # only calibrated_progress is optional; `progress` was checked above
+                continue
+            if not isinstance(value, np.ndarray) or value.shape != (length,) or value.dtype != np.float32:
+                raise DatasetError(f"`{name}`: expected a float32 array of shape ({length},); got {_describe(value)}")
+            plo, phi = float(np.min(value)), float(np.max(value))
+            if not (0.0 <= plo and phi <= 1.0):  # also refuses NaN
+                raise DatasetError(f"`{name}`: expected values in [0, 1]; got values in [{plo:g}, {phi:g}]")
         steps = np.diff(self.timestamp)
         if (steps < 0).any():
             i = int(np.argmax(steps < 0))
@@ -717,6 +731,8 @@ class DatasetWriter:
             arrays[key] = episode.frames[cam]
         if episode.frame_index is not None:
             arrays[_FRAME_INDEX_KEY] = episode.frame_index
+        if episode.calibrated_progress is not None:
+            arrays[_CALIBRATED_KEY] = episode.calibrated_progress
         arrays["meta"] = np.array(json.dumps(episode._meta(), allow_nan=False).encode("utf-8"))
         save = np.savez_compressed if self.compress else np.savez
         try:
@@ -947,6 +963,7 @@ def _read_episode_file(path: Path, frames: bool = True) -> Episode:
                 raise DatasetError(f"{name}: expected arrays {keys}; missing {missing}; {_RECOLLECT}")
             data = {k: z[k] for k in keys}
             frame_index = z[_FRAME_INDEX_KEY] if _FRAME_INDEX_KEY in z.files else None
+            calibrated = z[_CALIBRATED_KEY] if _CALIBRATED_KEY in z.files else None
     except DatasetError:
         raise
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
@@ -967,6 +984,7 @@ def _read_episode_file(path: Path, frames: bool = True) -> Episode:
             **{k: data[k] for k in _ARRAY_KEYS},
             frames={cam: data[key] for cam, key in _FRAME_KEYS.items()} if frames else {},
             frame_index=frame_index,
+            calibrated_progress=calibrated,
         )
         episode.validate(require_frames=frames)
     except DatasetError as exc:

@@ -41,6 +41,16 @@ def test_oracle_returns_ground_truth_offline_and_online() -> None:
         run_online(model, feats, [{}] * feats.length)
 
 
+def test_oracle_prefers_the_calibrated_progress_where_there_is_one() -> None:
+    (feats,) = synthetic_features(TASK, 1, length=12)
+    calibrated = np.linspace(0.0, 1.0, 12, dtype=np.float32)
+    feats = dataclasses.replace(feats, progress=np.zeros(12, np.float32), calibrated_progress=calibrated)
+    model = make_reward_model("oracle")
+    np.testing.assert_array_equal(model.predict_episode(feats).progress, calibrated)
+    infos = [{"progress": 0.0, "calibrated_progress": float(c)} for c in calibrated]
+    np.testing.assert_allclose(run_online(model, feats, infos), calibrated)
+
+
 def test_sparse_is_zero_until_success_then_one() -> None:
     (feats,) = synthetic_features(TASK, 1, length=10)
     feats = with_success(feats, 6)

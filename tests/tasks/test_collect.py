@@ -265,6 +265,9 @@ def test_query_rate_recording_renders_only_the_kept_steps_and_matches_a_full_rec
     for cam in CAMERAS:  # the same pixels as the fully rendered recording at the kept steps
         np.testing.assert_array_equal(sparse.frames[cam], full.frames[cam][steps])
     assert full.frame_index is None
+    # every step's calibrated progress is recorded beside the raw one, and is 1 exactly where the task succeeded
+    assert full.calibrated_progress.shape == (full.length,)
+    np.testing.assert_array_equal(full.calibrated_progress == 1.0, full.success_flags)
 
 
 def test_a_suite_renders_its_held_out_splits_at_the_query_rate(tmp_path, capsys):

@@ -581,6 +581,20 @@ def test_query_rate_episode_round_trips_and_holds_frames_between_rendered_steps(
     assert full.frame_count == 5 and full.frame_index is None and full.frames_by_step()["top"] is full.frames["top"]
 
 
+def test_calibrated_progress_is_optional_round_trips_and_is_checked(tmp_path: Path) -> None:
+    calibrated = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+    episode = Episode.create(**{**dataclasses.asdict(make_episode(8)), "calibrated_progress": calibrated.tolist()})
+    with DatasetWriter(tmp_path / "d") as writer:
+        writer.add(episode)
+        writer.add(make_episode(8, seed=1))
+    first, second = EpisodeDataset(tmp_path / "d")
+    np.testing.assert_array_equal(first.calibrated_progress, calibrated)
+    assert second.calibrated_progress is None  # absent, as in datasets recorded before it existed
+    for bad, needle in ((calibrated * 2, r"values in \[0, 1\]"), (calibrated[:5], r"shape \(8,\)")):
+        with pytest.raises(DatasetError, match=f"`calibrated_progress`: expected .*{needle}"):
+            dataclasses.replace(episode, calibrated_progress=bad).validate()
+
+
 @pytest.mark.parametrize(
     "index, needle",
     [
