@@ -271,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
     text = "\n".join(lines) + "\n"
     print(text)
+    from sarm2_env.atomic import atomic_write
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    atomic_write(out, lambda f: f.write(text.encode("utf-8")))
     return 0
 
 
