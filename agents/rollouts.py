@@ -3,8 +3,8 @@
 A rollout records, per frame ``t`` (the observation before action ``t``; the last frame is the final
 observation): the policy's frame embeddings, the joint state, the action taken, the reward model's online
 progress (``info["sarm2/progress"]`` from :class:`sarm2_env.SARM2RewardWrapper`), and the simulator's
-ground truth (``info["progress"]``, ``info["success"]``) that only evaluation and the automatic annotator
-read.
+ground truth (``info["calibrated_progress"]``, or ``info["progress"]`` for envs without it, and
+``info["success"]``) that only evaluation and the automatic annotator read.
 
 Executors:
 
@@ -147,7 +147,8 @@ class _Buffer:
         self.emb.append(emb.astype(np.float16))
         self.state.append(state.astype(np.float32))
         self.rm.append(float(_info(info, "sarm2/progress", i, np.nan)))
-        self.progress.append(float(_info(info, "progress", i, np.nan)))
+        # ground truth in the units the oracle reward uses: the calibrated progress where the env reports it
+        self.progress.append(float(_info(info, "calibrated_progress", i, _info(info, "progress", i, np.nan))))
         self.success.append(bool(_info(info, "success", i, False)))
 
     def finish(self) -> Rollout:

@@ -17,7 +17,8 @@ cost minutes on two cores:
 * rollouts and evaluations run in ``workers`` processes;
 * round 1's rollouts of the shared ``pi_0`` are collected once and relabelled by every reward source.
 
-Reward sources: ``"oracle"`` (the simulator's progress: the ceiling), ``"sparse"`` (1 from the first success
+Reward sources: ``"oracle"`` (the simulator's calibrated progress, ``info["calibrated_progress"]``: the
+ceiling), ``"sparse"`` (1 from the first success
 on, else 0), or a reward model (any :class:`rewards.RewardModel`, e.g. SARM2) given by name in
 :func:`run_state_spiral`'s ``reward_models``. Every round records how the source's progress agreed with the
 simulator's on its rollouts (:func:`agents.spiral.reward_agreement`) and its timings.
@@ -45,6 +46,7 @@ import numpy as np
 from agents.relabel import RelabelConfig, relabel_progress
 from agents.state_policy import StateEpisode, StatePolicy
 from agents.updates import UpdateConfig, sample_targets
+from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
@@ -238,7 +240,8 @@ def rollout_episode(
     enc = _worker_encoder(encoder)
     obs, info = env.reset(seed=seed)
     policy.reset([info["task"]])
-    states, actions, progress, flags, frames, views = [obs], [], [info["progress"]], [info["success"]], [], []
+    # ground truth in the units the oracle source reads: the calibrated progress where the env reports it
+    states, actions, progress, flags, frames, views = [obs], [], [physics_progress(info)], [info["success"]], [], []
 
     def look(t: int) -> None:
         if enc is not None:
@@ -252,7 +255,7 @@ def rollout_episode(
         obs, _, terminated, truncated, info = env.step(action)
         actions.append(action)
         states.append(obs)
-        progress.append(info["progress"])
+        progress.append(physics_progress(info))
         flags.append(info["success"])
         t = len(states) - 1
         done = terminated or truncated

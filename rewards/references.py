@@ -26,6 +26,12 @@ from rewards.data import EpisodeFeatures
 from sarm2_env.errors import CheckpointError, DatasetError, SARM2Error
 
 
+def physics_progress(info: dict) -> float:
+    """The simulator's ground-truth progress in one step's ``info``: ``info["calibrated_progress"]`` (physics in
+    the demo-time units reward models learn) where the env reports it, else ``info["progress"]``."""
+    return float(info["calibrated_progress"] if "calibrated_progress" in info else info["progress"])
+
+
 def _features(episode) -> EpisodeFeatures:
     if isinstance(episode, EpisodeFeatures):
         return episode
@@ -90,9 +96,8 @@ class OracleRewardModel(_Reference):
         return "oracle (physics ground truth)"
 
     def _value(self, session: Session) -> float:
-        # the calibrated progress (demo-time units) where the env computes it; the raw progress otherwise
-        if "calibrated_progress" in session.info:
-            return float(session.info["calibrated_progress"])
+        if "calibrated_progress" in session.info:  # demo-time units where the env computes them
+            return physics_progress(session.info)
         return self._from_info(session)
 
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:

@@ -6,7 +6,7 @@ Examples::
     python -m tasks.collect --task all --episodes 10 --skill 0.3,0.6,1.0 --out data/mixed
     python -m tasks.collect --preset demo --out data/demo      # a small mixed-skill set
     python -m tasks.collect --suite quick --out data/suite     # the 10-task benchmark dataset (CPU size)
-    python -m tasks.collect --suite full --train-demos 60 --out data/suite_full   # GPU size, more demos
+    python -m tasks.collect --suite full --train-demos 60 --out data/suite_full   # more demos than the preset
 
 Episode ``i`` of a task uses env seed ``seed + i`` and the same expert seed, so every episode can be
 replayed from the dataset's recorded ``seed``, ``skill`` and ``extra["variability"]`` (``--variability``:
@@ -169,8 +169,8 @@ class SuiteConfig:
         }
 
 
-#: Suite sizes. ``quick`` fits the CPU benchmark budget (``benchmarks/configs/quick.yaml`` uses the
-#: same numbers); ``full`` is for a GPU machine (``benchmarks/configs/full.yaml``).
+#: Suite sizes. ``quick`` fits the 30-minute CPU benchmark budget (``benchmarks/configs/quick.yaml`` uses the
+#: same numbers); ``full`` the 2-hour one (``benchmarks/configs/full.yaml``).
 SUITE_PRESETS: dict[str, dict] = {
     "quick": {
         "train_demos": 6,
@@ -181,7 +181,7 @@ SUITE_PRESETS: dict[str, dict] = {
         "heldout_render_every": 10,
     },
     "full": {
-        "train_demos": 40,
+        "train_demos": 20,
         "heldout_demos": 8,
         "heldout_rollouts": 20,
         "rollout_skills": (0.2, 0.4, 0.6, 0.8, 0.9),
