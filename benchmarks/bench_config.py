@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sarm2_env.errors import ConfigError, check_fraction
+from sarm2_env.errors import ConfigError, check_fraction, check_positive_int
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -53,9 +53,7 @@ class DataConfig:
         if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
             raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
         check_fraction("data.variability", self.variability)
-        value = self.heldout_render_every
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"`data.heldout_render_every` must be an integer >= 1; got {value!r}")
+        check_positive_int("data.heldout_render_every", self.heldout_render_every, " (1 = a frame at every step)")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")
 

@@ -59,8 +59,10 @@ def spread_to_steps(progress: np.ndarray, per_step: Mapping[str, np.ndarray | No
     steps = np.asarray(steps, dtype=np.int64)
     if len(steps) == length:
         return progress, dict(per_step)
+    from tasks.dataset import hold_rows
+
     every = np.arange(length)
-    rows = np.searchsorted(steps, every, side="right") - 1
+    rows = hold_rows(steps, length)
     dense = np.interp(every, steps, np.asarray(progress, dtype=np.float64)).astype(np.float32)
     return dense, {k: None if v is None else np.asarray(v)[rows] for k, v in per_step.items()}
 

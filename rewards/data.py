@@ -88,11 +88,13 @@ class EpisodeFeatures:
             progress=np.asarray(episode.progress, dtype=np.float32),
             success_flags=np.asarray(episode.success_flags, dtype=bool),
             query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
-            calibrated_progress=_optional_float32(getattr(episode, "calibrated_progress", None)),
+            calibrated_progress=calibrated_progress_of(episode),
         )
 
 
-def _optional_float32(values) -> np.ndarray | None:
+def calibrated_progress_of(episode) -> np.ndarray | None:
+    """An episode's recorded calibrated progress as float32; None where it has none (recorded before it existed)."""
+    values = getattr(episode, "calibrated_progress", None)
     return None if values is None else np.asarray(values, dtype=np.float32)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rewards.base import RewardModel, RewardOutput, Session
-from rewards.data import EpisodeFeatures
+from rewards.data import EpisodeFeatures, calibrated_progress_of
 from sarm2_env.errors import CheckpointError, DatasetError, SARM2Error
 
 
@@ -47,9 +47,7 @@ def _features(episode) -> EpisodeFeatures:
         primitive=np.asarray(episode.primitive, dtype=np.int64),
         progress=np.asarray(episode.progress, dtype=np.float32),
         success_flags=np.asarray(episode.success_flags, dtype=bool),
-        calibrated_progress=None
-        if getattr(episode, "calibrated_progress", None) is None
-        else np.asarray(episode.calibrated_progress, dtype=np.float32),
+        calibrated_progress=calibrated_progress_of(episode),
     )
 
 
@@ -96,9 +94,9 @@ class OracleRewardModel(_Reference):
         return "oracle (physics ground truth)"
 
     def _value(self, session: Session) -> float:
-        if "calibrated_progress" in session.info:  # demo-time units where the env computes them
-            return physics_progress(session.info)
-        return self._from_info(session)
+        if "calibrated_progress" not in session.info:  # raw physics where the env has no demo-time units
+            return self._from_info(session)
+        return float(session.info["calibrated_progress"])
 
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode)

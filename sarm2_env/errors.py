@@ -22,6 +22,14 @@ def check_fraction(name: str, value: object, hint: str = "") -> float:
     return float(value)
 
 
+def check_positive_int(name: str, value: object, hint: str = "") -> int:
+    """``value`` as an integer >= 1 (a count, a rate, a step limit), or a :class:`ConfigError` naming ``name``;
+    bools and floats are refused. ``hint`` is added after the range in the message."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be an integer >= 1{hint}; got {value!r}")
+    return value
+
+
 class InvalidActionError(SARM2Error, ValueError):
     """An action has the wrong shape, dtype or non-finite values."""
 

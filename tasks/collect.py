@@ -37,7 +37,7 @@ import numpy as np
 
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX
-from sarm2_env.errors import ConfigError, SARM2Error, check_fraction
+from sarm2_env.errors import ConfigError, SARM2Error, check_fraction, check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ def _check_image_size(image_size: object) -> None:
 
 
 def _check_render_every(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"`{name}` must be an integer >= 1 (1 = a frame at every step); got {value!r}")
+    check_positive_int(name, value, " (1 = a frame at every step)")
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ SUITE_PRESETS: dict[str, dict] = {
 }
 
 
-def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
+def record_episode(env, expert, seed: int, skill: float, render_every: int = 1, max_steps: int | None = None):
     """Roll out ``expert`` once and return a validated :class:`tasks.dataset.Episode`.
 
     Frame ``t`` is the observation at step ``t``; ``action[t]`` and ``primitive[t]`` are what the
@@ -201,6 +200,8 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
     With ``render_every`` > 1 camera frames are kept only at steps ``0, n, 2n, ...`` and the last step (recorded
     in ``frame_index``). Give such a recording an ``obs_mode="state"`` env: it renders only those steps, the
     expensive part of recording (an env with pixels renders every step and the others are dropped).
+    ``max_steps`` ends the episode earlier than the env's step limit (the motion controls of
+    :mod:`tasks.motion_controls` never finish on their own).
     """
     from tasks.dataset import Episode
     from tasks.expert import run_expert_episode
@@ -211,7 +212,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1):
     frame_index: list[int] = []
     states, actions, prims, progress, success = [], [], [], [], []
     calibrated: list[float] = []
-    for obs, action, _reward, info in run_expert_episode(env, expert, seed=seed):
+    for obs, action, _reward, info in run_expert_episode(env, expert, seed=seed, max_steps=max_steps):
         if action is not None:
             actions.append(np.asarray(action, dtype=np.float32))
             prims.append(PRIMITIVE_INDEX[info.get("primitive", "dummy")])
