@@ -29,6 +29,9 @@ class DataConfig:
     ``heldout_render_every``: held-out episodes get camera frames every that many steps plus the last step, and
     every backend is queried and scored at those steps (10 = 1 Hz at our 10 Hz control rate, the paper's
     evaluation rate; 1 = every step, as runs before the setting).
+    ``motion_controls``: evaluation episodes per task of each motion control (idle, random actions, arm play;
+    :mod:`tasks.motion_controls`), 30 s each at the held-out frame rate, predicted by every backend when
+    ``controls`` is on: the learned progress they earn should stay near their physics progress (about 0).
     """
 
     train_demos: int = 10
@@ -39,10 +42,11 @@ class DataConfig:
     seed: int = 0
     variability: float = 0.0
     heldout_render_every: int = 1
+    motion_controls: int = 0
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
-        for name in ("train_demos", "heldout_demos", "heldout_rollouts"):
+        for name in ("train_demos", "heldout_demos", "heldout_rollouts", "motion_controls"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"`data.{name}` must be an integer >= 0; got {value!r}")
@@ -127,7 +131,7 @@ class BenchConfig:
         """Short hash of the named sections (all when none), to tell whether a cached stage is still valid."""
         body = self.to_dict()
         picked = {k: body[k] for k in sections} if sections else body
-        for key, before in (("variability", 0.0), ("heldout_render_every", 1)):
+        for key, before in (("variability", 0.0), ("heldout_render_every", 1), ("motion_controls", 0)):
             if "data" in picked and picked["data"].get(key) == before:
                 # Runs made before the setting existed had this value: their cached stages stay valid.
                 picked["data"] = {k: v for k, v in picked["data"].items() if k != key}

@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.bench_config import BenchConfig
 from sarm2_env.atomic import write_json_atomic
 from tasks.collect import EVAL_SPLITS, SPLITS, SuiteConfig, collect_suite
+from tasks.motion_controls import CONTROL_SEED, CONTROL_STEPS, CONTROLS, collect_controls, control_dir
 
 log = logging.getLogger("benchmarks")
 
@@ -32,6 +33,8 @@ STAGES = ("collect", "encode", "train", "predict", "report")
 #: evaluation / training sets (the benchmark dataset's splits, ``tasks.collect.SPLITS``)
 SETS = tuple(SPLITS)
 EVAL_SETS = EVAL_SPLITS
+#: prefix of the motion-control sets in ``RunState.features`` and of their prediction keys (``motion:play|<id>``)
+MOTION = "motion:"
 #: published-method baselines: the headline compares SARM2 with the strongest of these that ran
 PUBLISHED_BASELINES = ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt")
 #: ground-truth references and SARM2 upper bounds: reported, never "the strongest baseline"
@@ -121,6 +124,29 @@ def stage_collect(state: RunState) -> None:
     counts = collect_suite(_suite(state), state.data_root(), progress_bar=state.progress, fresh=fresh, workers=workers)
     for split, c in counts.items():
         log.info("collect %s: %d written, %d already there", split, c["written"], c["skipped"])
+    for control, path in _motion_dirs(state).items():
+        c = collect_controls(
+            path,
+            state.task_ids,
+            control,
+            _motion_seeds(state),
+            steps=CONTROL_STEPS,
+            image_size=state.config.data.image_size,
+            render_every=state.config.data.heldout_render_every,
+        )
+        log.info("collect motion control %s: %d written, %d already there", control, c["written"], c["skipped"])
+
+
+def _motion_dirs(state: RunState) -> dict[str, Path]:
+    """Folders of the motion-control evaluation episodes, when the run has them."""
+    d = state.config.data
+    if not state.config.controls or not d.motion_controls:
+        return {}
+    return {c: control_dir(state.data_root(), c, CONTROL_STEPS, d.heldout_render_every) for c in CONTROLS}
+
+
+def _motion_seeds(state: RunState) -> range:
+    return range(CONTROL_SEED, CONTROL_SEED + state.config.data.motion_controls)
 
 
 # --- stage 2: encode -------------------------------------------------------------------------------
@@ -140,13 +166,14 @@ def stage_encode(state: RunState) -> None:
         path=c.encoder_path,
         device=c.device,
     )
-    for split in SETS:
-        path = state.data_dir(split)
+    sources = [(split, state.data_dir(split), _seeds(state, split)) for split in SETS]
+    sources += [(f"{MOTION}{c}", path, _motion_seeds(state)) for c, path in _motion_dirs(state).items()]
+    for split, path, seeds in sources:
         if not path.exists():
             state.features[split] = []
             continue
         dataset = EpisodeDataset(path)
-        indices = _selected(dataset, state.task_ids, _seeds(state, split))
+        indices = _selected(dataset, state.task_ids, seeds)
         cache = EmbeddingCache(dataset, state.encoder)
         if "encode" in state.force and cache.directory.exists():
             shutil.rmtree(cache.directory)
@@ -304,6 +331,9 @@ def predict_backend(state: RunState, name: str, model) -> dict[str, dict[str, np
     for split in EVAL_SETS:
         for feats in state.features.get(split, []):
             jobs.append((split, feats, None, feats))
+    if state.config.controls and name != "sparse" and not model.needs_frames:  # the oracle: their physics progress
+        for split in sorted(s for s in state.features if s.startswith(MOTION)):
+            jobs.extend((split, feats, None, feats) for feats in state.features[split])
     if state.config.controls and name not in ("oracle", "sparse"):
         first = {}
         for feats in state.features.get("heldout_demos", []):
@@ -345,6 +375,7 @@ def _load_predictions(path: Path) -> dict[str, dict[str, np.ndarray]] | None:
 def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     predictions = {}
     eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
+    motion_ids = sorted(f"{s}|{f.episode_id}" for s, fs in state.features.items() if s.startswith(MOTION) for f in fs)
     for name, model in state.models.items():
         path = state.run_dir / "predictions" / f"{name}.npz"
         stamp_file = path.with_suffix(".stamp.json")
@@ -356,6 +387,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
                     # the weights themselves: a retrain (`--force train`) with an unchanged stamp still re-predicts
                     "weights": _read_json(state.run_dir / "checkpoints" / name / "config.json"),
                     "episodes": eval_ids,
+                    "motion_controls": motion_ids,
                     "controls": state.config.controls,
                     "vlm": state.config.vlm if model.needs_frames else None,
                 },

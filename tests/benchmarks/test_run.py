@@ -15,7 +15,7 @@ TINY = [
     "--set", "encoder=tiny", "--set", "text_encoder=tiny-hash",
     "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
     "--set", "data.image_size=32", "--set", "train.preset=tiny", "--set", "train.steps=4",
-    "--set", "train.eval_every=4", "--no-progress",
+    "--set", "train.eval_every=4", "--set", "data.motion_controls=1", "--no-progress",
 ]  # fmt: skip
 
 
@@ -85,6 +85,10 @@ def test_end_to_end_outputs(first_run) -> None:
         "experts_sarm2.png",
     } <= plots
     assert "sarm2" in results["controls"] and "static_flatness" in results["controls"]["sarm2"]
+    for control in ("idle", "random", "play"):  # every backend scores the motion controls; the oracle gives physics
+        assert 0.0 <= results["controls"]["sarm2"][f"motion_{control}_final"] <= 1.0
+    assert results["controls"]["oracle"]["motion_idle_final"] == 0.0
+    assert "play: final progress" in summary and "Motion controls" in summary
     assert len(results["confusion"]["sarm2"]) == 22
 
 
