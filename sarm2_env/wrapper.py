@@ -3,7 +3,9 @@ observation layout (three camera views under ``obs["pixels"]`` and the 14-d ``ob
 
 Each step encodes only the three new frames (the reward model's session keeps earlier embeddings in memory)
 and runs one model forward. On a vector env the frames of all sub-envs go through the encoder in one call
-and the model in one batched forward.
+and the model in one batched forward. Frames are scored at the resolution the checkpoint's encoder was trained
+on: an observation at another size gets views rendered at that size for the reward (``env.render_views``), or a
+clear error where the env cannot render them.
 
 Reward modes:
     ``"delta"`` (default): p_t - p_{t-1}, potential-based shaping with potential = predicted progress;
@@ -143,6 +145,21 @@ def _obs_mode(env: Any) -> str:
     return str(getattr(env.unwrapped, "obs_mode", "pixels"))
 
 
+def _trained_size(model: Any) -> int | None:
+    """Square frame side the model's frozen encoder was trained on; None for models that take any size."""
+    spec = getattr(model, "encoder_spec", None)
+    return None if spec is None else int(spec.image_size)
+
+
+def _size_error(env: Any, frames: np.ndarray, size: int) -> InputShapeError:
+    return InputShapeError(
+        f"`obs['pixels']`: frames are {frames.shape[-3]}x{frames.shape[-2]} px, but the reward model's checkpoint was "
+        f"trained on {size}x{size} px frames and {type(env.unwrapped).__name__} cannot render them at that size "
+        f"here; make the env with image_size={size} (frames at another resolution get progress the checkpoint was "
+        "never trained for)"
+    )
+
+
 def _no_pixels_error(env: Any) -> InputShapeError:
     return InputShapeError(
         f"`obs['pixels']`: the observation carries no camera views and {type(env.unwrapped).__name__} cannot render "
@@ -200,13 +217,16 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return float(model.step_batch([self._session], emb, state[None])[0])
 
     def _frames(self, obs: Any) -> np.ndarray:
-        """This step's camera views: the observation's, or rendered for the reward alone (``obs_mode="state"``)."""
-        if isinstance(obs, dict) and "pixels" in obs:
-            return _frames(obs, None)
+        """This step's camera views at the resolution the reward model was trained on: the observation's, or
+        rendered for the reward alone (``obs_mode="state"``, or observations at another resolution)."""
+        size = _trained_size(self.reward_model)
+        frames = _frames(obs, None) if isinstance(obs, dict) and "pixels" in obs else None
+        if frames is not None and (size is None or frames.shape[1:3] == (size, size)):
+            return frames
         render = getattr(self.env.unwrapped, "render_views", None)
         if render is None:
-            raise _no_pixels_error(self.env)
-        return _frames({"pixels": render()}, None)
+            raise _no_pixels_error(self.env) if frames is None else _size_error(self.env, frames, size)
+        return _frames({"pixels": render() if size is None else render(image_size=size)}, None)
 
     def _annotate(self, info: dict, progress: float) -> dict:
         info["sarm2/progress"] = progress
@@ -305,11 +325,14 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
     def _split(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
         """``obs`` -> frames ``(N, C, H, W, 3)`` and states ``(N, 14)``."""
         n = self.num_envs
-        if self.renders_views:
-            views = self.env.call("render_views")  # one dict per sub-env, rendered in the sub-env's process
+        size = _trained_size(self.reward_model)
+        if self.renders_views:  # one dict per sub-env, rendered in the sub-env's process at the trained size
+            views = self.env.call("render_views") if size is None else self.env.call("render_views", image_size=size)
             frames = np.stack([np.stack([v[c] for c in CAMERAS]) for v in views])
             return frames, _state(obs, n)
         frames = _frames(obs, n)
+        if size is not None and frames.shape[1:3] != (size, size):
+            raise _size_error(self.env, frames, size)  # vector envs: no second render of the final frames
         return frames.reshape(n, len(CAMERAS), *frames.shape[1:]), _state(obs, n)
 
     def _advance(self, frames: np.ndarray, states: np.ndarray, idx: np.ndarray, info: dict) -> np.ndarray:

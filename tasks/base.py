@@ -165,6 +165,8 @@ class YamTaskEnv(gym.Env):
         )
         self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)
         self._renderer: MultiCameraRenderer | None = None
+        #: renderers at other square sizes than the observation's, for reward models trained at another resolution
+        self._sized_renderers: dict[int, MultiCameraRenderer] = {}
         self._last_pixels: dict[str, np.ndarray] | None = None
         self._elapsed_steps = 0
         self._clipped = 0  # action values clipped to the joint limits on the last step
@@ -325,6 +327,9 @@ class YamTaskEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        for renderer in self._sized_renderers.values():
+            renderer.close()
+        self._sized_renderers.clear()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -389,12 +394,19 @@ class YamTaskEnv(gym.Env):
             self._renderer = MultiCameraRenderer(self.model, CAMERAS, self.height, self.width)
         return self._renderer.render(self.data)
 
-    def render_views(self) -> dict[str, np.ndarray]:
+    def render_views(self, image_size: int | None = None) -> dict[str, np.ndarray]:
         """The three camera views of the current state, ``{camera: (H, W, 3) uint8}``, in any ``obs_mode``.
 
         What a reward wrapper calls when the observation carries no pixels; the views are rendered once per
-        state (an observation that already rendered them is reused).
+        state (an observation that already rendered them is reused). ``image_size`` renders square views of that
+        side instead of the env's own size (a reward model trained at another resolution); those are rendered on
+        every call.
         """
+        if image_size is not None and (image_size, image_size) != (self.height, self.width):
+            side, _ = _parse_image_size(image_size)
+            if side not in self._sized_renderers:
+                self._sized_renderers[side] = MultiCameraRenderer(self.model, CAMERAS, side, side)
+            return self._sized_renderers[side].render(self.data)
         if self._last_pixels is None:
             self._last_pixels = self._render_pixels()
         return self._last_pixels

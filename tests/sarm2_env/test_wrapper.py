@@ -166,6 +166,39 @@ def test_vector_state_mode_renders_in_the_sub_envs(model) -> None:
     same_step.close()
 
 
+def test_frames_at_another_resolution_are_rendered_at_the_trained_one(model) -> None:
+    """A 48 px env under a checkpoint trained on 32 px frames scores 32 px renders, the same as a 32 px env."""
+    assert model.encoder_spec.image_size == 32
+    seen: list[tuple[int, ...]] = []
+    encode = model.encode_frames
+
+    def spy(frames):
+        seen.append(tuple(np.asarray(frames).shape[-3:-1]))
+        return encode(frames)
+
+    model.encode_frames = spy
+    big = SARM2RewardWrapper(gym.make(TASK, image_size=48), reward_model=model)
+    same = SARM2RewardWrapper(gym.make(TASK, image_size=32), reward_model=model)
+    b_obs, b_info = big.reset(seed=2)
+    s_obs, s_info = same.reset(seed=2)
+    assert b_obs["pixels"]["top"].shape == (48, 48, 3)  # the policy's observation is untouched
+    assert set(seen) == {(32, 32)}
+    assert b_info["sarm2/progress"] == pytest.approx(s_info["sarm2/progress"], abs=1e-6)
+    b_obs, _, _, _, b_info = big.step(hold_action(b_obs))
+    s_obs, _, _, _, s_info = same.step(hold_action(s_obs))
+    assert b_info["sarm2/progress"] == pytest.approx(s_info["sarm2/progress"], abs=1e-6)
+    big.close()
+    same.close()
+
+
+def test_vector_pixels_at_another_resolution_are_refused(model) -> None:
+    envs = gym.make_vec(TASK, num_envs=2, vectorization_mode="sync", image_size=48)
+    wrapped = SARM2RewardWrapper(envs, reward_model=model)
+    with pytest.raises(InputShapeError, match="trained on 32x32 px.*image_size=32"):
+        wrapped.reset(seed=[0, 1])
+    wrapped.close()
+
+
 def test_observations_without_pixels_that_cannot_render_are_refused(model) -> None:
     env = SARM2RewardWrapper(_no_views(), reward_model=model)
     with pytest.raises(InputShapeError, match="no camera views"):
