@@ -56,6 +56,13 @@ class SARM2Config:
     # played backwards, and its target is the progress of the frame it ends on (so progress can go down)
     rewind_prob: float = 0.8
     rewind_max_frames: int = 3
+    # against the clock shortcut (demo-only training lets a model count frames instead of reading the scene):
+    #: probability that a window is read at 2x or 0.5x the demo's pace (target: its current frame's progress)
+    speed_prob: float = 0.0
+    #: probability that the scene freezes for the window's last frames (the target does not advance)
+    hold_prob: float = 0.0
+    #: probability that a window gets another task's instruction and target 0 (progress must depend on the task)
+    negative_prob: float = 0.0
     # optimisation (AdamW, linear warm-up then cosine decay, gradient clipping)
     batch_size: int = 64
     lr_value: float = 3e-4
@@ -98,8 +105,9 @@ class SARM2Config:
         for name in ("dropout", "val_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"`{name}` must be in [0, 1); got {getattr(self, name)!r}")
-        if not 0.0 <= self.rewind_prob <= 1.0:
-            raise ConfigError(f"`rewind_prob` must be in [0, 1]; got {self.rewind_prob!r}")
+        for name in ("rewind_prob", "speed_prob", "hold_prob", "negative_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"`{name}` must be in [0, 1]; got {getattr(self, name)!r}")
         for name in (
             "aux_loss_weight",
             "stage_loss_weight",

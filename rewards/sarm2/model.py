@@ -188,10 +188,14 @@ class SARM2RewardModel(EmbeddingRewardModel):
         checkpoint_every: int = 1000,
         ctx=None,
         include_failures: bool = False,
+        negatives: Sequence[EpisodeFeatures] = (),
     ) -> dict[str, Any]:
         """Train on demonstrations (time-linear targets); validate on ``val``; save to ``out_dir`` if given.
 
         Unsuccessful episodes are dropped unless ``include_failures`` (their time-linear labels would be wrong).
+        ``negatives`` are episodes in which the task does not advance (the motion controls of
+        :mod:`tasks.motion_controls`: idle, random actions, arm play), trained towards their recorded physics
+        progress (``physics_progress``, about 0) so that motion alone earns no progress.
         """
         from rewards.sarm2.trainer import WindowBatcher, sarm2_loss, validate
         from rewards.training import init_distributed, run_training, seeded_init
@@ -200,7 +204,7 @@ class SARM2RewardModel(EmbeddingRewardModel):
         self.device = ctx.device
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
-        primitive_emb = self._register_tasks([*train, *val], [primitive_text(p) for p in PRIMITIVES])
+        primitive_emb = self._register_tasks([*train, *val, *negatives], [primitive_text(p) for p in PRIMITIVES])
         with seeded_init(seed):
             net = self._build_net(primitive_emb.shape[1])
         net.primitive_text.copy_(torch.from_numpy(primitive_emb))
@@ -208,7 +212,8 @@ class SARM2RewardModel(EmbeddingRewardModel):
         net.state_mean.copy_(torch.from_numpy(states.mean(0)))
         net.state_std.copy_(torch.from_numpy(np.maximum(states.std(0), 1e-3)))
         c = self.config
-        batcher = WindowBatcher(train, self.instruction_embeddings, c, ctx.device)
+        targets = [None] * len(train) + [np.asarray(n.physics_progress, dtype=np.float32) for n in negatives]
+        batcher = WindowBatcher([*train, *negatives], self.instruction_embeddings, c, ctx.device, targets=targets)
         val_batcher = WindowBatcher(val, self.instruction_embeddings, c, ctx.device) if val else None
         stage = [p for n, p in net.named_parameters() if n.startswith("stage.")]
         value = [p for n, p in net.named_parameters() if not n.startswith("stage.")]
@@ -221,8 +226,10 @@ class SARM2RewardModel(EmbeddingRewardModel):
         def loss_fn(model, rng):
             return sarm2_loss(model, batcher.sample(rng, batch_size), c)
 
+        counts = {"train_episodes": len(train), "val_episodes": len(val), "negative_episodes": len(negatives)}
+
         def save(module, summary):
-            self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
+            self.training_summary = {**summary, **counts}
             if out_dir is not None:
                 self.save(out_dir)
 
@@ -244,7 +251,7 @@ class SARM2RewardModel(EmbeddingRewardModel):
             progress=progress,
         )
         net.eval()
-        self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
+        self.training_summary = {**summary, **counts}
         return self.training_summary
 
     def adapt(

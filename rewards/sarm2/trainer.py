@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from rewards.data import EpisodeFeatures, require_every_frame
 from rewards.sarm2.config import SARM2Config
-from rewards.sarm2.windows import causal_windows, rewind_windows
+from rewards.sarm2.windows import causal_windows, hold_windows, rewind_windows, speed_strides
 from sarm2_env.constants import PRIMITIVE_TO_GROUP
 
 
@@ -44,6 +44,11 @@ class WindowBatcher:
         self.primitive = torch.from_numpy(np.concatenate([e.primitive for e in episodes])).long().to(device)  # (N,)
         self.task_emb = torch.from_numpy(np.stack([task_embeddings[e.instruction] for e in episodes])).float()
         self.task_emb = self.task_emb.to(device)  # (E, L)
+        # the distinct instructions, for mismatched-instruction negatives
+        instructions = sorted({e.instruction for e in episodes})
+        self.instruction_id = np.array([instructions.index(e.instruction) for e in episodes], dtype=np.int64)  # (E,)
+        self.instruction_emb = torch.from_numpy(np.stack([task_embeddings[i] for i in instructions])).float()
+        self.instruction_emb = self.instruction_emb.to(device)  # (U, L)
         #: (N,) per-frame target curves; NaN where the time-linear target applies
         self.curve = np.full(int(self.lengths.sum()), np.nan, dtype=np.float32)
         if targets is not None:
@@ -84,13 +89,31 @@ class WindowBatcher:
         }
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        """Episodes uniformly (so short tasks are not drowned by long ones), then a rewind-augmented window."""
+        """Episodes uniformly (so short tasks are not drowned by long ones), then an augmented window.
+
+        Augmentations, each off at probability 0 (and then drawing nothing from ``rng``): rewind, speed (the
+        window read at 2x or 0.5x the demo's pace), hold (the scene frozen for the window's last frames, the
+        target not advancing) and mismatched instructions (another task's instruction, target 0).
+        """
         c = self.config
         episode = rng.integers(0, len(self.lengths), size=batch_size)
-        window, _ = rewind_windows(
-            self.lengths[episode], c.n_history, c.frame_stride, rng, c.rewind_prob, c.rewind_max_frames
-        )
-        return self.gather(episode, window)
+        stride = c.frame_stride
+        if c.speed_prob > 0:
+            stride = speed_strides(c.frame_stride, batch_size, rng, c.speed_prob)
+        window, _ = rewind_windows(self.lengths[episode], c.n_history, stride, rng, c.rewind_prob, c.rewind_max_frames)
+        if c.hold_prob > 0:
+            window = hold_windows(window, rng, c.hold_prob)
+        batch = self.gather(episode, window)
+        n_instructions = len(self.instruction_emb)
+        if c.negative_prob > 0 and n_instructions > 1:
+            negative = rng.random(batch_size) < c.negative_prob
+            other = (self.instruction_id[episode] + rng.integers(1, n_instructions, size=batch_size)) % n_instructions
+            mask = torch.from_numpy(negative).to(self.device)
+            batch["task_emb"] = torch.where(
+                mask[:, None], self.instruction_emb[torch.from_numpy(other).to(self.device)], batch["task_emb"]
+            )
+            batch["target"] = torch.where(mask, torch.zeros_like(batch["target"]), batch["target"])
+        return batch
 
     def all_windows(self, max_windows: int | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
         """Causal windows for every frame (or an even subsample), in chunks of 512, for validation."""

@@ -1,0 +1,497 @@
+"""Does a reward model read the scene or the clock, and does it pay for motion alone?
+
+    python benchmarks/scene_reading.py                     # full.yaml's data, every variant (~50 min on 2 cores)
+    python benchmarks/scene_reading.py --config quick --steps 1000 --variants sarm2,sarm2+all
+
+Reuses a benchmark config's episodes and embedding cache (``benchmarks/run.py`` collects and encodes them; this
+script does it too when they are missing) and measures, per backend, on the held-out sets:
+
+* **value MSE** on held-out demos (vs time-linear progress) and imperfect rollouts (vs calibrated physics
+  progress), and the rollout rho (Spearman of final predicted vs true progress across a task's rollouts);
+* **the clock**: every held-out demo held still for 3 s in its middle (how far the prediction moves; a model that
+  reads the scene stays flat) and replayed at 0.5x / 2x speed (value MSE against the scene's own progress; a
+  clock runs behind or ahead);
+* **the instruction**: mean progress with the right minus with another task's instruction (> 0: the model reads
+  the task);
+* **motion alone**: idle, random actions and arm play (:mod:`tasks.motion_controls`) for 30 s on every task,
+  queried at 1 Hz: the learned progress, which should stay near the physics progress (about 0).
+
+Rows are SARM2 training variants (``VARIANTS``, each trained here with the config's preset and steps): today's
+default, speed + hold augmentation, mismatched-instruction negatives, motion negatives (random-action and
+arm-play episodes of other seeds trained towards their physics progress), and all of them; then the baselines
+whose checkpoints ``--baselines`` holds (a finished ``benchmarks/run.py`` run), unchanged. A privileged ridge
+probe on the frozen embeddings (per camera and all cameras, trained on other rollouts' physics progress) is an
+upper bound on what the features carry, never a baseline.
+
+Resumable: episodes, embeddings and each variant's checkpoint are cached (a stamp of its config and data); a rerun
+re-evaluates. Writes ``<out>/results.json``, ``<out>/summary.md`` and the same table to ``--docs``, stamped with
+the date and commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("benchmarks.scene_reading")
+
+#: First env seed of the motion negatives used for training (disjoint from the benchmark's splits, from the
+#: controls' evaluation seeds, ``tasks.motion_controls.CONTROL_SEED``, and from the shipped checkpoint's).
+NEGATIVE_SEED = 920_000
+#: Targets of issue-level acceptance, shown beside the measurements.
+HOLD_TARGET = 0.05
+MOTION_TARGET = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One SARM2 training recipe: config overrides and whether motion negatives join the demos."""
+
+    name: str
+    overrides: dict[str, Any]
+    negatives: bool
+    note: str
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("sarm2", {}, False, "today's recipe"),
+    Variant("sarm2+speed+hold", {"speed_prob": 0.3, "hold_prob": 0.3}, False, "speed and hold augmentation"),
+    Variant("sarm2+wrong-task", {"negative_prob": 0.2}, False, "mismatched-instruction negatives"),
+    Variant("sarm2+motion", {}, True, "random-action and arm-play negatives"),
+    Variant(
+        "sarm2+all",
+        {"speed_prob": 0.3, "hold_prob": 0.3, "negative_prob": 0.2},
+        True,
+        "all of the above",
+    ),
+)
+#: Baselines evaluated from ``--baselines`` when their checkpoints are there.
+BASELINES = ("sarm", "rewind", "robometer_lite", "time_linear")
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def _encoded(state, root: Path) -> list:
+    """Every episode of the dataset at ``root``, encoded through the run's embedding cache."""
+    from rewards.cache import EmbeddingCache
+    from rewards.data import EpisodeFeatures
+    from tasks.dataset import EpisodeDataset
+
+    dataset = EpisodeDataset(root)
+    cache = EmbeddingCache(dataset, state.encoder)
+    cache.ensure(range(len(dataset)), progress=state.progress)
+    return [EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in range(len(dataset))]
+
+
+def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list]:
+    """``({control: evaluation episodes}, training negatives)``, recorded and encoded on first use."""
+    from tasks.motion_controls import CONTROL_SEED, CONTROLS, collect_controls, control_dir
+
+    every = state.config.data.heldout_render_every
+    root = state.data_root()
+    size = state.config.data.image_size
+    evaluation = {}
+    for control in CONTROLS:
+        path = control_dir(root, control, args.control_steps, every)
+        seeds = range(CONTROL_SEED, CONTROL_SEED + args.control_episodes)
+        counts = collect_controls(
+            path, state.task_ids, control, seeds, steps=args.control_steps, image_size=size, render_every=every
+        )
+        log.info("motion control %s: %s", control, counts)
+        evaluation[control] = _encoded(state, path)
+    negatives = []
+    for control in ("random", "play"):
+        path = root / "motion_negatives" / f"{control}-{args.negative_steps}steps"
+        seeds = range(NEGATIVE_SEED, NEGATIVE_SEED + args.negative_episodes)
+        counts = collect_controls(path, state.task_ids, control, seeds, steps=args.negative_steps, image_size=size)
+        log.info("motion negatives %s: %s", control, counts)
+        negatives += _encoded(state, path)
+    return evaluation, negatives
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+
+def _fingerprint(episodes: Sequence) -> str:
+    ids = sorted(f.episode_id for f in episodes)
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:12]
+
+
+def train_variant(state, variant: Variant, negatives: Sequence, out: Path, steps: int | None):
+    """The variant's SARM2, trained on the run's training demos (and negatives), or loaded when its stamp matches."""
+    from benchmarks.pipeline import _read_json
+    from rewards.data import split_episodes
+    from rewards.registry import make_reward_model
+    from rewards.sarm2 import SARM2Config, SARM2RewardModel
+    from sarm2_env.atomic import write_json_atomic
+
+    c = state.config
+    overrides = {"steps": steps or c.train.steps, **variant.overrides}
+    config = SARM2Config.preset(c.train.preset, **overrides)
+    used = list(negatives) if variant.negatives else []
+    ckpt = out / "checkpoints" / variant.name
+    stamp_file = ckpt.with_name(f"{variant.name}.stamp.json")
+    stamp = {
+        "config": config.to_dict(),
+        "train_data": _fingerprint(state.features["train_demos"]),
+        "negatives": _fingerprint(used),
+        "encoder": state.encoder.spec.key,
+        "text_encoder": c.text_encoder,
+        "seed": c.seed,
+    }
+    if _read_json(stamp_file) == stamp:
+        log.info("variant %s: checkpoint found", variant.name)
+        return make_reward_model("sarm2", checkpoint=ckpt, device=c.device)
+    kwargs: dict[str, Any] = {"encoder": state.encoder, "text_encoder": c.text_encoder, "device": c.device}
+    if c.text_encoder_path:
+        kwargs["text_encoder_path"] = c.text_encoder_path
+    model = SARM2RewardModel(config, **kwargs)
+    train, val = split_episodes(state.features["train_demos"], 0.1, seed=c.seed)
+    log.info("variant %s: %d demos, %d negatives, %s", variant.name, len(train), len(used), variant.overrides)
+    started = time.perf_counter()
+    model.fit(train, val, out_dir=ckpt, seed=c.seed, progress=state.progress, negatives=used)
+    state.timings[f"train/{variant.name}"] = time.perf_counter() - started
+    write_json_atomic(stamp_file, stamp)
+    return model
+
+
+def load_baselines(folder: Path, device: str | None) -> dict[str, Any]:
+    """The baselines of :data:`BASELINES` whose checkpoints ``folder`` holds."""
+    from rewards.registry import make_reward_model
+
+    models = {}
+    for name in BASELINES:
+        if (folder / name).is_dir():
+            models[name] = make_reward_model(name, checkpoint=folder / name, device=device)
+        else:
+            log.warning("baseline %s: no checkpoint in %s; not evaluated", name, folder)
+    return models
+
+
+# --- measurements ----------------------------------------------------------------------------------
+
+
+def _by_task(episodes: Sequence, value: Callable[[Any], float]) -> dict[str, np.ndarray]:
+    out: dict[str, list[float]] = {}
+    for f in episodes:
+        out.setdefault(f.task_id, []).append(value(f))
+    return {task: np.asarray(v, dtype=np.float64) for task, v in sorted(out.items())}
+
+
+def _macro(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
+    from benchmarks.metrics import macro_mean, stratified_bootstrap
+
+    groups = list(per_task.values())
+    low, high = stratified_bootstrap(groups, macro_mean)
+    return {
+        "mean": macro_mean(groups),
+        "ci": [low, high],
+        "per_task": {t: float(v.mean()) for t, v in per_task.items()},
+    }
+
+
+def _nanmean(values) -> float:
+    """Mean of the finite values (NaN when none: e.g. a rank correlation over one rollout per task)."""
+    x = np.asarray(list(values), dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else float("nan")
+
+
+def _spearman_per_task(finals: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    from benchmarks.metrics import spearman
+
+    return {t: spearman(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())}
+
+
+def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, Any]:
+    """Every measurement of the module docstring for one model."""
+    from benchmarks.clock_tests import held_still, replayed, scene_progress
+
+    def predict(feats) -> np.ndarray:
+        return np.asarray(model.predict_episode(feats).progress, dtype=np.float64)
+
+    demos, rollouts = state.features["heldout_demos"], state.features["heldout_rollouts"]
+    instructions = {}
+    for f in state.features["train_demos"] + demos:
+        instructions.setdefault(f.task_id, f.instruction)
+    result: dict[str, Any] = {"label": label}
+    pred_demo = {f.episode_id: predict(f) for f in demos}
+
+    def demo_error(f) -> float:
+        s = f.scored_steps
+        return float(np.mean((pred_demo[f.episode_id][s] - scene_progress(f)[s]) ** 2))
+
+    result["demo_mse"] = _macro(_by_task(demos, demo_error))
+    finals: dict[str, list[tuple[float, float]]] = {}
+
+    def rollout_error(f) -> float:
+        p, s = predict(f), f.scored_steps
+        finals.setdefault(f.task_id, []).append((float(p[s[-1]]), float(f.physics_progress[s[-1]])))
+        return float(np.mean((p[s] - f.physics_progress[s]) ** 2))
+
+    result["rollout_mse"] = _macro(_by_task(rollouts, rollout_error))
+    rho = _spearman_per_task(finals)
+    result["rollout_rho"] = {"mean": _nanmean(rho.values()), "per_task": rho}
+
+    def hold_shift(f) -> float:
+        held, inside, _ = held_still(f)
+        p = predict(held)
+        return float(np.max(np.abs(p[inside] - p[inside[0]])))
+
+    shifts = _by_task(demos, hold_shift)
+    every = np.concatenate(list(shifts.values()))
+    result["hold_shift"] = {
+        **_macro(shifts),
+        "max": float(every.max()),
+        "share_ok": float(np.mean(every < HOLD_TARGET)),
+    }
+    for speed in (0.5, 2.0):
+
+        def speed_error(f, speed=speed) -> float:
+            played, scene = replayed(f, speed)
+            s = played.scored_steps
+            return float(np.mean((predict(played)[s] - scene[s]) ** 2))
+
+        result[f"speed_{speed:g}x_mse"] = _macro(_by_task(demos, speed_error))
+    tasks_sorted = sorted(instructions)
+
+    def wrong_drop(f) -> float:
+        other = tasks_sorted[(tasks_sorted.index(f.task_id) + 1) % len(tasks_sorted)]
+        wrong = dataclasses.replace(f, task_id=other, instruction=instructions[other])
+        s = f.scored_steps
+        return float(np.mean(pred_demo[f.episode_id][s]) - np.mean(predict(wrong)[s]))
+
+    if len(tasks_sorted) > 1:
+        result["wrong_task_drop"] = _macro(_by_task(demos, wrong_drop))
+    result["motion"] = {}
+    for control, episodes in controls.items():
+        finals_c = _by_task(episodes, lambda f: float(predict(f)[f.scored_steps[-1]]))
+        peaks = _by_task(episodes, lambda f: float(np.max(predict(f)[f.scored_steps])))
+        truth = _by_task(episodes, lambda f: float(f.physics_progress[f.scored_steps[-1]]))
+        result["motion"][control] = {
+            "final": _macro(finals_c),
+            "peak_max": float(max(v.max() for v in peaks.values())),
+            "physics_final": _macro(truth),
+        }
+    return result
+
+
+def probe_rows(state) -> dict[str, Any]:
+    """The privileged probe per view: cross-fitted on the held-out rollouts' physics progress."""
+    from benchmarks.probe import VIEWS, cross_fitted
+
+    rollouts = state.features["heldout_rollouts"]
+    out = {}
+    for view in VIEWS:
+        preds = dict(zip([f.episode_id for f in rollouts], cross_fitted(rollouts, view)))
+        finals: dict[str, list[tuple[float, float]]] = {}
+
+        def error(f, preds=preds, finals=finals) -> float:
+            s = f.scored_steps
+            finals.setdefault(f.task_id, []).append((float(preds[f.episode_id][-1]), float(f.physics_progress[s[-1]])))
+            return float(np.mean((preds[f.episode_id] - f.physics_progress[s]) ** 2))
+
+        mse = _macro(_by_task(rollouts, error))
+        rho = _spearman_per_task(finals)
+        out[view] = {
+            "rollout_mse": mse,
+            "rollout_rho": {"mean": _nanmean(rho.values()), "per_task": rho},
+        }
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+def _fmt(x: float) -> str:
+    return "–" if x is None or not np.isfinite(x) else (f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}")
+
+
+def _ci(m: dict[str, Any]) -> str:
+    return f"{_fmt(m['mean'])} [{_fmt(m['ci'][0])}, {_fmt(m['ci'][1])}]"
+
+
+def summary_table(results: dict[str, Any]) -> list[str]:
+    """The headline table: one row per backend."""
+    lines = [
+        "| backend | demo MSE [95 % CI] | rollout MSE [95 % CI] | rollout rho | 3 s hold: mean shift (max) | "
+        "0.5x MSE | 2x MSE | wrong-task drop | idle final | random final | play final |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["backends"].values():
+        motion = r["motion"]
+        hold = r["hold_shift"]
+        drop = r.get("wrong_task_drop", {"mean": float("nan")})
+        lines.append(
+            f"| {r['label']} | {_ci(r['demo_mse'])} | {_ci(r['rollout_mse'])} | {r['rollout_rho']['mean']:.2f} | "
+            f"{_fmt(hold['mean'])} ({_fmt(hold['max'])}) | {_fmt(r['speed_0.5x_mse']['mean'])} | "
+            f"{_fmt(r['speed_2x_mse']['mean'])} | {_fmt(drop['mean'])} | "
+            + " | ".join(_fmt(motion[c]["final"]["mean"]) for c in ("idle", "random", "play"))
+            + " |"
+        )
+    return lines
+
+
+def motion_table(results: dict[str, Any]) -> list[str]:
+    """Per task: final learned progress after 30 s of random actions and of arm play, and the physics progress."""
+    backends = results["backends"]
+    first = next(iter(backends.values()))
+    tasks = list(first["motion"]["random"]["final"]["per_task"])
+    short = [t.split("/")[-1].removesuffix("-v0") for t in tasks]
+    lines = ["| backend | control | " + " | ".join(short) + " | peak (any episode) |", "|---" * (len(tasks) + 3) + "|"]
+    for control in ("random", "play"):
+        truth = first["motion"][control]["physics_final"]["per_task"]
+        lines.append(f"| physics progress | {control} | " + " | ".join(_fmt(truth[t]) for t in tasks) + " | – |")
+        for r in backends.values():
+            m = r["motion"][control]
+            cells = " | ".join(_fmt(m["final"]["per_task"][t]) for t in tasks)
+            lines.append(f"| {r['label']} | {control} | {cells} | {_fmt(m['peak_max'])} |")
+    return lines
+
+
+def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
+    from benchmarks.report import _git_revision, short_revision
+    from sarm2_env.atomic import atomic_write
+
+    stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
+    meta = results["meta"]
+    lines = [
+        "# Scene or clock: where reward-model error comes from",
+        "",
+        f"{stamp}. `{command}` ({meta['wall_min']:.1f} min on {meta['machine']}). Data: benchmark config "
+        f"`{meta['config']}` ({meta['tasks']} tasks; {meta['heldout_demos']} held-out demos and "
+        f"{meta['heldout_rollouts']} held-out rollouts in all, queried at 1 Hz); motion controls: "
+        f"{meta['control_episodes']} episodes per task and control, {meta['control_steps']} steps (30 s). SARM2 "
+        f"variants: preset `{meta['preset']}`, {meta['steps']} steps, encoder {meta['encoder']} (frozen), one "
+        "training seed each. Baselines: the benchmark run's checkpoints, unchanged.",
+        "",
+        "Columns: value MSE (task-macro, 95 % bootstrap interval over episodes within tasks) on held-out demos vs "
+        "time-linear progress and on imperfect rollouts vs calibrated physics progress; rollout rho (Spearman of final "
+        "predicted vs true progress across a task's rollouts, mean over tasks); how far the prediction moves while a "
+        f"demo is held still for 3 s (target < {HOLD_TARGET}); value MSE of demos replayed at 0.5x / 2x against the "
+        "scene's progress; mean progress drop when told another task's instruction (> 0 good); final learned progress "
+        f"after 30 s of idle / random actions / arm play (target <= {MOTION_TARGET}; the physics progress of those "
+        "episodes is in the motion table).",
+        "",
+        *summary_table(results),
+        "",
+        "## Motion alone, per task (final progress after 30 s)",
+        "",
+        *motion_table(results),
+        "",
+        "## Privileged probe (upper bound, not a baseline)",
+        "",
+        "Ridge regression from frozen embeddings to progress, trained on the *physics progress of other held-out "
+        "rollouts* (2-fold within each task), which no reward model sees. It bounds what a reader of these features "
+        "could reach on the rollouts.",
+        "",
+        "| features | rollout MSE [95 % CI] | rollout rho |",
+        "|---|---|---|",
+        *(
+            f"| probe: {view} | {_ci(r['rollout_mse'])} | {r['rollout_rho']['mean']:.2f} |"
+            for view, r in results["probe"].items()
+        ),
+        "",
+    ]
+    text = "\n".join(lines)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "summary.md", lambda f: f.write(text.encode("utf-8")))
+    if docs is not None:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(docs, lambda f: f.write(text.encode("utf-8")))
+    return text
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="full", help="benchmark config whose data to use (name or path)")
+    p.add_argument("--tasks", default=None, help="comma-separated task ids or short names (default: the config's)")
+    variants = ", ".join(v.name for v in VARIANTS)
+    p.add_argument("--variants", default="all", help=f"comma-separated SARM2 variants, or all: {variants}")
+    p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: the config's)")
+    p.add_argument("--baselines", default="results/full/checkpoints", help="checkpoints of a finished benchmark run")
+    p.add_argument("--control-episodes", type=int, default=3, help="evaluation episodes per task and motion control")
+    p.add_argument("--control-steps", type=int, default=300, help="steps per motion-control evaluation episode")
+    p.add_argument("--negative-episodes", type=int, default=3, help="training negatives per task, random and play each")
+    p.add_argument("--negative-steps", type=int, default=150, help="steps per training negative")
+    p.add_argument("--out", default="results/scene_reading", help="output folder")
+    p.add_argument("--docs", default="docs/results/scene_reading.md", help="markdown copy of the summary ('' = none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+    import platform
+    import sys
+
+    from benchmarks.bench_config import load_config
+    from benchmarks.pipeline import RunState, stage_collect, stage_encode
+    from sarm2_env.atomic import write_json_atomic
+    from sarm2_env.errors import UnknownNameError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    started = time.perf_counter()
+    overrides: dict[str, Any] = {}
+    if args.tasks:
+        overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    config = load_config(args.config, overrides)
+    known = {v.name: v for v in VARIANTS}
+    names = list(known) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in names:
+        if name not in known:
+            raise UnknownNameError("SARM2 variant", name, known)
+    out = Path(args.out)
+    state = RunState(config=config, run_dir=out, task_ids=config.task_ids(), force=set(), progress=not args.no_progress)
+    stage_collect(state)
+    stage_encode(state)
+    controls, negatives = control_sets(state, args)
+    models = {name: train_variant(state, known[name], negatives, out, args.steps) for name in names}
+    models.update(load_baselines(Path(args.baselines), config.device))
+    results: dict[str, Any] = {"backends": {}}
+    for name, model in models.items():
+        label = f"{name}: {known[name].note}" if name in known else model.label
+        log.info("evaluate %s", name)
+        results["backends"][name] = evaluate(model, state, controls, label)
+    results["probe"] = probe_rows(state)
+    d = config.data
+    results["meta"] = {
+        "config": config.name,
+        "tasks": len(state.task_ids),
+        "heldout_demos": len(state.features["heldout_demos"]),
+        "heldout_rollouts": len(state.features["heldout_rollouts"]),
+        "control_episodes": args.control_episodes,
+        "control_steps": args.control_steps,
+        "negative_episodes": args.negative_episodes,
+        "negative_steps": args.negative_steps,
+        "preset": config.train.preset,
+        "steps": args.steps or config.train.steps,
+        "encoder": config.encoder,
+        "image_size": d.image_size,
+        "timings": state.timings,
+        "wall_min": (time.perf_counter() - started) / 60,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    write_json_atomic(out / "results.json", results)
+    command = "python benchmarks/scene_reading.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(write_report(results, out, Path(args.docs) if args.docs else None, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Scene-or-clock measurements: re-timed episodes, the privileged probe, and the evaluation of one backend."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from sarm2_env.errors import ConfigError
+from tests.rewards.fixtures import SIM_TASKS, at_query_rate, synthetic_features
+
+
+def query_rate_demo(length: int = 61):
+    return at_query_rate(synthetic_features(SIM_TASKS[0], 1, length=length)[0], 10)
+
+
+def test_held_still_freezes_the_scene_and_queries_through_the_hold() -> None:
+    from benchmarks.clock_tests import held_still
+
+    feats = query_rate_demo()
+    held, inside, scene = held_still(feats, seconds=3.0)
+    assert held.length == feats.length + 30
+    at = inside[0]
+    assert inside.tolist() == [at, at + 10, at + 20, at + 30]
+    assert np.all(held.embeddings[at : at + 31] == held.embeddings[at])  # the scene does not change
+    assert np.all(scene[at : at + 31] == scene[at])  # nor does its progress
+    assert set(inside) <= set(held.scored_steps)
+    assert held.scored_steps[-1] == held.length - 1
+    with pytest.raises(ConfigError, match="seconds"):
+        held_still(feats, seconds=0)
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+def test_replayed_keeps_the_scene_progress_of_each_frame(speed: float) -> None:
+    from benchmarks.clock_tests import replayed, scene_progress
+
+    feats = query_rate_demo()
+    played, scene = replayed(feats, speed)
+    assert played.length == (2 * feats.length if speed == 0.5 else (feats.length + 1) // 2)
+    assert scene[0] == 0 and scene[-1] == pytest.approx(scene_progress(feats)[-1] if speed == 0.5 else 1.0)
+    # every query step of the replay shows a frame the original showed at a query step
+    original = {e.tobytes() for e in feats.embeddings[feats.scored_steps]}
+    assert all(played.embeddings[s].tobytes() in original for s in played.scored_steps)
+    with pytest.raises(ConfigError, match="speed"):
+        replayed(feats, 3.0)
+
+
+def test_probe_fits_a_linear_signal_and_cross_fits_per_episode() -> None:
+    from benchmarks.probe import RidgeProbe, cross_fitted
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = np.clip(0.5 + 0.1 * x[:, 0], 0, 1)
+    assert np.abs(RidgeProbe(alpha=1e-3).fit(x, y).predict(x) - y).max() < 1e-3
+    episodes = synthetic_features(SIM_TASKS[0], 6, seed=1)  # embeddings carry the time signal, progress = t
+    preds = cross_fitted(episodes, "all", folds=2)
+    assert [len(p) for p in preds] == [f.length for f in episodes]
+    assert np.mean([np.mean((p - f.progress) ** 2) for p, f in zip(preds, episodes)]) < 0.01
+    with pytest.raises(ConfigError, match="view"):
+        cross_fitted(episodes, "side")
+
+
+class _Clock:
+    """A fake backend that reads the clock: progress = step / 60, whatever the frames show."""
+
+    label = "clock"
+
+    def predict_episode(self, feats):
+        from rewards.base import RewardOutput
+
+        return RewardOutput(progress=np.clip(np.arange(feats.length) / 60.0, 0, 1).astype(np.float32))
+
+
+def test_evaluate_exposes_a_clock() -> None:
+    from benchmarks.scene_reading import evaluate
+
+    demos = [query_rate_demo()] + [
+        at_query_rate(dataclasses.replace(f, episode_id=f"b{i}"), 10)
+        for i, f in enumerate(synthetic_features(SIM_TASKS[1], 2, length=61, seed=3))
+    ]
+    rollouts = [dataclasses.replace(f, episode_id=f"r{f.episode_id}", calibrated_progress=f.progress) for f in demos]
+    idle = [
+        dataclasses.replace(f, episode_id=f"i{f.episode_id}", calibrated_progress=np.zeros(f.length)) for f in demos
+    ]
+    state = type("S", (), {})()
+    state.features = {"train_demos": demos, "heldout_demos": demos, "heldout_rollouts": rollouts}
+    result = evaluate(_Clock(), state, {"idle": idle}, "clock")
+    assert result["demo_mse"]["mean"] < 1e-6  # a clock is perfect on demos of the right length...
+    assert result["hold_shift"]["mean"] == pytest.approx(0.5)  # ...moves 0.5 while the scene holds for 3 s...
+    assert result["speed_0.5x_mse"]["mean"] > 0.05 and result["speed_2x_mse"]["mean"] > 0.05  # ...misreads speed
+    assert result["wrong_task_drop"]["mean"] == pytest.approx(0.0)  # ...ignores the instruction
+    assert result["motion"]["idle"]["final"]["mean"] == pytest.approx(1.0)  # ...and pays for idling
