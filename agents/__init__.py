@@ -1,1 +1,1 @@
-"""SPIRAL agent, policies and update rules. Lands with the SPIRAL issue."""
+"""SPIRAL: the agent loop, policies (image BC, state BC stand-in), relabelling, update rules, rollouts, annotation."""

@@ -1,4 +1,4 @@
-"""Rollout annotation for reward-model adaptation (DESIGN.md §4, SPIRAL step "annotate ~100 rollouts").
+"""Rollout annotation for reward-model adaptation (docs/design.md §4, SPIRAL step "annotate ~100 rollouts").
 
 A human (or :func:`auto_annotate`, in simulation) describes each rollout coarsely: a final progress in [0, 1],
 time segments labelled by how the task moved during them, and optionally the frame of a catastrophic failure.

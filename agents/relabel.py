@@ -1,12 +1,12 @@
 """Relabel rollouts with a reward model: progress queries -> smoothed per-frame progress -> rewards, advantages.
 
-The authors' SPIRAL relabelling (DESIGN.md §4) queries the reward model at 1 Hz, smooths, interpolates to
+The authors' SPIRAL relabelling (docs/design.md §4) queries the reward model at 1 Hz, smooths, interpolates to
 every frame and rewards each frame with its progress difference. Their smoother is monotone and negative
 rewards are clipped, so a regress is never penalised; here both are options (default: off) and the raw
 predictions are what the benchmark evaluates.
 
 The chunk advantage of frame ``t`` for a policy that plans ``H`` actions at a time is
-``A_t = p(t + H) - p(t)`` (DESIGN.md §5); within ``H`` frames of the end the last slope is extrapolated.
+``A_t = p(t + H) - p(t)`` (docs/design.md §5); within ``H`` frames of the end the last slope is extrapolated.
 """
 
 from __future__ import annotations

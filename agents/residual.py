@@ -1,4 +1,4 @@
-"""The authors' SPIRAL update as released (DESIGN.md §5): a residual actor-critic on a frozen base policy.
+"""The authors' SPIRAL update as released (docs/design.md §5): a residual actor-critic on a frozen base policy.
 
 A frozen :class:`agents.policy.BCPolicy` proposes a chunk; a small *residual actor* adds a bounded
 correction to the part of it that is executed (``execute`` steps); an ensemble of critics ``Q(s, a)``

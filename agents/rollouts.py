@@ -273,7 +273,7 @@ class LocalExecutor:
             return 0
         n = min(self.num_envs, len(seeds))
         if self.asynchronous and n > 1:
-            # Spawned, not forked: a fork after torch or OpenGL is initialised can deadlock (DESIGN.md §7).
+            # Spawned, not forked: a fork after torch or OpenGL is initialised can deadlock (docs/design.md §7).
             envs = gym.vector.AsyncVectorEnv([make_env] * n, autoreset_mode=AutoresetMode.DISABLED, context="spawn")
         else:
             envs = gym.vector.SyncVectorEnv([make_env] * n, autoreset_mode=AutoresetMode.DISABLED)

@@ -1,6 +1,6 @@
 """SPIRAL: a policy improves from its own rollouts, scored by a reward model, round after round.
 
-The loop of the paper (DESIGN.md §4-5), on any env whose observations are SARM2-style dicts and whose
+The loop of the paper (docs/design.md §4-5), on any env whose observations are SARM2-style dicts and whose
 reward comes from :class:`sarm2_env.SARM2RewardWrapper`:
 
 1. behaviour cloning on demonstrations -> ``pi_0`` (or start from a given policy);

@@ -1,4 +1,4 @@
-"""SPIRAL update rules (DESIGN.md §5): how relabelled chunk advantages turn into a policy update.
+"""SPIRAL update rules (docs/design.md §5): how relabelled chunk advantages turn into a policy update.
 
 Every rule maps the advantages of all training samples of a round to per-sample ``weight`` (multiplying
 the behaviour-cloning loss) and an optional ``condition`` (an input the policy is conditioned on):

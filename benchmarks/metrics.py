@@ -1,4 +1,4 @@
-"""Benchmark metrics as pure functions of arrays (DESIGN.md §6). Names are exact; there is no bare "VOC".
+"""Benchmark metrics as pure functions of arrays (docs/design.md §6). Names are exact; there is no bare "VOC".
 
 Every function takes numpy arrays and returns floats or arrays; none reads files or models. Rank
 statistics are implemented here (average ranks for ties, Kendall's tau-b) so results do not depend on

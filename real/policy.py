@@ -1,8 +1,8 @@
 """Policies for the real station: the minimal ``Policy`` protocol and teleoperation as a policy.
 
-``agents`` has no policy protocol yet, so this module defines the one DESIGN.md §3 describes: anything with
-``predict(obs) -> action``, where the action is one 14-d absolute joint target or an action chunk ``(k, 14)``
-executed in order. SPIRAL's policies, a BC policy, a VLA client and :class:`LeaderPolicy` all fit.
+The station runs anything with ``predict(obs) -> action``, where the action is one 14-d absolute joint target or
+an action chunk ``(k, 14)`` executed in order: a BC policy, a VLA client and :class:`LeaderPolicy` fit. SPIRAL's
+policies follow :class:`agents.policy.Policy` (``reset`` and a batched ``act``); one protocol for both is planned.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reward-model backends behind one interface (DESIGN.md §3), their encoders, and training.
+"""Reward-model backends behind one interface (docs/design.md §3), their encoders, and training.
 
 ``make_reward_model(name, checkpoint=...)`` builds any registered backend; every backend implements
 :class:`rewards.base.RewardModel` (offline ``predict_episode``, online ``reset``/``step``). Heavy modules

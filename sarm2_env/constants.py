@@ -19,7 +19,7 @@ ACTION_DIM = STATE_DIM
 #: Index of each gripper in ``agent_pos`` / actions.
 GRIPPER_INDICES: tuple[int, int] = (6, 13)
 
-#: The 22 SARM2 action-primitive classes, in index order (DESIGN.md §4). ``dummy`` is the null class.
+#: The 22 SARM2 action-primitive classes, in index order (docs/design.md §4). ``dummy`` is the null class.
 PRIMITIVES: tuple[str, ...] = (
     "clamp",
     "erase",
@@ -47,7 +47,7 @@ PRIMITIVES: tuple[str, ...] = (
 NUM_PRIMITIVES = len(PRIMITIVES)
 PRIMITIVE_INDEX: dict[str, int] = {name: i for i, name in enumerate(PRIMITIVES)}
 
-#: The 8 gate groups of the multi-gate MoE head (DESIGN.md §4).
+#: The 8 gate groups of the multi-gate MoE head (docs/design.md §4).
 PRIMITIVE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("acquire", ("pick_grab", "scoop", "pull")),
     ("release", ("place", "pour_dump")),

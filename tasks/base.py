@@ -1,4 +1,4 @@
-"""Base class of every simulated task: the YAM station, the spaces of DESIGN.md §3, rendering.
+"""Base class of every simulated task: the YAM station, the spaces of docs/design.md §3, rendering.
 
 A task subclass adds its objects to the station spec (:meth:`YamTaskEnv._build_task`), randomises
 them (:meth:`YamTaskEnv._reset_task`) and says how far the task has come

@@ -57,7 +57,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
     the eraser over to the right arm, which wipes the right half and puts the eraser on the tray to the
     right of the board. Proxy of the paper's "Cleaning Whiteboard" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three 128x128 RGB views
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three 128x128 RGB views
     (``top``, ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 96 values; ``"pixels+state"`` adds it as

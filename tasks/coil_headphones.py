@@ -83,7 +83,7 @@ class CoilHeadphonesEnv(YamTaskEnv):
     the cable around the mandrel in circles, then tucks the end in against the coil and lets go.
     Proxy of the paper's "Coiling Headphones" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 108 values; ``"pixels+state"`` adds it as

@@ -67,7 +67,7 @@ class FoldShortsEnv(YamTaskEnv):
     half; then the right arm holds the strip down while the left arm folds its left end onto its right
     end. Proxy of the paper's "Folding Shorts" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 260 values; ``"pixels+state"`` adds it as

@@ -119,7 +119,7 @@ class FoldTShirtEnv(YamTaskEnv):
     arm folds the left sleeve in over the body, the right arm the right sleeve, then both arms fold the
     shoulders down onto the hem. Proxy of the paper's "Folding T-shirt" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 255 values; ``"pixels+state"`` adds it as

@@ -49,7 +49,7 @@ class PlatesToBinEnv(PlateTaskEnv):
     the arms. Each arm picks up the plate in front of it by clamping the rim across a diameter and puts
     it into its half of the bin. Proxy of the paper's "Put Plates in Bin" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views (``top``,
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views (``top``,
     ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 35 values; ``"pixels+state"`` adds it as

@@ -57,7 +57,7 @@ class PlatesToDishRackEnv(PlateTaskEnv):
     the tool 90 degrees about the finger axis, and inserts it edge-down into its slot: the left arm into
     the left slot, the right arm into the right one. Proxy of the paper's "Load Dish Rack" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views (``top``,
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views (``top``,
     ``left_wrist``, ``right_wrist``) + 14-d joint state; 14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 37 values; ``"pixels+state"`` adds it as

@@ -44,7 +44,7 @@ class PullPlugEnv(YamTaskEnv):
     axis; pulling an unheld socket only drags it across the table. Proxy of the paper's
     "Pulling Plug" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 27 values; ``"pixels+state"`` adds it as

@@ -80,7 +80,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
     the right one lets go) and hangs it by its crook on a peg that sticks out past the table's left
     edge, where it swings down and dangles. Proxy of the paper's "Putting Away an Umbrella" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 27 values; ``"pixels+state"`` adds it as

@@ -141,7 +141,7 @@ class SetDinnerTableEnv(YamTaskEnv):
     the tray, turned in the air to its marker's yaw and laid down on it. Proxy of the paper's
     "Setting the Dinner Table" task (its longest).
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 52 values; ``"pixels+state"`` adds it as

@@ -57,7 +57,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
     zone (a marked tray with a low lip at its back) in several strokes, then puts the broom back on
     its rest spot. Proxy of the paper's "Sweeping Paper Scraps" task.
 
-    **Observation / action.** As every SARM2 task (DESIGN.md §3): three RGB views + 14-d joint state;
+    **Observation / action.** As every SARM2 task (docs/design.md §3): three RGB views + 14-d joint state;
     14-d absolute joint targets.
 
     **State** (``obs_mode="state"``: one flat float32 vector of 234 values; ``"pixels+state"`` adds it as

@@ -1,4 +1,4 @@
-"""Frozen image and text encoders behind one interface (DESIGN.md §3, "Encoder").
+"""Frozen image and text encoders behind one interface (docs/design.md §3, "Encoder").
 
 Image encoders map ``(N, H, W, 3)`` uint8 frames to ``(N, dim)`` float32 vectors::
 

@@ -182,7 +182,7 @@ def _chat_template(directory: Path) -> str | None:
 def _processor_without_video(directory: Path, error: ImportError):
     """The directory's processor built from its tokenizer and (PIL) image processor, with the video processor
     left out. transformers 5 makes Qwen2-VL / Qwen2.5-VL / SmolVLM2 processors load a video processor that needs
-    torchvision (not installable beside the CPU torch build, DESIGN.md §3) even for image-only use."""
+    torchvision (not installable beside the CPU torch build, docs/design.md §3) even for image-only use."""
     import transformers
     from transformers import AutoImageProcessor, AutoTokenizer
 
@@ -236,7 +236,7 @@ class LocalVLM(VLMBackend):
     A candidate that tokenises to several tokens is scored by its first token only (``"Completed"`` ->
     ``"Comple"``); two candidates sharing a first token get the same value (a warning is logged).
 
-    Where torchvision is missing (always, in this toolkit: DESIGN.md §3), processors that bundle a video processor
+    Where torchvision is missing (always, in this toolkit: docs/design.md §3), processors that bundle a video processor
     (Qwen2-VL, Qwen2.5-VL, SmolVLM2 in transformers 5) are built without it from the directory's tokenizer, PIL
     image processor and chat template; Idefics3-architecture models (SmolVLM-256M/500M-Instruct) load as they are.
 

@@ -197,7 +197,7 @@ def _declared_primitives() -> dict[str, frozenset[str]]:
 
 
 def test_the_suite_exercises_most_primitives_and_gate_groups():
-    """DESIGN.md §4: the stage estimator and the MoE gates need real work across the 10 tasks."""
+    """docs/design.md §4: the stage estimator and the MoE gates need real work across the 10 tasks."""
     declared = _declared_primitives()
     assert all(declared.values()), [t for t, p in declared.items() if not p]
     used = set().union(*declared.values())
