@@ -19,6 +19,11 @@ from sarm2_env.errors import ConfigError, check_fraction, check_positive_int
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+#: Data settings added after runs had been made, with the value those runs had: a setting at that value is left out
+#: of a config's digest, so the cached stages of earlier runs stay valid.
+_DEFAULTS_BEFORE = (("variability", 0.0), ("heldout_render_every", 1), ("motion_controls", 0), ("motion_negatives", 0))
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Per task: full-skill demos for training, held-out demos, held-out imperfect rollouts (mixed skills).
@@ -32,6 +37,9 @@ class DataConfig:
     ``motion_controls``: evaluation episodes per task of each motion control (idle, random actions, arm play;
     :mod:`tasks.motion_controls`), 30 s each at the held-out frame rate, predicted by every backend when
     ``controls`` is on: the learned progress they earn should stay near their physics progress (about 0).
+    ``motion_negatives``: training episodes per task of each moving control (random actions, arm play; 15 s, every
+    frame), given to the backends that train on negatives (SARM2 and its ablations) with their physics progress
+    as the target, so that motion alone earns no progress. 0: none (demos only).
     """
 
     train_demos: int = 10
@@ -43,10 +51,11 @@ class DataConfig:
     variability: float = 0.0
     heldout_render_every: int = 1
     motion_controls: int = 0
+    motion_negatives: int = 0
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
-        for name in ("train_demos", "heldout_demos", "heldout_rollouts", "motion_controls"):
+        for name in ("train_demos", "heldout_demos", "heldout_rollouts", "motion_controls", "motion_negatives"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"`data.{name}` must be an integer >= 0; got {value!r}")
@@ -131,9 +140,8 @@ class BenchConfig:
         """Short hash of the named sections (all when none), to tell whether a cached stage is still valid."""
         body = self.to_dict()
         picked = {k: body[k] for k in sections} if sections else body
-        for key, before in (("variability", 0.0), ("heldout_render_every", 1), ("motion_controls", 0)):
+        for key, before in _DEFAULTS_BEFORE:
             if "data" in picked and picked["data"].get(key) == before:
-                # Runs made before the setting existed had this value: their cached stages stay valid.
                 picked["data"] = {k: v for k, v in picked["data"].items() if k != key}
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

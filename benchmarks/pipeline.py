@@ -25,7 +25,17 @@ import numpy as np
 from benchmarks.bench_config import BenchConfig
 from sarm2_env.atomic import write_json_atomic
 from tasks.collect import EVAL_SPLITS, SPLITS, SuiteConfig, collect_suite
-from tasks.motion_controls import CONTROL_SEED, CONTROL_STEPS, CONTROLS, collect_controls, control_dir
+from tasks.motion_controls import (
+    CONTROL_SEED,
+    CONTROL_STEPS,
+    CONTROLS,
+    NEGATIVE_CONTROLS,
+    NEGATIVE_SEED,
+    NEGATIVE_STEPS,
+    collect_controls,
+    control_dir,
+    negative_dir,
+)
 
 log = logging.getLogger("benchmarks")
 
@@ -35,6 +45,8 @@ SETS = tuple(SPLITS)
 EVAL_SETS = EVAL_SPLITS
 #: prefix of the motion-control sets in ``RunState.features`` and of their prediction keys (``motion:play|<id>``)
 MOTION = "motion:"
+#: prefix of the training negatives' sets in ``RunState.features`` (``negatives:random``)
+NEGATIVES = "negatives:"
 #: published-method baselines: the headline compares SARM2 with the strongest of these that ran
 PUBLISHED_BASELINES = ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt")
 #: ground-truth references and SARM2 upper bounds: reported, never "the strongest baseline"
@@ -135,6 +147,11 @@ def stage_collect(state: RunState) -> None:
             render_every=state.config.data.heldout_render_every,
         )
         log.info("collect motion control %s: %d written, %d already there", control, c["written"], c["skipped"])
+    for control, path in _negative_dirs(state).items():
+        seeds = _negative_seeds(state)
+        size = state.config.data.image_size
+        c = collect_controls(path, state.task_ids, control, seeds, steps=NEGATIVE_STEPS, image_size=size)
+        log.info("collect motion negatives %s: %d written, %d already there", control, c["written"], c["skipped"])
 
 
 def _motion_dirs(state: RunState) -> dict[str, Path]:
@@ -147,6 +164,17 @@ def _motion_dirs(state: RunState) -> dict[str, Path]:
 
 def _motion_seeds(state: RunState) -> range:
     return range(CONTROL_SEED, CONTROL_SEED + state.config.data.motion_controls)
+
+
+def _negative_dirs(state: RunState) -> dict[str, Path]:
+    """Folders of the motion negatives used for training, when the run has them."""
+    if not state.config.data.motion_negatives:
+        return {}
+    return {c: negative_dir(state.data_root(), c, NEGATIVE_STEPS) for c in NEGATIVE_CONTROLS}
+
+
+def _negative_seeds(state: RunState) -> range:
+    return range(NEGATIVE_SEED, NEGATIVE_SEED + state.config.data.motion_negatives)
 
 
 # --- stage 2: encode -------------------------------------------------------------------------------
@@ -168,6 +196,7 @@ def stage_encode(state: RunState) -> None:
     )
     sources = [(split, state.data_dir(split), _seeds(state, split)) for split in SETS]
     sources += [(f"{MOTION}{c}", path, _motion_seeds(state)) for c, path in _motion_dirs(state).items()]
+    sources += [(f"{NEGATIVES}{c}", path, _negative_seeds(state)) for c, path in _negative_dirs(state).items()]
     for split, path, seeds in sources:
         if not path.exists():
             state.features[split] = []
@@ -200,11 +229,18 @@ def _backend_config(state: RunState, cls: type) -> dict[str, Any] | None:
     return config.to_dict()
 
 
-def _train_fingerprint(state: RunState) -> str:
+def _train_fingerprint(state: RunState, with_negatives: bool = False) -> str:
     import hashlib
 
     ids = sorted(f.episode_id for f in state.features.get("train_demos", []))
+    if with_negatives and _negatives(state):
+        ids += sorted(f"negative:{f.episode_id}" for f in _negatives(state))
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:12]
+
+
+def _negatives(state: RunState) -> list:
+    """The run's training negatives (every moving control's episodes), empty when it has none."""
+    return [f for s, fs in sorted(state.features.items()) if s.startswith(NEGATIVES) for f in fs]
 
 
 def _build_backend(state: RunState, name: str):
@@ -228,7 +264,7 @@ def _build_backend(state: RunState, name: str):
     stamp_file = state.run_dir / "checkpoints" / f"{name}.stamp.json"
     stamp = {
         "config": config,
-        "train_data": _train_fingerprint(state),
+        "train_data": _train_fingerprint(state, with_negatives=cls.trains_on_negatives),
         "encoder": state.encoder.spec.key,
         "text_encoder": c.text_encoder,
         "seed": c.seed,
@@ -245,9 +281,17 @@ def _build_backend(state: RunState, name: str):
     from rewards.data import split_episodes
 
     train, val = split_episodes(state.features["train_demos"], 0.1, seed=c.seed)
-    log.info("train %s: %d demos (+%d for validation), config %s", name, len(train), len(val), config)
+    extra = {"negatives": _negatives(state)} if cls.trains_on_negatives and _negatives(state) else {}
+    log.info(
+        "train %s: %d demos (+%d for validation), %d motion negatives, config %s",
+        name,
+        len(train),
+        len(val),
+        len(extra.get("negatives", [])),
+        config,
+    )
     started = time.perf_counter()
-    model.fit(train, val, out_dir=ckpt, seed=c.seed, progress=state.progress, eval_every=c.train.eval_every)
+    model.fit(train, val, out_dir=ckpt, seed=c.seed, progress=state.progress, eval_every=c.train.eval_every, **extra)
     state.timings[f"train/{name}"] = time.perf_counter() - started
     write_json_atomic(stamp_file, stamp)
     return model
@@ -272,7 +316,7 @@ def stage_train(state: RunState) -> None:
 
 
 def _controls(feats, other_task: tuple[str, str] | None) -> dict[str, Any]:
-    """The control inputs of DESIGN.md §6 for one held-out demo, as EpisodeFeatures."""
+    """The control inputs of docs/design.md §6 for one held-out demo, as EpisodeFeatures."""
     n = feats.length
     out = {
         "static": dataclasses.replace(

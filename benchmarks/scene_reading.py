@@ -45,9 +45,6 @@ import numpy as np
 
 log = logging.getLogger("benchmarks.scene_reading")
 
-#: First env seed of the motion negatives used for training (disjoint from the benchmark's splits, from the
-#: controls' evaluation seeds, ``tasks.motion_controls.CONTROL_SEED``, and from the shipped checkpoint's).
-NEGATIVE_SEED = 920_000
 #: Targets of issue-level acceptance, shown beside the measurements.
 HOLD_TARGET = 0.05
 MOTION_TARGET = 0.05
@@ -96,7 +93,15 @@ def _encoded(state, root: Path) -> list:
 
 def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list]:
     """``({control: evaluation episodes}, training negatives)``, recorded and encoded on first use."""
-    from tasks.motion_controls import CONTROL_SEED, CONTROLS, collect_controls, control_dir
+    from tasks.motion_controls import (
+        CONTROL_SEED,
+        CONTROLS,
+        NEGATIVE_CONTROLS,
+        NEGATIVE_SEED,
+        collect_controls,
+        control_dir,
+        negative_dir,
+    )
 
     every = state.config.data.heldout_render_every
     root = state.data_root()
@@ -111,8 +116,8 @@ def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list
         log.info("motion control %s: %s", control, counts)
         evaluation[control] = _encoded(state, path)
     negatives = []
-    for control in ("random", "play"):
-        path = root / "motion_negatives" / f"{control}-{args.negative_steps}steps"
+    for control in NEGATIVE_CONTROLS:
+        path = negative_dir(root, control, args.negative_steps)
         seeds = range(NEGATIVE_SEED, NEGATIVE_SEED + args.negative_episodes)
         counts = collect_controls(path, state.task_ids, control, seeds, steps=args.negative_steps, image_size=size)
         log.info("motion negatives %s: %s", control, counts)

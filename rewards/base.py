@@ -1,4 +1,4 @@
-"""The one reward-model interface every backend implements (DESIGN.md §3).
+"""The one reward-model interface every backend implements (docs/design.md §3).
 
 Two entry points that must agree frame for frame:
 
@@ -122,6 +122,8 @@ class RewardModel(abc.ABC):
 
     name: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
+    #: ``fit`` takes ``negatives=``: episodes that do not advance the task, trained towards their physics progress
+    trains_on_negatives: ClassVar[bool] = False
     #: zero-shot judges that need a vision-language model (``vlm=...``) to be built
     requires_vlm: ClassVar[bool] = False
 

@@ -35,6 +35,11 @@ CONTROLS: tuple[str, ...] = ("idle", "random", "play")
 #: training negatives' seeds) and 30 s (300 steps at 10 Hz) each.
 CONTROL_SEED = 910_000
 CONTROL_STEPS = 300
+#: Training negatives (episodes a reward model learns to give no progress): the controls that move, env seeds from
+#: here (disjoint from the evaluation episodes'), 15 s each, every frame rendered (training reads every frame).
+NEGATIVE_CONTROLS: tuple[str, ...] = ("random", "play")
+NEGATIVE_SEED = 920_000
+NEGATIVE_STEPS = 150
 
 #: ``play``: tool-centre heights (m above the table top) the arms move between; every task object lies lower.
 PLAY_HEIGHT_M = (0.22, 0.34)
@@ -113,6 +118,11 @@ def make_control(name: str, env):
 def control_dir(root: str | os.PathLike[str], control: str, steps: int = CONTROL_STEPS, render_every: int = 1) -> Path:
     """Where a benchmark data root keeps the evaluation episodes of ``control``."""
     return Path(root) / "motion_controls" / f"{control}-{steps}steps-every{render_every}"
+
+
+def negative_dir(root: str | os.PathLike[str], control: str, steps: int = NEGATIVE_STEPS) -> Path:
+    """Where a benchmark data root keeps the training negatives of ``control`` (every frame rendered)."""
+    return Path(root) / "motion_negatives" / f"{control}-{steps}steps"
 
 
 def collect_controls(

@@ -44,6 +44,7 @@ class SARM2RewardModel(EmbeddingRewardModel):
 
     name = "sarm2"
     config_cls = SARM2Config
+    trains_on_negatives = True
     default_checkpoint = "sarm2-sim"
 
     def __init__(

@@ -15,7 +15,8 @@ TINY = [
     "--set", "encoder=tiny", "--set", "text_encoder=tiny-hash",
     "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
     "--set", "data.image_size=32", "--set", "train.preset=tiny", "--set", "train.steps=4",
-    "--set", "train.eval_every=4", "--set", "data.motion_controls=1", "--no-progress",
+    "--set", "train.eval_every=4", "--set", "data.motion_controls=1", "--set", "data.motion_negatives=1",
+    "--no-progress",
 ]  # fmt: skip
 
 
@@ -89,6 +90,11 @@ def test_end_to_end_outputs(first_run) -> None:
         assert 0.0 <= results["controls"]["sarm2"][f"motion_{control}_final"] <= 1.0
     assert results["controls"]["oracle"]["motion_idle_final"] == 0.0
     assert "play: final progress" in summary and "Motion controls" in summary
+    # SARM2 trains on the motion negatives (1 random + 1 play episode of the task); the others on demos only
+    trained = json.loads((run / "checkpoints" / "sarm2" / "config.json").read_text())["training"]
+    assert trained["negative_episodes"] == 2
+    time_linear = json.loads((run / "checkpoints" / "time_linear" / "config.json").read_text())
+    assert "negative_episodes" not in time_linear.get("training", {})
     assert len(results["confusion"]["sarm2"]) == 22
 
 
