@@ -1,9 +1,9 @@
-"""A privileged linear probe: how much task progress the frozen frame embeddings carry at all.
+"""A privileged linear probe: how much task progress the frozen frame embeddings carry, read linearly.
 
-Ridge regression from one camera's (or every camera's) frozen embedding to progress. Trained on what no reward
-model may see (the physics progress of rollouts), it is an **upper bound** on what a model reading those
-features could reach, never a baseline: a probe that cannot fit the rollouts' progress says the features, not the
-model, miss the failure signal.
+Ridge regression from one camera's (or every camera's) frozen embedding of one frame to progress, its
+regularisation chosen on held-out episodes. Trained on what no reward model may see (the physics progress of
+other rollouts), it shows how much failure signal a *linear* read-out of single frames finds in the features;
+never a baseline. It is not a bound on what a non-linear model over several frames can reach.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from sarm2_env.errors import ConfigError
 
 #: Feature sets the probe is fitted on: each camera alone, and all cameras concatenated.
 VIEWS: tuple[str, ...] = (*CAMERAS, "all")
+#: Ridge strengths tried (on standardised features); the one with the lowest held-out MSE is used.
+ALPHAS: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 
 class RidgeProbe:
@@ -49,6 +51,25 @@ class RidgeProbe:
         return np.clip(z @ self.weights + self.bias, 0.0, 1.0)
 
 
+def choose_alpha(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, alphas: Sequence[float] = ALPHAS
+) -> float:
+    """The ridge strength of ``alphas`` with the lowest MSE on ``(x_val, y_val)`` when fitted on the training rows
+    (one SVD, every strength from it)."""
+    x_train = np.asarray(x_train, dtype=np.float64)
+    mean, scale = x_train.mean(0), np.maximum(x_train.std(0), 1e-6)
+    z = (x_train - mean) / scale
+    bias = float(np.mean(y_train))
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    uty = u.T @ (np.asarray(y_train, dtype=np.float64) - bias)
+    z_val = (np.asarray(x_val, dtype=np.float64) - mean) / scale @ vt.T  # (n_val, k)
+    errors = [
+        float(np.mean((np.clip(z_val @ (s / (s * s + a) * uty) + bias, 0.0, 1.0) - np.asarray(y_val)) ** 2))
+        for a in alphas
+    ]
+    return float(alphas[int(np.argmin(errors))])
+
+
 def view_features(feats: EpisodeFeatures, view: str, steps: np.ndarray | None = None) -> np.ndarray:
     """``(N, D)`` (one camera) or ``(N, C * D)`` (``"all"``) embeddings at ``steps`` (default: the scored steps)."""
     steps = feats.scored_steps if steps is None else steps
@@ -69,23 +90,35 @@ def stack(
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def cross_fitted(
-    episodes: Sequence[EpisodeFeatures], view: str, folds: int = 2, alpha: float = 10.0, seed: int = 0
-) -> list[np.ndarray]:
-    """Per-episode predictions at the scored steps of a probe trained on the *other* folds' physics progress.
-
-    Episodes are split into ``folds`` at random within each task, so every task is in every training fold.
-    """
-    if folds < 2:
-        raise ConfigError(f"`folds` must be >= 2; got {folds!r}")
-    rng = np.random.default_rng(seed)
+def _folds(episodes: Sequence[EpisodeFeatures], folds: int, rng: np.random.Generator) -> np.ndarray:
+    """A fold index per episode, drawn at random within each task (so every task is in every fold)."""
     fold = np.empty(len(episodes), dtype=np.int64)
     for task in sorted({f.task_id for f in episodes}):
         members = [i for i, f in enumerate(episodes) if f.task_id == task]
         fold[members] = rng.permutation(len(members)) % folds
+    return fold
+
+
+def cross_fitted(episodes: Sequence[EpisodeFeatures], view: str, folds: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """Per-episode predictions at the scored steps of a probe trained on the *other* folds' physics progress.
+
+    Episodes are split into ``folds`` at random within each task. Within each training set, the ridge strength is
+    chosen on half of its episodes after fitting the other half, then the probe is refitted on all of them.
+    """
+    if folds < 2:
+        raise ConfigError(f"`folds` must be >= 2; got {folds!r}")
+    rng = np.random.default_rng(seed)
+    fold = _folds(episodes, folds, rng)
     out: list[np.ndarray] = [np.empty(0)] * len(episodes)
     for k in range(folds):
         train = [f for f, g in zip(episodes, fold) if g != k]
+        inner = _folds(train, 2, rng)
+        fit_part = [f for f, g in zip(train, inner) if g == 0]
+        val_part = [f for f, g in zip(train, inner) if g == 1]
+        alpha = choose_alpha(
+            *stack(fit_part, view, [f.physics_progress for f in fit_part]),
+            *stack(val_part, view, [f.physics_progress for f in val_part]),
+        )
         x, y = stack(train, view, [f.physics_progress for f in train])
         probe = RidgeProbe(alpha).fit(x, y)
         for i in np.flatnonzero(fold == k):

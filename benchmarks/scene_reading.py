@@ -20,12 +20,12 @@ Rows are SARM2 training variants (``VARIANTS``, each trained here with the confi
 default, speed + hold augmentation, mismatched-instruction negatives, motion negatives (random-action and
 arm-play episodes of other seeds trained towards their physics progress), and all of them; then the baselines
 whose checkpoints ``--baselines`` holds (a finished ``benchmarks/run.py`` run), unchanged. A privileged ridge
-probe on the frozen embeddings (per camera and all cameras, trained on other rollouts' physics progress) is an
-upper bound on what the features carry, never a baseline.
+probe on the frozen embeddings (per camera and all cameras, trained on other rollouts' physics progress) shows
+what a linear read-out of single frames' features finds; never a baseline.
 
-Resumable: episodes, embeddings and each variant's checkpoint are cached (a stamp of its config and data); a rerun
-re-evaluates. Writes ``<out>/results.json``, ``<out>/summary.md`` and the same table to ``--docs``, stamped with
-the date and commit.
+Resumable: episodes, embeddings, each variant's checkpoint and each backend's evaluation are cached (stamped with
+the weights and the episodes); a rerun redoes only what changed. Writes ``<out>/results.json``,
+``<out>/summary.md`` and the same table to ``--docs``, stamped with the date and commit.
 """
 
 from __future__ import annotations
@@ -129,8 +129,7 @@ def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list
 
 
 def _fingerprint(episodes: Sequence) -> str:
-    ids = sorted(f.episode_id for f in episodes)
-    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:12]
+    return _fingerprint_ids([f.episode_id for f in episodes])
 
 
 def train_variant(state, variant: Variant, negatives: Sequence, out: Path, steps: int | None):
@@ -292,6 +291,36 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
     return result
 
 
+def _evaluation_stamp(checkpoint: Path, state, controls: dict[str, list]) -> dict[str, Any]:
+    """What a backend's evaluation depends on: its weights (the checkpoint's config.json records their hash) and
+    the episodes."""
+    from benchmarks.pipeline import _read_json
+
+    episodes = [f.episode_id for s in ("heldout_demos", "heldout_rollouts") for f in state.features[s]]
+    episodes += [f"{c}|{f.episode_id}" for c, fs in controls.items() for f in fs]
+    return {"weights": _read_json(checkpoint / "config.json"), "episodes": _fingerprint_ids(episodes)}
+
+
+def _fingerprint_ids(ids: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:12]
+
+
+def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` (resumable)."""
+    from benchmarks.pipeline import _read_json
+    from sarm2_env.atomic import write_json_atomic
+
+    stamp = json.loads(json.dumps(stamp, default=str))
+    saved = _read_json(path)
+    if isinstance(saved, dict) and saved.get("stamp") == stamp:
+        log.info("evaluate %s: cached", path.stem)
+        return saved["result"]
+    log.info("evaluate %s", path.stem)
+    result = compute()
+    write_json_atomic(path, {"stamp": stamp, "result": result})
+    return result
+
+
 def probe_rows(state) -> dict[str, Any]:
     """The privileged probe per view: cross-fitted on the held-out rollouts' physics progress."""
     from benchmarks.probe import VIEWS, cross_fitted
@@ -395,11 +424,11 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "",
         *motion_table(results),
         "",
-        "## Privileged probe (upper bound, not a baseline)",
+        "## Privileged linear probe (not a baseline)",
         "",
-        "Ridge regression from frozen embeddings to progress, trained on the *physics progress of other held-out "
-        "rollouts* (2-fold within each task), which no reward model sees. It bounds what a reader of these features "
-        "could reach on the rollouts.",
+        "Ridge regression from one frame's frozen embeddings to progress, trained on the *physics progress of other "
+        "held-out rollouts* (2-fold within each task; ridge strength chosen on held-out episodes), which no reward "
+        "model sees: how much failure signal a linear read-out of single frames finds in these features.",
         "",
         "| features | rollout MSE [95 % CI] | rollout rho |",
         "|---|---|---|",
@@ -468,11 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     controls, negatives = control_sets(state, args)
     models = {name: train_variant(state, known[name], negatives, out, args.steps) for name in names}
     models.update(load_baselines(Path(args.baselines), config.device))
+    checkpoints = {name: out / "checkpoints" / name for name in names}
+    checkpoints.update({name: Path(args.baselines) / name for name in models if name not in known})
     results: dict[str, Any] = {"backends": {}}
     for name, model in models.items():
         label = f"{name}: {known[name].note}" if name in known else model.label
-        log.info("evaluate %s", name)
-        results["backends"][name] = evaluate(model, state, controls, label)
+        results["backends"][name] = cached_evaluation(
+            out / "evaluations" / f"{name}.json",
+            _evaluation_stamp(checkpoints[name], state, controls),
+            lambda model=model, label=label: evaluate(model, state, controls, label),
+        )
     results["probe"] = probe_rows(state)
     d = config.data
     results["meta"] = {

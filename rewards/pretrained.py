@@ -1,15 +1,18 @@
 """Build the default SARM2 checkpoint for the simulated station (``rewards/checkpoints/sarm2-sim``).
 
 This is the checkpoint ``SARM2RewardWrapper(env)`` loads when given no reward model. One command
-reproduces it from nothing (scripted-expert demos -> cached EfficientNet-Lite0 embeddings -> training)::
+reproduces it from nothing (scripted-expert demos and motion controls -> cached EfficientNet-Lite0 embeddings
+-> training)::
 
-    python -m rewards.pretrained                       # the shipped one (15 demos x 10 tasks): ~25 min, 2 CPUs
-    python -m rewards.pretrained --data data/sim_demos # reuse demos collected earlier
+    python -m rewards.pretrained                            # the shipped one: ~35 min on 2 CPUs
+    python -m rewards.pretrained --data data/sim_demos-var1 # reuse episodes collected earlier (resumes)
 
-It trains the ``small`` SARM2 preset on full-skill demonstrations of every registered task (seeds from
-100000, disjoint from the benchmark's), holds out 10 % of episodes, and stores fp16 weights. It prints the
-held-out value MSE of the fp32 model and of the fp16 file it ships, so the cost of the smaller file is
-measured, not assumed, and records both in the checkpoint's ``config.json``.
+It trains the ``small`` SARM2 preset on full-skill demonstrations of every registered task at operator variability
+1 (teleoperation-like pace, pauses and order; seeds from 100000, disjoint from the benchmark's), plus motion
+negatives (random actions and arm play that do not advance the task, trained towards their physics progress:
+:mod:`tasks.motion_controls`), holds out 10 % of the demos, and stores fp16 weights. It prints the held-out value
+MSE of the fp32 model and of the fp16 file it ships, so the cost of the smaller file is measured, not assumed,
+and records both in the checkpoint's ``config.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +32,8 @@ from rewards.sarm2.model import DEFAULT_CHECKPOINT
 
 log = logging.getLogger("rewards.pretrained")
 DEMO_SEED = 100_000
+#: First seed of the motion negatives (disjoint from the demos' and from the benchmark's controls and negatives)
+NEGATIVE_SEED = 930_000
 
 
 def held_out_mse(model, episodes) -> float:
@@ -40,8 +46,10 @@ def held_out_mse(model, episodes) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rewards.pretrained", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="data/sim_demos", help="demo dataset (collected here if missing)")
+    p.add_argument("--data", default="data/sim_demos-var1", help="demo dataset (collected here if missing)")
     p.add_argument("--episodes", type=int, default=15, help="demos per task to collect")
+    p.add_argument("--variability", type=float, default=1.0, help="operator variability of the demos (0: identical)")
+    p.add_argument("--negatives", type=int, default=3, help="motion negatives per task and control (random, play)")
     p.add_argument("--steps", type=int, default=3000, help="training steps")
     p.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help="checkpoint directory to write")
     p.add_argument("--device", default=None)
@@ -55,18 +63,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rewards.sarm2.model import SARM2RewardModel
     from tasks import TASKS
     from tasks.collect import CollectConfig, collect
+    from tasks.motion_controls import NEGATIVE_CONTROLS, NEGATIVE_STEPS, collect_controls
 
     started = time.perf_counter()
-    collect(CollectConfig(tasks=tuple(TASKS), episodes=args.episodes, skills=(1.0,), seed=DEMO_SEED), args.data)
+    demos = CollectConfig(
+        tasks=tuple(TASKS), episodes=args.episodes, skills=(1.0,), seed=DEMO_SEED, variability=args.variability
+    )
+    collect(demos, args.data, workers=max(1, min(4, os.cpu_count() or 1)))  # one recording process per core
+    negative_seeds = range(NEGATIVE_SEED, NEGATIVE_SEED + args.negatives)
+    negative_dirs = [Path(f"{args.data}-motion") / control for control in NEGATIVE_CONTROLS]
+    for control, folder in zip(NEGATIVE_CONTROLS, negative_dirs):
+        collect_controls(folder, tuple(TASKS), control, negative_seeds, steps=NEGATIVE_STEPS, progress_bar=True)
     encoder = make_image_encoder("efficientnet-lite0", device=args.device)
     features = load_features(args.data, encoder, progress=True)
+    negatives = [f for folder in negative_dirs if args.negatives for f in load_features(folder, encoder, progress=True)]
     config = SARM2Config.preset("small", steps=args.steps)
     train, val = split_episodes(features, config.val_fraction, seed=args.seed)
     model = SARM2RewardModel(config, encoder=encoder, text_encoder="minilm", device=args.device)
-    model.fit(train, val, seed=args.seed, eval_every=500)
+    model.fit(train, val, seed=args.seed, eval_every=500, negatives=negatives)
     mse32 = held_out_mse(model, val)
     model.training_summary["built_by"] = "python -m rewards.pretrained " + " ".join(argv or sys.argv[1:])
-    model.training_summary["data"] = {"tasks": sorted(TASKS), "episodes_per_task": args.episodes, "seed": DEMO_SEED}
+    model.training_summary["data"] = {
+        "tasks": sorted(TASKS),
+        "episodes_per_task": args.episodes,
+        "seed": DEMO_SEED,
+        "variability": args.variability,
+        "motion_negatives": {
+            "controls": list(NEGATIVE_CONTROLS) if args.negatives else [],
+            "episodes_per_task_and_control": args.negatives,
+            "steps": NEGATIVE_STEPS,
+            "seed": NEGATIVE_SEED,
+        },
+    }
     model.training_summary["held_out_mse_fp32"] = mse32
     out = Path(args.out)
     model.save(out, half=True)

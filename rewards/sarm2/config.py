@@ -10,7 +10,7 @@ from sarm2_env.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class SARM2Config:
-    """Hyper-parameters of SARM2 (DESIGN.md §4).
+    """Hyper-parameters of SARM2 (docs/design.md §4).
 
     The defaults are the ``small`` preset: sized so the default checkpoint ships as a few-MB fp16 file and
     trains on 2 CPU cores. ``SARM2Config.preset("paper")`` gives the authors' sizes (d_model 512, 4 stage
@@ -158,7 +158,7 @@ class SARM2Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {},
-    # the authors' sizes and optimiser settings (DESIGN.md §4); needs a GPU to train in reasonable time
+    # the authors' sizes and optimiser settings (docs/design.md §4); needs a GPU to train in reasonable time
     "paper": {
         "stage_d_model": 512,
         "stage_layers": 4,

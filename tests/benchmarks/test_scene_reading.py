@@ -91,3 +91,14 @@ def test_evaluate_exposes_a_clock() -> None:
     assert result["speed_0.5x_mse"]["mean"] > 0.05 and result["speed_2x_mse"]["mean"] > 0.05  # ...misreads speed
     assert result["wrong_task_drop"]["mean"] == pytest.approx(0.0)  # ...ignores the instruction
     assert result["motion"]["idle"]["final"]["mean"] == pytest.approx(1.0)  # ...and pays for idling
+
+
+def test_probe_regularisation_is_chosen_on_held_out_rows() -> None:
+    from benchmarks.probe import ALPHAS, choose_alpha
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 40))
+    signal = np.clip(0.5 + 0.1 * x[:, 0], 0, 1)
+    assert choose_alpha(x[:150], signal[:150], x[150:], signal[150:]) <= 10.0  # a clean signal: little shrinkage
+    noise = rng.uniform(0, 1, size=300)
+    assert choose_alpha(x[:150], noise[:150], x[150:], noise[150:]) == ALPHAS[-1]  # nothing to read: shrink it all
