@@ -394,6 +394,11 @@ def motion_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _train_times(timings: dict[str, float]) -> str:
+    trained = {k.removeprefix("train/"): v for k, v in timings.items() if k.startswith("train/")}
+    return ", ".join(f"{k} {v / 60:.1f} min" for k, v in trained.items()) or "none (checkpoints cached)"
+
+
 def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
     from benchmarks.report import _git_revision, short_revision
     from sarm2_env.atomic import atomic_write
@@ -403,7 +408,8 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
     lines = [
         "# Scene or clock: where reward-model error comes from",
         "",
-        f"{stamp}. `{command}` ({meta['wall_min']:.1f} min on {meta['machine']}). Data: benchmark config "
+        f"{stamp}. `{command}` ({meta['wall_min']:.1f} min on {meta['machine']}, reusing what earlier runs cached; "
+        f"training times this run: {_train_times(meta['timings'])}). Data: benchmark config "
         f"`{meta['config']}` ({meta['tasks']} tasks; {meta['heldout_demos']} held-out demos and "
         f"{meta['heldout_rollouts']} held-out rollouts in all, queried at 1 Hz); motion controls: "
         f"{meta['control_episodes']} episodes per task and control, {meta['control_steps']} steps (30 s). SARM2 "
