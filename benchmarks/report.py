@@ -336,7 +336,14 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         f"held-out rollouts (skills {list(c.data.rollout_skills)}); {c.data.image_size} px; "
         f"operator variability {c.data.variability:g}; held-out episodes rendered, queried and scored "
         + ("at every step" if c.data.heldout_render_every == 1 else f"every {c.data.heldout_render_every} steps")
-        + f"; training preset `{c.train.preset}`, {c.train.steps} steps; wall time {minutes:.1f} min.",
+        + f"; training preset `{c.train.preset}`, {c.train.steps} steps"
+        + (
+            f"; SARM2 and its ablations also train on {c.data.motion_negatives} random-action and "
+            f"{c.data.motion_negatives} arm-play episodes per task (motion negatives, target: their physics progress)"
+            if c.data.motion_negatives
+            else ""
+        )
+        + f"; wall time {minutes:.1f} min.",
         "",
         "Stage wall times (this run; cached stages take seconds): "
         + ", ".join(

@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="sarm2", help="registered reward model (default: sarm2)")
     p.add_argument("--data", action="append", required=True, help="episode dataset directory (repeatable)")
     p.add_argument("--val-data", action="append", default=[], help="held-out dataset (default: split --data)")
+    p.add_argument(
+        "--negatives",
+        action="append",
+        default=[],
+        help="dataset of episodes that do not advance the task (tasks.motion_controls), trained towards their "
+        "physics progress (repeatable; SARM2 and its ablations)",
+    )
     p.add_argument("--out", required=True, help="checkpoint directory to write (and resume from)")
     p.add_argument("--encoder", default="efficientnet-lite0", help="image encoder: efficientnet-lite0, siglip2, tiny")
     p.add_argument("--encoder-path", default=None, help="local weights directory (siglip2)")
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     cls = reward_model_class(args.model)
     if not getattr(cls, "trainable", False):
         raise ConfigError(f"`--model` must be a trainable backend; {args.model!r} is zero-shot")
+    if args.negatives and not cls.trains_on_negatives:
+        raise ConfigError(f"`--negatives`: {args.model!r} does not train on negatives (sarm2 and its ablations do)")
     ctx = init_distributed(args.device)
     encoder = make_image_encoder(args.encoder, image_size=args.image_size, path=args.encoder_path, device=ctx.device)
     config = model_config(args)
@@ -109,11 +118,11 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         return [f for d in dirs for f in load_features(d, encoder, progress=ctx.is_main and not args.no_progress)]
 
     if ctx.is_main:
-        features, val = load(args.data), load(args.val_data)
+        features, val, negatives = load(args.data), load(args.val_data), load(args.negatives)
     if ctx.distributed:
         _barrier(ctx)
     if not ctx.is_main:
-        features, val = load(args.data), load(args.val_data)
+        features, val, negatives = load(args.data), load(args.val_data), load(args.negatives)
     if val:
         train = features
     else:
@@ -148,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         checkpoint_every=args.checkpoint_every,
         ctx=ctx,
         include_failures=args.include_failures,
+        **({"negatives": negatives} if negatives else {}),
     )
     if args.half and ctx.is_main:
         model.save(args.out, half=True)

@@ -18,6 +18,7 @@ against what really happened.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -171,3 +172,43 @@ def collect_controls(
             if env is not None:
                 env.close()
     return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tasks.motion_controls --control play --task all --episodes 3 --out data/play``."""
+    import argparse
+
+    import tasks
+    from sarm2_env.errors import SARM2Error
+
+    p = argparse.ArgumentParser(prog="python -m tasks.motion_controls", description=__doc__.split("\n\n")[0])
+    p.add_argument("--control", required=True, choices=CONTROLS, help="which control to record")
+    p.add_argument("--task", default="all", help="comma-separated task ids or short names, or all")
+    p.add_argument("--episodes", type=int, default=3, help="episodes per task (env seeds from --seed)")
+    p.add_argument("--steps", type=int, default=NEGATIVE_STEPS, help="steps per episode (10 Hz)")
+    p.add_argument("--seed", type=int, default=NEGATIVE_SEED, help="first env seed")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--render-every", type=int, default=1, help="camera frames every N steps (1: every step)")
+    p.add_argument("--out", required=True, help="dataset directory (a rerun resumes)")
+    args = p.parse_args(argv)
+    task_ids = list(tasks.TASKS) if args.task == "all" else [t.strip() for t in args.task.split(",") if t.strip()]
+    try:
+        counts = collect_controls(
+            args.out,
+            task_ids,
+            args.control,
+            range(args.seed, args.seed + args.episodes),
+            steps=args.steps,
+            image_size=args.image_size,
+            render_every=args.render_every,
+            progress_bar=True,
+        )
+    except SARM2Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.control}: {counts['written']} written, {counts['skipped']} already there -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

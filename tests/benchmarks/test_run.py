@@ -90,6 +90,7 @@ def test_end_to_end_outputs(first_run) -> None:
         assert 0.0 <= results["controls"]["sarm2"][f"motion_{control}_final"] <= 1.0
     assert results["controls"]["oracle"]["motion_idle_final"] == 0.0
     assert "play: final progress" in summary and "Motion controls" in summary
+    assert "also train on 1 random-action and 1 arm-play episodes per task" in summary
     # SARM2 trains on the motion negatives (1 random + 1 play episode of the task); the others on demos only
     trained = json.loads((run / "checkpoints" / "sarm2" / "config.json").read_text())["training"]
     assert trained["negative_episodes"] == 2

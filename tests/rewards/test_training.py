@@ -134,6 +134,22 @@ def test_cli_trains_validates_checkpoints_and_resumes(tmp_path, capsys, caplog) 
     assert "resumed" in caplog.text and "at step 10" in caplog.text
 
 
+def test_cli_trains_on_motion_negatives_and_refuses_them_for_other_backends(tmp_path, capsys) -> None:
+    from rewards.train import main
+    from tasks.motion_controls import collect_controls
+
+    data = write_dataset(tmp_path / "data")
+    negatives = tmp_path / "play"
+    collect_controls(negatives, [SIM_TASKS[1]], "play", [0, 1], steps=12, image_size=32)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--negatives", str(negatives), "--out", str(out), "--steps", "4"]
+    assert main([*CLI, *args]) == 0
+    assert json.loads((out / "config.json").read_text())["training"]["negative_episodes"] == 2
+    other = [*CLI[2:], "--model", "rewind", "--data", str(data), "--negatives", str(negatives), "--out", str(out)]
+    assert main(other) == 2
+    assert "does not train on negatives" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_input_clearly(tmp_path, capsys) -> None:
     from rewards.train import main
 

@@ -75,3 +75,14 @@ def test_collect_controls_resumes(tmp_path) -> None:
     dataset = EpisodeDataset(out)
     assert len(dataset) == 3
     assert dataset.load(0).frame_count == 3  # steps 0, 10, 20
+
+
+def test_cli_records_and_reports_bad_input(tmp_path, capsys) -> None:
+    from tasks.motion_controls import main
+
+    out = tmp_path / "play"
+    args = ["--control", "play", "--task", "PlatesToBin", "--episodes", "1", "--steps", "10", "--image-size", "32"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "play: 1 written" in capsys.readouterr().out
+    assert main([*args[:3], "PlatesToBn", *args[4:], "--out", str(out)]) == 2
+    assert "Did you mean" in capsys.readouterr().err
