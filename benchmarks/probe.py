@@ -20,6 +20,7 @@ from sarm2_env.errors import ConfigError
 VIEWS: tuple[str, ...] = (*CAMERAS, "all")
 #: Ridge strengths tried (on standardised features); the one with the lowest held-out MSE is used.
 ALPHAS: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+DEFAULT_ALPHA = 1e3
 
 
 class RidgeProbe:
@@ -115,10 +116,12 @@ def cross_fitted(episodes: Sequence[EpisodeFeatures], view: str, folds: int = 2,
         inner = _folds(train, 2, rng)
         fit_part = [f for f, g in zip(train, inner) if g == 0]
         val_part = [f for f, g in zip(train, inner) if g == 1]
-        alpha = choose_alpha(
-            *stack(fit_part, view, [f.physics_progress for f in fit_part]),
-            *stack(val_part, view, [f.physics_progress for f in val_part]),
-        )
+        alpha = DEFAULT_ALPHA  # too few episodes to hold some out: a middle strength
+        if fit_part and val_part:
+            alpha = choose_alpha(
+                *stack(fit_part, view, [f.physics_progress for f in fit_part]),
+                *stack(val_part, view, [f.physics_progress for f in val_part]),
+            )
         x, y = stack(train, view, [f.physics_progress for f in train])
         probe = RidgeProbe(alpha).fit(x, y)
         for i in np.flatnonzero(fold == k):

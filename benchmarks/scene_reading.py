@@ -79,16 +79,19 @@ BASELINES = ("sarm", "rewind", "robometer_lite", "time_linear")
 # --- data ------------------------------------------------------------------------------------------
 
 
-def _encoded(state, root: Path) -> list:
-    """Every episode of the dataset at ``root``, encoded through the run's embedding cache."""
+def _encoded(state, root: Path, seeds: range) -> list:
+    """The run's tasks' episodes of ``seeds`` in the dataset at ``root``, encoded through the run's embedding cache
+    (a folder shared with other runs may hold more)."""
+    from benchmarks.pipeline import _selected
     from rewards.cache import EmbeddingCache
     from rewards.data import EpisodeFeatures
     from tasks.dataset import EpisodeDataset
 
     dataset = EpisodeDataset(root)
+    indices = _selected(dataset, state.task_ids, seeds)
     cache = EmbeddingCache(dataset, state.encoder)
-    cache.ensure(range(len(dataset)), progress=state.progress)
-    return [EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in range(len(dataset))]
+    cache.ensure(indices, progress=state.progress)
+    return [EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in indices]
 
 
 def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list]:
@@ -114,14 +117,14 @@ def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list
             path, state.task_ids, control, seeds, steps=args.control_steps, image_size=size, render_every=every
         )
         log.info("motion control %s: %s", control, counts)
-        evaluation[control] = _encoded(state, path)
+        evaluation[control] = _encoded(state, path, seeds)
     negatives = []
     for control in NEGATIVE_CONTROLS:
         path = negative_dir(root, control, args.negative_steps)
         seeds = range(NEGATIVE_SEED, NEGATIVE_SEED + args.negative_episodes)
         counts = collect_controls(path, state.task_ids, control, seeds, steps=args.negative_steps, image_size=size)
         log.info("motion negatives %s: %s", control, counts)
-        negatives += _encoded(state, path)
+        negatives += _encoded(state, path, seeds)
     return evaluation, negatives
 
 
@@ -460,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", default="full", help="benchmark config whose data to use (name or path)")
     p.add_argument("--tasks", default=None, help="comma-separated task ids or short names (default: the config's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     variants = ", ".join(v.name for v in VARIANTS)
     p.add_argument("--variants", default="all", help=f"comma-separated SARM2 variants, or all: {variants}")
     p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: the config's)")
@@ -487,7 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
-    overrides: dict[str, Any] = {}
+    from rewards.train import parse_overrides
+
+    overrides: dict[str, Any] = parse_overrides(args.set)
     if args.tasks:
         overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     config = load_config(args.config, overrides)

@@ -102,3 +102,31 @@ def test_probe_regularisation_is_chosen_on_held_out_rows() -> None:
     assert choose_alpha(x[:150], signal[:150], x[150:], signal[150:]) <= 10.0  # a clean signal: little shrinkage
     noise = rng.uniform(0, 1, size=300)
     assert choose_alpha(x[:150], noise[:150], x[150:], noise[150:]) == ALPHAS[-1]  # nothing to read: shrink it all
+
+
+def test_script_end_to_end_on_a_tiny_config(tmp_path) -> None:
+    """Collects, trains two variants, evaluates, and on a rerun reuses every checkpoint and evaluation."""
+    import json
+
+    from benchmarks.scene_reading import main
+
+    args = [
+        "--config", "quick", "--tasks", "CleanWhiteboard",
+        "--set", "encoder=tiny", "--set", "text_encoder=tiny-hash", "--set", "train.preset=tiny",
+        "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
+        "--set", "data.image_size=32", "--set", f"data.root={tmp_path / 'data'}",
+        "--steps", "4", "--variants", "sarm2,sarm2+motion", "--baselines", str(tmp_path / "none"),
+        "--control-episodes", "1", "--control-steps", "20", "--negative-episodes", "1", "--negative-steps", "12",
+        "--out", str(tmp_path / "out"), "--docs", "", "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["backends"]) == {"sarm2", "sarm2+motion"}
+    for row in results["backends"].values():
+        assert set(row["motion"]) == {"idle", "random", "play"} and np.isfinite(row["rollout_mse"]["mean"])
+    trained = json.loads((tmp_path / "out" / "checkpoints" / "sarm2+motion" / "config.json").read_text())
+    assert trained["training"]["negative_episodes"] == 2  # one random + one play episode of the task
+    assert set(results["probe"]) == {"top", "left_wrist", "right_wrist", "all"}
+    assert "training times this run: sarm2" in (tmp_path / "out" / "summary.md").read_text()
+    assert main(args) == 0  # the rerun trains and evaluates nothing again
+    assert "none (checkpoints cached)" in (tmp_path / "out" / "summary.md").read_text()
