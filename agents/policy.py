@@ -61,7 +61,7 @@ class BCPolicyConfig:
         targets: what the head predicts: ``"absolute"`` joint targets, or ``"delta"``s from the current joints.
             Absolute targets correct drift (an arm the demos keep still is sent back to its pose, where a delta
             of zero holds it wherever it drifted to), but on CleanWhiteboard they lost the centimetre precision
-            the grasp needs (README, SPIRAL results), hence the ``delta`` default.
+            the grasp needs (docs/spiral.md, SPIRAL results), hence the ``delta`` default.
         execute: targets executed before planning again (1 <= execute <= chunk).
         camera_dim, hidden, layers, dropout: the head (per-camera projection, MLP width and depth).
         condition: add RECAP's advantage-indicator input.

@@ -2,7 +2,7 @@
 
     python benchmarks/real_timing.py [--steps 300] [--image-size 128]
 
-Prints what the README's real-station section reports, measured in one run on this machine:
+Prints what docs/real_station.md reports, measured in one run on this machine:
 
 - the env control loop at ``control_hz`` (30 Hz): mean, p95 and max period, jitter (std), overruns;
 - the e-stop: from the request until the hold command (the measured pose) reaches the motors, and until the

@@ -1,4 +1,4 @@
-"""The timing scripts behind README figures run and print every figure they are quoted for (small sizes)."""
+"""The timing scripts behind docs/measured.md and docs/real_station.md run and print their figures (small sizes)."""
 
 from __future__ import annotations
 
