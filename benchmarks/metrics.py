@@ -7,6 +7,7 @@ which scipy version is installed; the tests check them against hand-computed val
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -261,6 +262,13 @@ def stratified_bootstrap(
     for i in range(resamples):
         stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
     return _percentile_interval(stats, level)
+
+
+def nanmean(values) -> float:
+    """Mean of ``values`` with None and NaN entries skipped; NaN when nothing is left (e.g. a rank correlation over
+    one rollout per task)."""
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(kept)) if kept else NAN
 
 
 def macro_mean(groups: Sequence[np.ndarray]) -> float:

@@ -42,11 +42,6 @@ def scored(feats, per_step: np.ndarray) -> np.ndarray:
     return np.asarray(per_step)[feats.scored_steps]
 
 
-def _nanmean(values) -> float:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.mean(values)) if values else float("nan")
-
-
 def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
     """One row per (backend, evaluation set, episode) with the per-episode metrics."""
     feats_by_key = {f"{s}|{f.episode_id}": f for s in EVAL_SETS for f in state.features.get(s, [])}
@@ -108,10 +103,10 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                     "value_mse_macro": raw["macro"],
                     "value_mse_minmax_micro": rescaled["micro"],
                     "value_mse_minmax_macro": rescaled["macro"],
-                    "voc_time": _nanmean(r["voc_time"] for r in task_rows),
-                    "voc_progress": _nanmean(r["voc_progress"] for r in task_rows),
-                    "pearson": _nanmean(r["pearson"] for r in task_rows),
-                    "primitive_accuracy": _nanmean(r.get("primitive_accuracy") for r in task_rows),
+                    "voc_time": M.nanmean(r["voc_time"] for r in task_rows),
+                    "voc_progress": M.nanmean(r["voc_progress"] for r in task_rows),
+                    "pearson": M.nanmean(r["pearson"] for r in task_rows),
+                    "primitive_accuracy": M.nanmean(r.get("primitive_accuracy") for r in task_rows),
                 }
                 entry["value_mse_macro_ci"] = list(M.bootstrap_interval([r["value_mse"] for r in task_rows]))
                 if split == "heldout_rollouts":
@@ -123,20 +118,20 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                 micro = M.value_mse(all_pred, all_gt)["micro"]
                 overall = {
                     "value_mse_micro": micro,
-                    "value_mse_macro": _nanmean(t["value_mse_macro"] for t in per_task.values()),
-                    "value_mse_minmax_macro": _nanmean(t["value_mse_minmax_macro"] for t in per_task.values()),
-                    "voc_time": _nanmean(t["voc_time"] for t in per_task.values()),
-                    "voc_progress": _nanmean(t["voc_progress"] for t in per_task.values()),
-                    "pearson": _nanmean(t["pearson"] for t in per_task.values()),
-                    "primitive_accuracy": _nanmean(t["primitive_accuracy"] for t in per_task.values()),
-                    "kendall_rank": _nanmean(t.get("kendall_rank") for t in per_task.values()),
+                    "value_mse_macro": M.nanmean(t["value_mse_macro"] for t in per_task.values()),
+                    "value_mse_minmax_macro": M.nanmean(t["value_mse_minmax_macro"] for t in per_task.values()),
+                    "voc_time": M.nanmean(t["voc_time"] for t in per_task.values()),
+                    "voc_progress": M.nanmean(t["voc_progress"] for t in per_task.values()),
+                    "pearson": M.nanmean(t["pearson"] for t in per_task.values()),
+                    "primitive_accuracy": M.nanmean(t["primitive_accuracy"] for t in per_task.values()),
+                    "kendall_rank": M.nanmean(t.get("kendall_rank") for t in per_task.values()),
                 }
                 split_rows = [r for r in rows if r["backend"] == backend and r["set"] == split]
                 groups = [np.array([r["value_mse"] for r in split_rows if r["task"] == t]) for t in per_task]
                 overall["value_mse_macro_ci"] = list(M.stratified_bootstrap(groups, M.macro_mean))
                 if split == "heldout_rollouts":
                     pooled = _rollout_ranking(split_rows)
-                    overall["rollout_rho"] = _nanmean(t.get("rollout_rho") for t in per_task.values())
+                    overall["rollout_rho"] = M.nanmean(t.get("rollout_rho") for t in per_task.values())
                     overall["success_auroc"] = pooled["success_auroc"]
                     overall["success_gap"] = pooled["success_gap"]
                 table[backend][split] = {"overall": overall, "tasks": per_task}
@@ -184,10 +179,10 @@ def _controls(predictions: dict) -> dict[str, dict[str, float]]:
                 motion.setdefault(key.split("|")[0].removeprefix(MOTION), []).append(float(arrays["progress"][-1]))
         if static or reverse or wrong or motion:
             out[backend] = {
-                "static_flatness": _nanmean(static),
-                "reversed_voc_time": _nanmean(reverse),
-                "wrong_instruction_drop": _nanmean(wrong),
-                **{f"motion_{c}_final": _nanmean(motion.get(c, [])) for c in CONTROLS if c in motion},
+                "static_flatness": M.nanmean(static),
+                "reversed_voc_time": M.nanmean(reverse),
+                "wrong_instruction_drop": M.nanmean(wrong),
+                **{f"motion_{c}_final": M.nanmean(motion.get(c, [])) for c in CONTROLS if c in motion},
             }
     return out
 

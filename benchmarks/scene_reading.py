@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.metrics import nanmean
+
 log = logging.getLogger("benchmarks.scene_reading")
 
 #: Targets of issue-level acceptance, shown beside the measurements.
@@ -208,13 +210,6 @@ def _macro(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _nanmean(values) -> float:
-    """Mean of the finite values (NaN when none: e.g. a rank correlation over one rollout per task)."""
-    x = np.asarray(list(values), dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if len(x) else float("nan")
-
-
 def _spearman_per_task(finals: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
     from benchmarks.metrics import spearman
 
@@ -249,7 +244,7 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
 
     result["rollout_mse"] = _macro(_by_task(rollouts, rollout_error))
     rho = _spearman_per_task(finals)
-    result["rollout_rho"] = {"mean": _nanmean(rho.values()), "per_task": rho}
+    result["rollout_rho"] = {"mean": nanmean(rho.values()), "per_task": rho}
 
     def hold_shift(f) -> float:
         held, inside, _ = held_still(f)
@@ -343,7 +338,7 @@ def probe_rows(state) -> dict[str, Any]:
         rho = _spearman_per_task(finals)
         out[view] = {
             "rollout_mse": mse,
-            "rollout_rho": {"mean": _nanmean(rho.values()), "per_task": rho},
+            "rollout_rho": {"mean": nanmean(rho.values()), "per_task": rho},
         }
     return out
 
