@@ -172,6 +172,29 @@ class StateRollout:
             msg = f"{path}: not a readable state rollout ({exc}); delete it and rerun to collect it again"
             raise DatasetError(msg) from exc
 
+    def features(self, instruction: str = "", at_query_rate: bool = False):
+        """The reward model's view as :class:`rewards.data.EpisodeFeatures`: each step holds the newest rendered
+        frame's embedding (exact on the query grid); ``at_query_rate`` also marks the rendered steps as the ones to
+        predict and score (``query_indices``), as evaluation sets recorded at a query rate are."""
+        from rewards.data import EpisodeFeatures
+
+        if self.embeddings.shape[-1] == 0:
+            raise ConfigError(f"rollout seed {self.seed} has no frame embeddings: collect it with the model's encoder")
+        holder = np.searchsorted(self.frames, np.arange(self.length), side="right") - 1
+        return EpisodeFeatures(
+            episode_id=f"{self.task_id}-{self.seed}",
+            task_id=self.task_id,
+            instruction=instruction,
+            success=self.success,
+            skill=float("nan"),
+            embeddings=self.embeddings[holder].astype(np.float32),
+            state=self.state[:, :STATE_DIM],
+            primitive=np.full(self.length, -1, dtype=np.int64),
+            progress=self.progress,
+            success_flags=self.success_flags,
+            query_indices=np.asarray(self.frames, dtype=np.int64) if at_query_rate else None,
+        )
+
     def training_episode(self, weight: np.ndarray | None = None) -> StateEpisode:
         """The BC view: states and the actions taken (the final state, with no action, is dropped)."""
         w = None if weight is None else np.asarray(weight[: self.length - 1], np.float32)
@@ -304,24 +327,8 @@ def predicted_progress(rollout: StateRollout, source: str, model: Any = None) ->
         return np.maximum.accumulate(rollout.success_flags.astype(np.float64))
     if model is None:
         raise ConfigError(f"reward source {source!r} needs a reward model")
-    from rewards.data import EpisodeFeatures
-
-    if rollout.embeddings.shape[-1] == 0:
-        raise ConfigError(f"rollout seed {rollout.seed} has no frame embeddings: collect it with the model's encoder")
     # Each frame holds the latest rendered frame's embedding (exact on the query grid; see the module docstring).
-    holder = np.searchsorted(rollout.frames, np.arange(rollout.length), side="right") - 1
-    features = EpisodeFeatures(
-        episode_id=f"{rollout.task_id}-{rollout.seed}",
-        task_id=rollout.task_id,
-        instruction="",
-        success=rollout.success,
-        skill=float("nan"),
-        embeddings=rollout.embeddings[holder].astype(np.float32),
-        state=rollout.state[:, :STATE_DIM],
-        primitive=np.full(rollout.length, -1, dtype=np.int64),
-        progress=rollout.progress,
-    )
-    return model.predict_episode(features).progress.astype(np.float64)
+    return model.predict_episode(rollout.features()).progress.astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------- the run

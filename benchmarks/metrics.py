@@ -8,7 +8,8 @@ which scipy version is installed; the tests check them against hand-computed val
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -274,3 +275,28 @@ def nanmean(values) -> float:
 def macro_mean(groups: Sequence[np.ndarray]) -> float:
     """Mean over groups of each group's mean (a task-macro average of per-episode values)."""
     return float(np.mean([np.mean(g) for g in groups]))
+
+
+def by_task(episodes: Sequence, value: Callable[[Any], float]) -> dict[str, np.ndarray]:
+    """``{task_id: (n,) values}``: ``value(episode)`` for each episode (anything with ``task_id``), tasks sorted."""
+    out: dict[str, list[float]] = {}
+    for episode in episodes:
+        out.setdefault(episode.task_id, []).append(value(episode))
+    return {task: np.asarray(v, dtype=np.float64) for task, v in sorted(out.items())}
+
+
+def macro_summary(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Task-macro mean of per-episode values, its 95 % interval (episodes resampled within tasks) and per-task means:
+    ``{"mean", "ci": [low, high], "per_task"}``."""
+    groups = list(per_task.values())
+    low, high = stratified_bootstrap(groups, macro_mean)
+    return {
+        "mean": macro_mean(groups),
+        "ci": [low, high],
+        "per_task": {t: float(v.mean()) for t, v in per_task.items()},
+    }
+
+
+def spearman_per_task(finals: dict[str, Sequence[tuple[float, float]]]) -> dict[str, float]:
+    """Per task, Spearman's rho of ``(predicted, true)`` pairs (e.g. final progress across a task's rollouts)."""
+    return {t: spearman(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())}

@@ -110,9 +110,24 @@ def _seeds(state: RunState, split: str) -> range:
     return _suite(state).seeds(split)
 
 
-def _selected(dataset, task_ids: Sequence[str], seeds: Iterable[int]) -> list[int]:
+def select_episodes(dataset, task_ids: Sequence[str], seeds: Iterable[int]) -> list[int]:
+    """Indices of ``dataset``'s episodes of ``task_ids`` x ``seeds`` (a folder shared by several runs may hold more)."""
     wanted = {(t, s) for t in task_ids for s in seeds}
     return [i for i, e in enumerate(dataset.entries) if (e["task_id"], int(e["seed"])) in wanted]
+
+
+def encoded_episodes(state: RunState, root: Path, seeds: Iterable[int]) -> list:
+    """The run's tasks' episodes of ``seeds`` in the dataset at ``root`` as ``EpisodeFeatures``, encoded once
+    through the on-disk embedding cache with the run's encoder."""
+    from rewards.cache import EmbeddingCache
+    from rewards.data import EpisodeFeatures
+    from tasks.dataset import EpisodeDataset
+
+    dataset = EpisodeDataset(root)
+    indices = select_episodes(dataset, state.task_ids, seeds)
+    cache = EmbeddingCache(dataset, state.encoder)
+    cache.ensure(indices, progress=state.progress)
+    return [EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in indices]
 
 
 def _record_failure(state: RunState, backend: str, stage: str, exc: BaseException) -> None:
@@ -202,7 +217,7 @@ def stage_encode(state: RunState) -> None:
             state.features[split] = []
             continue
         dataset = EpisodeDataset(path)
-        indices = _selected(dataset, state.task_ids, seeds)
+        indices = select_episodes(dataset, state.task_ids, seeds)
         cache = EmbeddingCache(dataset, state.encoder)
         if "encode" in state.force and cache.directory.exists():
             shutil.rmtree(cache.directory)

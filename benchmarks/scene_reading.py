@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.metrics import nanmean
+from benchmarks.metrics import by_task, macro_summary, nanmean, spearman_per_task
 
 log = logging.getLogger("benchmarks.scene_reading")
 
@@ -81,23 +81,9 @@ BASELINES = ("sarm", "rewind", "robometer_lite", "time_linear")
 # --- data ------------------------------------------------------------------------------------------
 
 
-def _encoded(state, root: Path, seeds: range) -> list:
-    """The run's tasks' episodes of ``seeds`` in the dataset at ``root``, encoded through the run's embedding cache
-    (a folder shared with other runs may hold more)."""
-    from benchmarks.pipeline import _selected
-    from rewards.cache import EmbeddingCache
-    from rewards.data import EpisodeFeatures
-    from tasks.dataset import EpisodeDataset
-
-    dataset = EpisodeDataset(root)
-    indices = _selected(dataset, state.task_ids, seeds)
-    cache = EmbeddingCache(dataset, state.encoder)
-    cache.ensure(indices, progress=state.progress)
-    return [EpisodeFeatures.from_episode(dataset.load(i, frames=False), cache.get(i)) for i in indices]
-
-
 def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list]:
     """``({control: evaluation episodes}, training negatives)``, recorded and encoded on first use."""
+    from benchmarks.pipeline import encoded_episodes
     from tasks.motion_controls import (
         CONTROL_SEED,
         CONTROLS,
@@ -119,14 +105,14 @@ def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list
             path, state.task_ids, control, seeds, steps=args.control_steps, image_size=size, render_every=every
         )
         log.info("motion control %s: %s", control, counts)
-        evaluation[control] = _encoded(state, path, seeds)
+        evaluation[control] = encoded_episodes(state, path, seeds)
     negatives = []
     for control in NEGATIVE_CONTROLS:
         path = negative_dir(root, control, args.negative_steps)
         seeds = range(NEGATIVE_SEED, NEGATIVE_SEED + args.negative_episodes)
         counts = collect_controls(path, state.task_ids, control, seeds, steps=args.negative_steps, image_size=size)
         log.info("motion negatives %s: %s", control, counts)
-        negatives += _encoded(state, path, seeds)
+        negatives += encoded_episodes(state, path, seeds)
     return evaluation, negatives
 
 
@@ -191,31 +177,6 @@ def load_baselines(folder: Path, device: str | None) -> dict[str, Any]:
 # --- measurements ----------------------------------------------------------------------------------
 
 
-def _by_task(episodes: Sequence, value: Callable[[Any], float]) -> dict[str, np.ndarray]:
-    out: dict[str, list[float]] = {}
-    for f in episodes:
-        out.setdefault(f.task_id, []).append(value(f))
-    return {task: np.asarray(v, dtype=np.float64) for task, v in sorted(out.items())}
-
-
-def _macro(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
-    from benchmarks.metrics import macro_mean, stratified_bootstrap
-
-    groups = list(per_task.values())
-    low, high = stratified_bootstrap(groups, macro_mean)
-    return {
-        "mean": macro_mean(groups),
-        "ci": [low, high],
-        "per_task": {t: float(v.mean()) for t, v in per_task.items()},
-    }
-
-
-def _spearman_per_task(finals: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
-    from benchmarks.metrics import spearman
-
-    return {t: spearman(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())}
-
-
 def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, Any]:
     """Every measurement of the module docstring for one model."""
     from benchmarks.clock_tests import held_still, replayed, scene_progress
@@ -234,7 +195,7 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
         s = f.scored_steps
         return float(np.mean((pred_demo[f.episode_id][s] - scene_progress(f)[s]) ** 2))
 
-    result["demo_mse"] = _macro(_by_task(demos, demo_error))
+    result["demo_mse"] = macro_summary(by_task(demos, demo_error))
     finals: dict[str, list[tuple[float, float]]] = {}
 
     def rollout_error(f) -> float:
@@ -242,8 +203,8 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
         finals.setdefault(f.task_id, []).append((float(p[s[-1]]), float(f.physics_progress[s[-1]])))
         return float(np.mean((p[s] - f.physics_progress[s]) ** 2))
 
-    result["rollout_mse"] = _macro(_by_task(rollouts, rollout_error))
-    rho = _spearman_per_task(finals)
+    result["rollout_mse"] = macro_summary(by_task(rollouts, rollout_error))
+    rho = spearman_per_task(finals)
     result["rollout_rho"] = {"mean": nanmean(rho.values()), "per_task": rho}
 
     def hold_shift(f) -> float:
@@ -251,10 +212,10 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
         p = predict(held)
         return float(np.max(np.abs(p[inside] - p[inside[0]])))
 
-    shifts = _by_task(demos, hold_shift)
+    shifts = by_task(demos, hold_shift)
     every = np.concatenate(list(shifts.values()))
     result["hold_shift"] = {
-        **_macro(shifts),
+        **macro_summary(shifts),
         "max": float(every.max()),
         "share_ok": float(np.mean(every < HOLD_TARGET)),
     }
@@ -265,7 +226,7 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
             s = played.scored_steps
             return float(np.mean((predict(played)[s] - scene[s]) ** 2))
 
-        result[f"speed_{speed:g}x_mse"] = _macro(_by_task(demos, speed_error))
+        result[f"speed_{speed:g}x_mse"] = macro_summary(by_task(demos, speed_error))
     tasks_sorted = sorted(instructions)
 
     def wrong_drop(f) -> float:
@@ -275,16 +236,16 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
         return float(np.mean(pred_demo[f.episode_id][s]) - np.mean(predict(wrong)[s]))
 
     if len(tasks_sorted) > 1:
-        result["wrong_task_drop"] = _macro(_by_task(demos, wrong_drop))
+        result["wrong_task_drop"] = macro_summary(by_task(demos, wrong_drop))
     result["motion"] = {}
     for control, episodes in controls.items():
-        finals_c = _by_task(episodes, lambda f: float(predict(f)[f.scored_steps[-1]]))
-        peaks = _by_task(episodes, lambda f: float(np.max(predict(f)[f.scored_steps])))
-        truth = _by_task(episodes, lambda f: float(f.physics_progress[f.scored_steps[-1]]))
+        finals_c = by_task(episodes, lambda f: float(predict(f)[f.scored_steps[-1]]))
+        peaks = by_task(episodes, lambda f: float(np.max(predict(f)[f.scored_steps])))
+        truth = by_task(episodes, lambda f: float(f.physics_progress[f.scored_steps[-1]]))
         result["motion"][control] = {
-            "final": _macro(finals_c),
+            "final": macro_summary(finals_c),
             "peak_max": float(max(v.max() for v in peaks.values())),
-            "physics_final": _macro(truth),
+            "physics_final": macro_summary(truth),
         }
     return result
 
@@ -334,8 +295,8 @@ def probe_rows(state) -> dict[str, Any]:
             finals.setdefault(f.task_id, []).append((float(preds[f.episode_id][-1]), float(f.physics_progress[s[-1]])))
             return float(np.mean((preds[f.episode_id] - f.physics_progress[s]) ** 2))
 
-        mse = _macro(_by_task(rollouts, error))
-        rho = _spearman_per_task(finals)
+        mse = macro_summary(by_task(rollouts, error))
+        rho = spearman_per_task(finals)
         out[view] = {
             "rollout_mse": mse,
             "rollout_rho": {"mean": nanmean(rho.values()), "per_task": rho},

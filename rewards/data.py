@@ -114,6 +114,42 @@ def require_every_frame(episodes: Sequence[EpisodeFeatures], what: str) -> None:
             )
 
 
+def adaptation_targets(
+    episodes: Sequence[EpisodeFeatures], targets: Sequence[np.ndarray | None], what: str = "adaptation"
+) -> list[np.ndarray]:
+    """Per-step target curves ``(T,)`` in [0, 1] for reward-model adaptation (RM1 -> RM2), one per episode.
+
+    A curve of ``targets`` is an annotated rollout's progress (:func:`agents.annotation.synthesize_progress`); None
+    means time-linear progress ``t / (T - 1)`` (a demonstration). For an episode recorded at a query rate the curve
+    is held like its frames: each step gets the value at the newest rendered frame, so a training window's target
+    is the progress of the frame it shows, never of a frame it cannot see.
+
+    Raises:
+        InputShapeError: ``targets`` not one per episode, or a curve of the wrong length.
+        NonFiniteError: a curve with NaN or inf.
+    """
+    if len(targets) != len(episodes):
+        raise InputShapeError(f"`targets`: expected one entry per episode ({len(episodes)}); got {len(targets)}")
+    curves = []
+    for k, (episode, curve) in enumerate(zip(episodes, targets)):
+        n = episode.length
+        if curve is None:
+            values = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+        else:
+            values = np.asarray(curve, dtype=np.float32)
+            if values.shape != (n,):
+                raise InputShapeError(
+                    f"`targets[{k}]` ({episode.episode_id!r}, {what}): expected shape ({n},); got {values.shape}"
+                )
+            if not np.isfinite(values).all():
+                raise NonFiniteError(f"`targets[{k}]` ({episode.episode_id!r}, {what}): expected finite values")
+        if episode.query_indices is not None:  # the newest rendered step at or before each step
+            rendered = np.asarray(episode.query_indices, dtype=np.int64)
+            values = values[rendered[np.searchsorted(rendered, np.arange(n), side="right") - 1]]
+        curves.append(np.clip(values, 0.0, 1.0))
+    return curves
+
+
 def stack_cameras(embeddings: Mapping[str, np.ndarray] | np.ndarray, name: str = "frame_embeddings") -> np.ndarray:
     """``{camera: (..., D)}`` or an array ``(..., C, D)`` -> float32 ``(..., C, D)`` in :data:`CAMERAS` order.
 

@@ -174,6 +174,30 @@ class EmbeddingRewardModel(RewardModel):
             self._check_dim(feats.embeddings.shape[-1])
         return kept
 
+    def _adaptation_inputs(
+        self, episodes: Sequence[EpisodeFeatures], targets: Sequence[np.ndarray | None], steps: int, lr_scale: float
+    ) -> list[np.ndarray]:
+        """Validate an ``adapt`` call before anything trains; returns the per-step target curves
+        (:func:`rewards.data.adaptation_targets`)."""
+        from rewards.data import adaptation_targets
+        from sarm2_env.errors import ConfigError
+
+        self._require_net()
+        if not episodes:
+            raise DatasetError(f"{self.name} adaptation: expected at least one episode; got none")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"`steps` must be a positive integer; got {steps!r}")
+        if not isinstance(lr_scale, (int, float)) or isinstance(lr_scale, bool) or not 0 < lr_scale <= 1:
+            raise ConfigError(f"`lr_scale` must be in (0, 1]; got {lr_scale!r}")
+        for feats in episodes:
+            self._check_dim(feats.embeddings.shape[-1])
+        return adaptation_targets(episodes, targets, f"{self.name} adaptation")
+
+    def _adapted_summary(self, episodes: Sequence, targets: Sequence, steps: int, lr_scale: float) -> None:
+        annotated = sum(t is not None for t in targets)
+        adapted = {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale}
+        self.training_summary = {**self.training_summary, "adapted": adapted}
+
     def _register_tasks(self, episodes: Sequence[EpisodeFeatures], extra_texts: Sequence[str] = ()) -> np.ndarray:
         """Record the tasks and embed their instructions; returns the embeddings of ``extra_texts``."""
         self.tasks.update({f.task_id: f.instruction for f in episodes})

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rewards.base import RewardOutput, Session, spread_to_steps
@@ -213,10 +214,17 @@ class EpisodeStore:
     ``EpisodeFeatures.progress`` is never read.
     """
 
-    def __init__(self, episodes: Sequence[EpisodeFeatures], device: torch.device, what: str = "training") -> None:
+    def __init__(
+        self,
+        episodes: Sequence[EpisodeFeatures],
+        device: torch.device,
+        what: str = "training",
+        held_frames: bool = False,
+    ) -> None:
         if not episodes:
             raise DatasetError(f"{what}: expected at least one episode; got none")
-        require_every_frame(episodes, what)
+        if not held_frames:  # adaptation reads query-rate rollouts, their targets held like their frames
+            require_every_frame(episodes, what)
         self.device = device
         self.episodes = list(episodes)
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)  # (E,)
@@ -421,6 +429,62 @@ class PrefixRewardModel(WindowRewardModel):
         net.eval()
         self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
         return self.training_summary
+
+    def adapt(
+        self,
+        episodes: Sequence[EpisodeFeatures],
+        targets: Sequence[np.ndarray | None],
+        *,
+        steps: int = 500,
+        lr_scale: float = 0.1,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Fine-tune the trained model on episodes with given per-step progress targets (the paper's "RM (FT)").
+
+        The same contract as :meth:`rewards.sarm2.model.SARM2RewardModel.adapt`: ``targets`` are annotated rollouts'
+        curves (:func:`agents.annotation.synthesize_progress`) or None (time-linear: a demonstration); rollouts at
+        the query rate are accepted with their targets held like their frames. Training regresses the progress
+        output at every frame of a prefix window (episodes uniformly, window ends uniformly in the episode, no
+        rewind: a rollout's own regressions are in its curve) with MSE, at the config's learning rate times
+        ``lr_scale``. Other heads (Robometer-lite's preference score) are not trained here.
+        """
+        from rewards.training import init_distributed, run_training
+
+        curves = self._adaptation_inputs(episodes, targets, steps, lr_scale)
+        net = self._require_net()
+        c = self.config
+        self._register_tasks(list(episodes))
+        ctx = init_distributed(self.device)
+        store = EpisodeStore(episodes, ctx.device, "adaptation", held_frames=True)
+        curve = np.concatenate(curves).astype(np.float32)  # (N,) flat like the store's frames
+        episode_emb, _ = store.instruction_tables(self.task_embedding)
+
+        def loss_fn(model, rng):
+            episode = rng.integers(0, len(store), size=c.batch_size)  # (B,)
+            end = np.floor(rng.random(c.batch_size) * store.lengths[episode]).astype(np.int64)  # (B,)
+            idx = prefix_windows(end, c.n_frames)  # (B, W)
+            emb, _ = store.gather(episode, idx)
+            target = torch.from_numpy(curve[store.offsets[episode][:, None] + idx]).to(store.device)  # (B, W)
+            out = model(emb, episode_emb[torch.from_numpy(episode).to(store.device)])
+            mse = F.mse_loss(out["progress"], target)
+            return mse, {"mse": mse.item()}
+
+        net.train()
+        summary = run_training(
+            module=net,
+            param_groups=[{"params": list(net.parameters()), "lr": c.lr * lr_scale, "weight_decay": c.weight_decay}],
+            loss_fn=loss_fn,
+            steps=steps,
+            warmup=max(1, steps // 10),
+            grad_clip=c.grad_clip,
+            seed=seed,
+            ctx=ctx,
+            progress=progress,
+        )
+        net.eval()
+        self._adapted_summary(episodes, targets, steps, lr_scale)
+        return summary
 
 
 def prefix_progress_fn(module: nn.Module, store: EpisodeStore, episode_emb: torch.Tensor, n_frames: int) -> Callable:

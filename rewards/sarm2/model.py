@@ -271,19 +271,17 @@ class SARM2RewardModel(EmbeddingRewardModel):
         annotations (:func:`agents.annotation.synthesize_progress`), usually mixed with demonstrations whose
         target is ``None`` (time-linear). Failed rollouts are kept: their curve says how far they got. The
         learning rates are the config's times ``lr_scale``; primitive labels of -1 (rollouts) are ignored.
+        Rollouts recorded at the reward's query rate are accepted: their targets are held like their frames.
         """
         from rewards.sarm2.trainer import WindowBatcher, sarm2_loss
         from rewards.training import init_distributed, run_training
 
+        curves = self._adaptation_inputs(episodes, targets, steps, lr_scale)
         net = self._require_net()
-        if not episodes:
-            raise DatasetError("SARM2 adaptation: expected at least one episode; got none")
-        if not 0 < lr_scale <= 1:
-            raise ConfigError(f"`lr_scale` must be in (0, 1]; got {lr_scale!r}")
         self._register_tasks(list(episodes))
         c = self.config
         ctx = init_distributed(self.device)
-        batcher = WindowBatcher(episodes, self.instruction_embeddings, c, ctx.device, targets=targets)
+        batcher = WindowBatcher(episodes, self.instruction_embeddings, c, ctx.device, targets=curves, held_frames=True)
         stage = [p for n, p in net.named_parameters() if n.startswith("stage.")]
         value = [p for n, p in net.named_parameters() if not n.startswith("stage.")]
         groups = [
@@ -303,11 +301,7 @@ class SARM2RewardModel(EmbeddingRewardModel):
             progress=progress,
         )
         net.eval()
-        annotated = sum(t is not None for t in targets)
-        self.training_summary = {
-            **self.training_summary,
-            "adapted": {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale},
-        }
+        self._adapted_summary(episodes, targets, steps, lr_scale)
         return summary
 
 

@@ -21,6 +21,8 @@ class WindowBatcher:
     Targets are whole-task time-linear progress ``t / (T - 1)`` (demonstrations), or, for episodes given a
     curve in ``targets`` (annotated rollouts for reward-model adaptation), that curve's value at the
     window's current frame. The physics oracle in ``EpisodeFeatures.progress`` is never read here.
+    ``held_frames`` admits episodes recorded at a query rate (adaptation only: their curves must be held like
+    their frames, :func:`rewards.data.adaptation_targets`).
     """
 
     def __init__(
@@ -30,12 +32,14 @@ class WindowBatcher:
         config: SARM2Config,
         device: torch.device,
         targets: Sequence[np.ndarray | None] | None = None,
+        held_frames: bool = False,
     ) -> None:
         if not episodes:
             from sarm2_env.errors import DatasetError
 
             raise DatasetError("SARM2 training: expected at least one episode; got none")
-        require_every_frame(episodes, "SARM2 training")
+        if not held_frames:  # adaptation passes query-rate rollouts with targets held like their frames
+            require_every_frame(episodes, "SARM2 training")
         self.config, self.device = config, device
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)

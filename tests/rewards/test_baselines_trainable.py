@@ -15,7 +15,14 @@ import torch
 from rewards.data import EpisodeFeatures
 from rewards.registry import list_reward_models, make_reward_model, reward_model_class
 from sarm2_env.constants import NUM_PRIMITIVES, STATE_DIM
-from sarm2_env.errors import CheckpointError, ConfigError, DatasetError, UnknownNameError
+from sarm2_env.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    InputShapeError,
+    NonFiniteError,
+    UnknownNameError,
+)
 from tests.rewards.fixtures import SIM_TASKS, TINY_DIM, synthetic_features
 
 BACKENDS = ("sarm", "rewind", "robometer_lite")
@@ -442,3 +449,60 @@ def test_training_refuses_query_rate_episodes() -> None:
     model = build("rewind", steps=2)
     with pytest.raises(DatasetError, match="frames only at .* training needs a frame at every step"):
         model.fit([at_query_rate(f, 5) for f in TRAIN], progress=False)
+
+
+# --- adaptation (the paper's "RM (FT)") ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rewind", "robometer_lite"])
+def test_adaptation_fits_annotated_rollout_targets(name: str) -> None:
+    """A copy of a trained prefix model adapted on a failed rollout's curve (up, then back down), mixed with demos,
+    moves towards that curve; the shared model is untouched; bad calls train nothing."""
+    import copy
+
+    from tests.rewards.fixtures import at_query_rate
+
+    base, _ = trained(name)
+    model = copy.deepcopy(base)
+    rollout = VAL[0]
+    t = time_linear(rollout.length).astype(np.float32)
+    curve = np.where(t < 0.5, t, 1.0 - t).astype(np.float32)  # got half way, then undid it
+    before = float(np.mean((model.predict_episode(rollout).progress - curve) ** 2))
+    summary = model.adapt([rollout, *TRAIN[:2]], [curve, None, None], steps=150, lr_scale=1.0, seed=0)
+    after = float(np.mean((model.predict_episode(rollout).progress - curve) ** 2))
+    assert summary["steps"] == 150 and model.training_summary["adapted"]["annotated"] == 1
+    assert after < 0.5 * before, (before, after)
+    np.testing.assert_array_equal(
+        base.predict_episode(rollout).progress, trained(name)[0].predict_episode(rollout).progress
+    )
+    # a rollout recorded at the query rate is accepted (its curve held like its frames)
+    model.adapt([at_query_rate(rollout, 5)], [curve], steps=2, lr_scale=1.0)
+    frozen = {k: v.clone() for k, v in model.net.state_dict().items()}
+    with pytest.raises(InputShapeError, match=r"targets\[0\].*expected shape"):
+        model.adapt([rollout], [curve[:5]], steps=1)
+    with pytest.raises(ConfigError, match="lr_scale"):
+        model.adapt([rollout], [curve], steps=1, lr_scale=2.0)
+    with pytest.raises(DatasetError, match="at least one episode"):
+        model.adapt([], [], steps=1)
+    assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in frozen.items())
+    with pytest.raises(CheckpointError, match="no weights"):
+        build(name).adapt([rollout], [curve], steps=1)
+
+
+def test_adaptation_targets_are_held_like_query_rate_frames() -> None:
+    from rewards.data import adaptation_targets
+    from tests.rewards.fixtures import at_query_rate
+
+    full = VAL[0]
+    sparse = at_query_rate(full, 4)
+    curve = np.linspace(0.0, 1.0, full.length, dtype=np.float32)
+    held, linear = adaptation_targets([sparse, full], [curve, None])
+    rendered = sparse.query_indices
+    rows = rendered[np.searchsorted(rendered, np.arange(full.length), side="right") - 1]
+    np.testing.assert_allclose(held, curve[rows])
+    assert held[5] == curve[4] and held[rendered[-1]] == curve[-1]
+    np.testing.assert_allclose(linear, time_linear(full.length), atol=1e-6)
+    with pytest.raises(NonFiniteError, match=r"targets\[0\]"):
+        adaptation_targets([full], [np.full(full.length, np.nan)])
+    with pytest.raises(InputShapeError, match="one entry per episode"):
+        adaptation_targets([full], [])
