@@ -44,15 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.metrics import (
-    auroc,
-    by_task,
-    macro_mean,
-    macro_summary,
-    nanmean,
-    spearman_per_task,
-    stratified_bootstrap,
-)
+from benchmarks.evaluation import cached_evaluation, fingerprint_ids, score_rollouts
+from benchmarks.metrics import by_task, macro_mean, macro_summary, stratified_bootstrap
 from sarm2_env.errors import ConfigError, DatasetError
 
 log = logging.getLogger("benchmarks.adaptation")
@@ -177,11 +170,7 @@ def annotation_targets(rollouts: Sequence, annotations: Path | None, out: Path) 
 # --- models ----------------------------------------------------------------------------------------
 
 
-def _fingerprint(values: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(values)).encode()).hexdigest()[:12]
-
-
-def _curves_fingerprint(curves: dict[str, np.ndarray]) -> str:
+def _curvesfingerprint_ids(curves: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for key in sorted(curves):
         digest.update(key.encode())
@@ -210,9 +199,9 @@ def adapted_model(
     demos = [f for f in state.features["train_demos"] if f.success]
     stamp = {
         "rm1": _read_json(rm1 / "config.json"),
-        "rollouts": _fingerprint([f.episode_id for f in subset]),
-        "targets": _curves_fingerprint({f.episode_id: curves[f.episode_id] for f in subset}),
-        "demos": _fingerprint([f.episode_id for f in demos]),
+        "rollouts": fingerprint_ids([f.episode_id for f in subset]),
+        "targets": _curvesfingerprint_ids({f.episode_id: curves[f.episode_id] for f in subset}),
+        "demos": fingerprint_ids([f.episode_id for f in demos]),
         "steps": steps,
         "lr_scale": lr_scale,
         "seed": state.config.seed,
@@ -240,35 +229,6 @@ def _with_encoder(model, state):
 
 
 # --- measurements ----------------------------------------------------------------------------------
-
-
-def score_rollouts(model, rollouts: Sequence) -> dict[str, Any]:
-    """Value MSE against calibrated physics progress, rollout rho, success AUROC and per-episode errors (for paired
-    ratios) of ``model`` on imperfect rollouts, at their scored steps."""
-    from benchmarks.report import ground_truth, scored
-
-    finals: dict[str, list[tuple[float, float]]] = {}
-    scores, success = [], []
-    per_episode: dict[str, float] = {}
-
-    def error(f) -> float:
-        p = scored(f, model.predict_episode(f).progress).astype(np.float64)
-        truth = ground_truth("heldout_rollouts", f)
-        finals.setdefault(f.task_id, []).append((float(p[-1]), float(truth[-1])))
-        scores.append(float(p[-1]))
-        success.append(bool(f.success))
-        per_episode[f.episode_id] = float(np.mean((p - truth) ** 2))
-        return per_episode[f.episode_id]
-
-    mse = macro_summary(by_task(rollouts, error))  # fills finals, scores, success, per_episode
-    rho = spearman_per_task(finals)
-    return {
-        "rollout_mse": mse,
-        "rollout_rho": {"mean": nanmean(rho.values()), "min": _nanmin(rho.values()), "per_task": rho},
-        "success_auroc": auroc(scores, success),
-        "success_rate": float(np.mean(success)) if success else float("nan"),
-        "episode_mse": per_episode,
-    }
 
 
 def evaluate(model, state, policy_rollouts: Sequence = ()) -> dict[str, Any]:
@@ -318,11 +278,6 @@ def load_policy_rollouts(folder: Path, state) -> list:
     return episodes
 
 
-def _nanmin(values) -> float:
-    kept = [v for v in values if v is not None and np.isfinite(v)]
-    return float(min(kept)) if kept else float("nan")
-
-
 def paired_ratio(state, ours: dict[str, float], baseline: dict[str, float]) -> dict[str, Any]:
     """Task-macro MSE of ``ours`` over ``baseline`` on the same held-out rollouts, with a paired 95 % interval."""
     groups: dict[str, list[list[float]]] = {}
@@ -335,12 +290,6 @@ def paired_ratio(state, ours: dict[str, float], baseline: dict[str, float]) -> d
 
     low, high = stratified_bootstrap(arrays, ratio)
     return {"ratio": ratio(arrays), "ci": [low, high]}
-
-
-def cached(path: Path, stamp: dict[str, Any], compute) -> dict[str, Any]:
-    from benchmarks.scene_reading import cached_evaluation
-
-    return cached_evaluation(path, stamp, compute)
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -588,8 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if seconds is not None:
                     adapt_seconds[f"{name} N={n}"] = seconds
             results["labels"][name] = model.label
-            stamp = {"weights": _read_json(ckpt / "config.json"), "episodes": _fingerprint(held_out)}
-            rows[name] = cached(
+            stamp = {"weights": _read_json(ckpt / "config.json"), "episodes": fingerprint_ids(held_out)}
+            rows[name] = cached_evaluation(
                 out / "evaluations" / f"{name}-N{n}.json",
                 stamp,
                 lambda model=model: evaluate(model, state, policy_rollouts),

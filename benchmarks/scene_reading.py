@@ -33,17 +33,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from benchmarks.metrics import by_task, macro_summary, nanmean, spearman_per_task
+from benchmarks.evaluation import cached_evaluation, fingerprint_ids, score_rollouts
+from benchmarks.metrics import by_task, macro_summary
 
 log = logging.getLogger("benchmarks.scene_reading")
 
@@ -120,7 +120,7 @@ def control_sets(state, args: argparse.Namespace) -> tuple[dict[str, list], list
 
 
 def _fingerprint(episodes: Sequence) -> str:
-    return _fingerprint_ids([f.episode_id for f in episodes])
+    return fingerprint_ids([f.episode_id for f in episodes])
 
 
 def train_variant(state, variant: Variant, negatives: Sequence, out: Path, steps: int | None):
@@ -196,16 +196,8 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
         return float(np.mean((pred_demo[f.episode_id][s] - scene_progress(f)[s]) ** 2))
 
     result["demo_mse"] = macro_summary(by_task(demos, demo_error))
-    finals: dict[str, list[tuple[float, float]]] = {}
-
-    def rollout_error(f) -> float:
-        p, s = predict(f), f.scored_steps
-        finals.setdefault(f.task_id, []).append((float(p[s[-1]]), float(f.physics_progress[s[-1]])))
-        return float(np.mean((p[s] - f.physics_progress[s]) ** 2))
-
-    result["rollout_mse"] = macro_summary(by_task(rollouts, rollout_error))
-    rho = spearman_per_task(finals)
-    result["rollout_rho"] = {"mean": nanmean(rho.values()), "per_task": rho}
+    scores = score_rollouts(model, rollouts)
+    result["rollout_mse"], result["rollout_rho"] = scores["rollout_mse"], scores["rollout_rho"]
 
     def hold_shift(f) -> float:
         held, inside, _ = held_still(f)
@@ -257,27 +249,7 @@ def _evaluation_stamp(checkpoint: Path, state, controls: dict[str, list]) -> dic
 
     episodes = [f.episode_id for s in ("heldout_demos", "heldout_rollouts") for f in state.features[s]]
     episodes += [f"{c}|{f.episode_id}" for c, fs in controls.items() for f in fs]
-    return {"weights": _read_json(checkpoint / "config.json"), "episodes": _fingerprint_ids(episodes)}
-
-
-def _fingerprint_ids(ids: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:12]
-
-
-def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` (resumable)."""
-    from benchmarks.pipeline import _read_json
-    from sarm2_env.atomic import write_json_atomic
-
-    stamp = json.loads(json.dumps(stamp, default=str))
-    saved = _read_json(path)
-    if isinstance(saved, dict) and saved.get("stamp") == stamp:
-        log.info("evaluate %s: cached", path.stem)
-        return saved["result"]
-    log.info("evaluate %s", path.stem)
-    result = compute()
-    write_json_atomic(path, {"stamp": stamp, "result": result})
-    return result
+    return {"weights": _read_json(checkpoint / "config.json"), "episodes": fingerprint_ids(episodes)}
 
 
 def probe_rows(state) -> dict[str, Any]:
@@ -287,21 +259,23 @@ def probe_rows(state) -> dict[str, Any]:
     rollouts = state.features["heldout_rollouts"]
     out = {}
     for view in VIEWS:
-        preds = dict(zip([f.episode_id for f in rollouts], cross_fitted(rollouts, view)))
-        finals: dict[str, list[tuple[float, float]]] = {}
-
-        def error(f, preds=preds, finals=finals) -> float:
-            s = f.scored_steps
-            finals.setdefault(f.task_id, []).append((float(preds[f.episode_id][-1]), float(f.physics_progress[s[-1]])))
-            return float(np.mean((preds[f.episode_id] - f.physics_progress[s]) ** 2))
-
-        mse = macro_summary(by_task(rollouts, error))
-        rho = spearman_per_task(finals)
-        out[view] = {
-            "rollout_mse": mse,
-            "rollout_rho": {"mean": nanmean(rho.values()), "per_task": rho},
-        }
+        scores = score_rollouts(_Fixed(rollouts, cross_fitted(rollouts, view)), rollouts)
+        out[view] = {"rollout_mse": scores["rollout_mse"], "rollout_rho": scores["rollout_rho"]}
     return out
+
+
+class _Fixed:
+    """Predictions made elsewhere (at each episode's scored steps), served like a reward model's."""
+
+    def __init__(self, episodes: Sequence, at_scored_steps: Sequence[np.ndarray]) -> None:
+        self.curves = {}
+        for f, values in zip(episodes, at_scored_steps):
+            curve = np.zeros(f.length)
+            curve[f.scored_steps] = values
+            self.curves[f.episode_id] = curve
+
+    def predict_episode(self, feats):
+        return SimpleNamespace(progress=self.curves[feats.episode_id])
 
 
 # --- report ----------------------------------------------------------------------------------------

@@ -141,8 +141,8 @@ def test_estop_holds_then_damps_and_blocks_until_released(station, make_env) -> 
 
 def test_estop_from_a_key_and_from_sigusr1(station, make_env) -> None:
     read_fd, write_fd = os.pipe()
+    env = make_env(key_source=read_fd, listen_keys=True, install_signal_handlers=True)
     try:
-        env = make_env(key_source=read_fd, listen_keys=True, install_signal_handlers=True)
         obs, _ = env.reset()
         os.write(write_fd, b" ")
         assert wait_until(lambda: env.supervisor.estopped)
@@ -154,9 +154,11 @@ def test_estop_from_a_key_and_from_sigusr1(station, make_env) -> None:
         assert wait_until(lambda: env.supervisor.estopped)
         assert "SIGUSR1" in env.supervisor.reason and env.stats()["safety"]["estops"] == 2
     finally:
+        # The listener thread must stop before its descriptor closes: a closed number can be handed to the next
+        # open() in this process, and the thread would then read someone else's file.
+        env.close()
         os.close(write_fd)
         os.close(read_fd)
-    env.close()
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # restored
 
 

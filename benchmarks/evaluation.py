@@ -1,0 +1,71 @@
+"""Evaluation helpers shared by the benchmark scripts: rollout scores and resumable, stamped evaluations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.metrics import auroc, by_task, macro_summary, nanmean, spearman_per_task
+
+log = logging.getLogger("benchmarks")
+
+
+def score_rollouts(model, rollouts: Sequence) -> dict[str, Any]:
+    """Value MSE against calibrated physics progress, rollout rho, success AUROC and per-episode errors (for paired
+    ratios) of ``model`` on imperfect rollouts, at their scored steps."""
+    from benchmarks.report import ground_truth, scored
+
+    finals: dict[str, list[tuple[float, float]]] = {}
+    scores, success = [], []
+    per_episode: dict[str, float] = {}
+
+    def error(f) -> float:
+        p = scored(f, model.predict_episode(f).progress).astype(np.float64)
+        truth = ground_truth("heldout_rollouts", f)
+        finals.setdefault(f.task_id, []).append((float(p[-1]), float(truth[-1])))
+        scores.append(float(p[-1]))
+        success.append(bool(f.success))
+        per_episode[f.episode_id] = float(np.mean((p - truth) ** 2))
+        return per_episode[f.episode_id]
+
+    mse = macro_summary(by_task(rollouts, error))  # fills finals, scores, success, per_episode
+    rho = spearman_per_task(finals)
+    return {
+        "rollout_mse": mse,
+        "rollout_rho": {"mean": nanmean(rho.values()), "min": _nanmin(rho.values()), "per_task": rho},
+        "success_auroc": auroc(scores, success),
+        "success_rate": float(np.mean(success)) if success else float("nan"),
+        "episode_mse": per_episode,
+    }
+
+
+def _nanmin(values) -> float:
+    kept = [v for v in values if v is not None and np.isfinite(v)]
+    return float(min(kept)) if kept else float("nan")
+
+
+def fingerprint_ids(ids: Sequence[str]) -> str:
+    """A short, order-independent hash of episode ids (what an evaluation was computed on)."""
+    return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:12]
+
+
+def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` (resumable)."""
+    from benchmarks.pipeline import _read_json
+    from sarm2_env.atomic import write_json_atomic
+
+    stamp = json.loads(json.dumps(stamp, default=str))
+    saved = _read_json(path)
+    if isinstance(saved, dict) and saved.get("stamp") == stamp:
+        log.info("evaluate %s: cached", path.stem)
+        return saved["result"]
+    log.info("evaluate %s", path.stem)
+    result = compute()
+    write_json_atomic(path, {"stamp": stamp, "result": result})
+    return result
