@@ -106,6 +106,14 @@ def collect_rollouts(state, path: Path, seeds: range) -> dict[str, int]:
     return collect(config, str(path), progress_bar=state.progress, workers=workers)
 
 
+def first_seeds(entries: Sequence[dict], task_ids: Sequence[str], count: int) -> list[int]:
+    """The seeds of the first ``count`` episodes of each task in a dataset's index (only those get encoded)."""
+    seeds: set[int] = set()
+    for task in task_ids:
+        seeds.update([int(e["seed"]) for e in entries if e["task_id"] == task][:count])
+    return sorted(seeds)
+
+
 def nested_subsets(rollouts: Sequence, sizes: Sequence[int]) -> dict[int, list]:
     """``{N: the first N rollouts of every task, in dataset order (seed order when recorded here)}``; nested sets.
 
@@ -125,12 +133,16 @@ def nested_subsets(rollouts: Sequence, sizes: Sequence[int]) -> dict[int, list]:
     return {n: [f for t in sorted(per_task) for f in per_task[t][:n]] for n in sizes}
 
 
-def annotation_targets(rollouts: Sequence, annotations: Path | None, out: Path) -> dict[str, np.ndarray]:
+def annotation_targets(
+    rollouts: Sequence, annotations: Path | None, out: Path, annotator: str = "auto"
+) -> dict[str, np.ndarray]:
     """Per rollout, the progress curve its annotation synthesises (:func:`agents.annotation.synthesize_progress`).
 
     With ``annotations`` (a JSONL file, e.g. the annotation page's), every rollout must have its line there and every
     line must match a rollout; without, each rollout is auto-annotated from its calibrated physics progress, and the
-    annotations are written to ``out`` (the same JSONL format) so they can be inspected or edited.
+    annotations are written to ``out`` (the same JSONL format) so they can be inspected or edited. ``annotator=
+    "physics"`` skips annotation and uses the calibrated physics progress itself: a perfect annotator, an upper bound
+    that no person or segment label reaches (reported as such).
 
     Raises:
         DatasetError: annotations of another dataset (episode ids that match no rollout), rollouts without an
@@ -140,6 +152,8 @@ def annotation_targets(rollouts: Sequence, annotations: Path | None, out: Path) 
     from sarm2_env.atomic import atomic_write
 
     by_id = {f.episode_id: f for f in rollouts}
+    if annotator == "physics":
+        return {i: np.clip(np.asarray(f.physics_progress, dtype=np.float32), 0.0, 1.0) for i, f in by_id.items()}
     if annotations is not None:
         given = AnnotationStore(annotations).load()
         foreign = sorted(set(given) - set(by_id))
@@ -165,6 +179,16 @@ def annotation_targets(rollouts: Sequence, annotations: Path | None, out: Path) 
                 f"annotation of {i}: covers {ann.length} steps; the rollout has {by_id[i].length} (another dataset?)"
             )
     return {i: synthesize_progress(a) for i, a in anns.items()}
+
+
+def annotation_error(rollouts: Sequence, curves: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """Value MSE of the annotated curves against the calibrated physics progress (task-macro, with interval): the
+    floor a model trained to reproduce the annotations is held to. None without rollouts."""
+    if not rollouts:
+        return None
+    return macro_summary(
+        by_task(rollouts, lambda f: float(np.mean((curves[f.episode_id] - np.clip(f.physics_progress, 0, 1)) ** 2)))
+    )
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -377,6 +401,20 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         f"{meta['heldout_rollouts']} held-out rollouts (never adapted on; queried at 1 Hz) and "
         f"{meta['heldout_demos']} held-out demos.",
         "",
+        *(
+            [
+                "How far the annotations themselves are from the ground truth the rows are scored against (value MSE "
+                "of the annotated curves vs calibrated physics progress on the adaptation rollouts, task-macro): "
+                f"{_ci(meta['annotation_mse'])}; per task "
+                + ", ".join(
+                    f"{t.split('/')[-1].split('-')[0]} {v:.4f}" for t, v in meta["annotation_mse"]["per_task"].items()
+                )
+                + ". A model that learned the annotations exactly would score about this much.",
+            ]
+            if meta.get("annotation_mse")
+            else []
+        ),
+        "",
         "Columns: value MSE on held-out rollouts vs calibrated physics progress (task-macro, 95 % bootstrap interval "
         "over episodes within tasks); rollout rho (Spearman of final predicted vs true progress across a task's "
         f"rollouts; mean over tasks / worst task; target >= {RHO_TARGET} after N = 100); success AUROC (final "
@@ -447,6 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--annotations", default=None, help="annotation JSONL of the rollouts (default: auto_annotate)")
     p.add_argument(
+        "--annotator",
+        choices=("auto", "physics"),
+        default="auto",
+        help="auto: auto_annotate's segment labels; physics: the physics progress itself (a perfect annotator, an "
+        "upper bound)",
+    )
+    p.add_argument(
         "--policy-rollouts",
         default=None,
         help="folder of SPIRAL pi_0 rollouts (*.npz, e.g. <spiral run>/shared/round_01_rollouts), a second "
@@ -505,14 +550,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seeds is None:
             from tasks.dataset import EpisodeDataset
 
-            seeds = sorted({int(e["seed"]) for e in EpisodeDataset(rollout_path).entries})
+            seeds = first_seeds(EpisodeDataset(rollout_path).entries, state.task_ids, max(sizes))
         rollouts = encoded_episodes(state, rollout_path, seeds)
     else:
         rollouts = []
     subsets = nested_subsets(rollouts, sizes)
+    if args.annotator == "physics" and args.annotations:
+        raise ConfigError("`--annotator physics` uses no annotation file; drop `--annotations` or the annotator")
     curves = annotation_targets(
-        subsets[max(sizes)], Path(args.annotations) if args.annotations else None, out / "annotations.jsonl"
+        subsets[max(sizes)],
+        Path(args.annotations) if args.annotations else None,
+        out / "annotations.jsonl",
+        args.annotator,
     )
+    floor = annotation_error(subsets[max(sizes)], curves)
     policy_rollouts = load_policy_rollouts(Path(args.policy_rollouts), state) if args.policy_rollouts else []
     stage_train(state)  # RM1: the benchmark run's checkpoints, trained there when missing or stale
     for name in backends:
@@ -561,7 +612,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(seeds, range)
             else str(rollout_path)
         ),
-        "annotation_source": f"from {args.annotations}" if args.annotations else "by auto_annotate from physics",
+        "annotation_source": (
+            f"from {args.annotations}"
+            if args.annotations
+            else "with the calibrated physics progress itself (a perfect annotator: an upper bound)"
+            if args.annotator == "physics"
+            else "by auto_annotate from physics"
+        ),
+        "annotation_mse": floor,
         "demos": len([f for f in state.features["train_demos"] if f.success]),
         "steps": args.steps,
         "lr_scale": args.lr_scale,

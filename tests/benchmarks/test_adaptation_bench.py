@@ -111,6 +111,8 @@ def test_bad_input_is_refused_before_anything_trains(finished: Path, tmp_path: P
     assert not any((tmp_path / d / "checkpoints").exists() for d in ("o1", "o2", "o3"))
     with pytest.raises(DatasetError, match="no rollout files"):
         main(_args(finished, "--sizes", "0", "--policy-rollouts", str(tmp_path), "--out", str(tmp_path / "o4")))
+    with pytest.raises(ConfigError, match="--annotator physics"):
+        main(_args(finished, "--sizes", "0,1", "--annotator", "physics", "--annotations", str(other)))
     with pytest.raises(ConfigError, match="--sizes"):
         parse_sizes("0,ten")
 
@@ -123,3 +125,20 @@ def test_nested_subsets_take_the_first_rollouts_of_every_task() -> None:
     assert [e.episode_id for e in subsets[1]] == ["a0", "b0"] and len(subsets[3]) == 6 and subsets[0] == []
     with pytest.raises(DatasetError, match="available {'a': 3, 'b': 3}"):
         nested_subsets(eps, [4])
+
+
+def test_annotations_and_their_distance_from_physics(tmp_path: Path) -> None:
+    """auto_annotate's curves are written as JSONL and differ from physics by a measurable floor; the physics
+    annotator returns the physics progress itself (floor 0)."""
+    from types import SimpleNamespace
+
+    from benchmarks.adaptation import annotation_error, annotation_targets
+
+    steps = np.arange(60)
+    physics = np.where(steps < 40, 0.1, 1.0) * np.minimum(1.0, steps / 50)  # flat, then a jump at a sub-goal
+    eps = [SimpleNamespace(task_id="t", episode_id=f"e{i}", length=60, physics_progress=physics) for i in range(2)]
+    auto = annotation_targets(eps, None, tmp_path / "a.jsonl")
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 2
+    assert annotation_error(eps, auto)["mean"] > 1e-3  # segment labels cannot draw the jump exactly
+    perfect = annotation_targets(eps, None, tmp_path / "b.jsonl", annotator="physics")
+    assert annotation_error(eps, perfect)["mean"] < 1e-12 and not (tmp_path / "b.jsonl").exists()
