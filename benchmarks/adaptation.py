@@ -44,7 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.evaluation import cached_evaluation, fingerprint_ids, score_rollouts
+from benchmarks.evaluation import (
+    add_data_arguments,
+    add_output_arguments,
+    cached_evaluation,
+    config_from_arguments,
+    fingerprint_ids,
+    score_rollouts,
+    write_summary,
+)
 from benchmarks.metrics import by_task, macro_mean, macro_summary, stratified_bootstrap
 from sarm2_env.errors import ConfigError, DatasetError
 
@@ -382,7 +390,6 @@ def per_task_table(results: dict[str, Any]) -> list[str]:
 
 def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
     from benchmarks.report import _git_revision, short_revision
-    from sarm2_env.atomic import atomic_write
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
     meta = results["meta"]
@@ -443,11 +450,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "",
     ]
     text = "\n".join(lines)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "summary.md", lambda f: f.write(text.encode("utf-8")))
-    if docs is not None:
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(docs, lambda f: f.write(text.encode("utf-8")))
+    write_summary(text, out, docs)
     return text
 
 
@@ -471,9 +474,7 @@ def parse_sizes(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", default="full", help="benchmark config whose data and RM1 to use (name or path)")
-    p.add_argument("--tasks", default=None, help="comma-separated task ids or short names (default: the config's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_data_arguments(p, what="data and RM1")
     p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated trainable backends to adapt")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)), help="annotated rollouts per task (N), 0 = RM1")
     p.add_argument("--steps", type=int, default=1000, help="adaptation steps (every backend)")
@@ -497,9 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of SPIRAL pi_0 rollouts (*.npz, e.g. <spiral run>/shared/round_01_rollouts), a second "
         "evaluation set",
     )
-    p.add_argument("--out", default="results/adaptation", help="output folder")
-    p.add_argument("--docs", default="docs/results/adaptation.md", help="markdown copy of the summary ('' = none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_arguments(p, out="results/adaptation", docs="docs/results/adaptation.md")
     return p
 
 
@@ -508,10 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import platform
     import sys
 
-    from benchmarks.bench_config import load_config
     from benchmarks.pipeline import RunState, _read_json, encoded_episodes, stage_collect, stage_encode, stage_train
     from rewards.registry import reward_model_class
-    from rewards.train import parse_overrides
     from sarm2_env.atomic import write_json_atomic
 
     args = build_parser().parse_args(argv)
@@ -522,11 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in backends:
         if not callable(getattr(reward_model_class(name), "adapt", None)):
             raise ConfigError(f"`--backends`: {name!r} cannot be adapted (no adapt()); adaptable: {list(BACKENDS)}")
-    overrides: dict[str, Any] = parse_overrides(args.set)
-    if args.tasks:
-        overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    overrides["backends"] = backends
-    config = load_config(args.config, overrides)
+    config = config_from_arguments(args, backends=backends)
     out = Path(args.out)
     run_dir = Path(args.run) if args.run else Path(config.out) / config.name
     state = RunState(

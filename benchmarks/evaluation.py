@@ -69,3 +69,40 @@ def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], d
     result = compute()
     write_json_atomic(path, {"stamp": stamp, "result": result})
     return result
+
+
+# --- the scripts' shared command line and output ---------------------------------------------------
+
+
+def add_data_arguments(parser, *, what: str) -> None:
+    """``--config``, ``--tasks`` and ``--set``: which benchmark config's data (and checkpoints) a script reuses."""
+    parser.add_argument("--config", default="full", help=f"benchmark config whose {what} to use (name or path)")
+    parser.add_argument("--tasks", default=None, help="comma-separated task ids or short names (default: the config's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+
+def add_output_arguments(parser, *, out: str, docs: str) -> None:
+    """``--out`` (results folder), ``--docs`` (markdown copy, '' = none) and ``--no-progress``."""
+    parser.add_argument("--out", default=out, help="output folder")
+    parser.add_argument("--docs", default=docs, help="markdown copy of the summary ('' = none)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_arguments(args, **overrides: Any):
+    """The benchmark config named by :func:`add_data_arguments`'s options, with ``overrides`` on top."""
+    from benchmarks.bench_config import load_config
+    from rewards.train import parse_overrides
+
+    merged: dict[str, Any] = parse_overrides(args.set)
+    if args.tasks:
+        merged["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    return load_config(args.config, {**merged, **overrides})
+
+
+def write_summary(text: str, out: Path, docs: Path | None) -> None:
+    """``<out>/summary.md`` and, when given, its copy in ``docs``, each written atomically."""
+    from sarm2_env.atomic import atomic_write
+
+    for path in [out / "summary.md", *([docs] if docs is not None else [])]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))

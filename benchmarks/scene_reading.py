@@ -42,7 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.evaluation import cached_evaluation, fingerprint_ids, score_rollouts
+from benchmarks.evaluation import (
+    add_data_arguments,
+    add_output_arguments,
+    cached_evaluation,
+    config_from_arguments,
+    fingerprint_ids,
+    score_rollouts,
+    write_summary,
+)
 from benchmarks.metrics import by_task, macro_summary
 
 log = logging.getLogger("benchmarks.scene_reading")
@@ -334,7 +342,6 @@ def _train_times(timings: dict[str, float]) -> str:
 
 def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
     from benchmarks.report import _git_revision, short_revision
-    from sarm2_env.atomic import atomic_write
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
     meta = results["meta"]
@@ -378,11 +385,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "",
     ]
     text = "\n".join(lines)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "summary.md", lambda f: f.write(text.encode("utf-8")))
-    if docs is not None:
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(docs, lambda f: f.write(text.encode("utf-8")))
+    write_summary(text, out, docs)
     return text
 
 
@@ -391,9 +394,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", default="full", help="benchmark config whose data to use (name or path)")
-    p.add_argument("--tasks", default=None, help="comma-separated task ids or short names (default: the config's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_data_arguments(p, what="data")
     variants = ", ".join(v.name for v in VARIANTS)
     p.add_argument("--variants", default="all", help=f"comma-separated SARM2 variants, or all: {variants}")
     p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: the config's)")
@@ -402,9 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-steps", type=int, default=300, help="steps per motion-control evaluation episode")
     p.add_argument("--negative-episodes", type=int, default=3, help="training negatives per task, random and play each")
     p.add_argument("--negative-steps", type=int, default=150, help="steps per training negative")
-    p.add_argument("--out", default="results/scene_reading", help="output folder")
-    p.add_argument("--docs", default="docs/results/scene_reading.md", help="markdown copy of the summary ('' = none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_arguments(p, out="results/scene_reading", docs="docs/results/scene_reading.md")
     return p
 
 
@@ -413,7 +412,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import platform
     import sys
 
-    from benchmarks.bench_config import load_config
     from benchmarks.pipeline import RunState, stage_collect, stage_encode
     from sarm2_env.atomic import write_json_atomic
     from sarm2_env.errors import UnknownNameError
@@ -421,12 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
-    from rewards.train import parse_overrides
-
-    overrides: dict[str, Any] = parse_overrides(args.set)
-    if args.tasks:
-        overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    config = load_config(args.config, overrides)
+    config = config_from_arguments(args)
     known = {v.name: v for v in VARIANTS}
     names = list(known) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
     for name in names:
