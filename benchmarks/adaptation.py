@@ -50,10 +50,11 @@ from benchmarks.evaluation import (
     cached_evaluation,
     config_from_arguments,
     fingerprint_ids,
+    rho_ceiling,
     score_rollouts,
     write_summary,
 )
-from benchmarks.metrics import by_task, macro_mean, macro_summary, stratified_bootstrap
+from benchmarks.metrics import by_task, macro_mean, macro_summary, nanmean, stratified_bootstrap
 from sarm2_env.errors import ConfigError, DatasetError
 
 log = logging.getLogger("benchmarks.adaptation")
@@ -378,13 +379,16 @@ def per_task_table(results: dict[str, Any]) -> list[str]:
     shown = sorted({sizes[0], sizes[-1]}, key=sizes.index)
     tasks = sorted(next(iter(next(iter(results["sizes"].values())).values()))["rollout_rho"]["per_task"])
     columns = [(n, name) for n in shown for name in results["sizes"][n]]
+    ceiling = results["meta"].get("rho_ceiling", {})
     lines = [
-        "| task | " + " | ".join(f"{results['labels'][name]}, N={n}" for n, name in columns) + " |",
-        "|---|" + "---|" * len(columns),
+        "| task | ceiling | " + " | ".join(f"{results['labels'][name]}, N={n}" for n, name in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
     ]
     for task in tasks:
         cells = [_fmt(results["sizes"][n][name]["rollout_rho"]["per_task"].get(task), 2) for n, name in columns]
-        lines.append(f"| {task.split('/')[-1].split('-')[0]} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {task.split('/')[-1].split('-')[0]} | {_fmt(ceiling.get(task), 2)} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -393,12 +397,13 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
     meta = results["meta"]
-    times = ", ".join(f"{k} {v:.0f} s" for k, v in meta["adapt_seconds"].items()) or "none (all cached)"
+    ceiling = meta.get("rho_ceiling", {})
+    times = ", ".join(f"{k} {v:.0f} s" for k, v in meta["adapt_seconds"].items()) or "none recorded"
     lines = [
         "# RM1 -> RM2: adapting reward models on annotated rollouts",
         "",
         f"{stamp}. `{command}` ({meta['wall_min']:.1f} min on {meta['machine']}, reusing what earlier runs cached; "
-        f"adaptation times this run: {times}).",
+        f"adaptation times, this run's or the run's that made the checkpoint: {times}).",
         "",
         f"RM1: each backend trained on benchmark config `{meta['config']}`'s demonstrations ({meta['tasks']} tasks, "
         f"preset `{meta['preset']}`, encoder {meta['encoder']} frozen). Adaptation rollouts: {meta['rollouts']} "
@@ -445,6 +450,10 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
             else []
         ),
         "## Rollout rho per task",
+        "",
+        "Ceiling: the highest rho a prediction without ties can reach on that task's held-out rollouts (the truth's "
+        "own order; most rollouts of some tasks end at exactly 1.0, and Spearman's rho of a continuous prediction "
+        f"cannot rank inside that tie). Mean ceiling {nanmean(ceiling.values()):.2f}.",
         "",
         *per_task_table(results),
         "",
@@ -565,7 +574,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"backend {name}: RM1 is unavailable ({state.failures.get(name) or state.skipped.get(name)})"
             )
     results: dict[str, Any] = {"sizes": {}, "labels": {}}
-    adapt_seconds: dict[str, float] = {}
+    # adaptation times of checkpoints an earlier run made (a rerun that reuses them still reports what they cost)
+    earlier = _read_json(out / "results.json")
+    wanted = {f"{name} N={n}" for name in backends for n in sizes if n}
+    adapt_seconds = {k: v for k, v in (earlier or {}).get("meta", {}).get("adapt_seconds", {}).items() if k in wanted}
     held_out = [f.episode_id for s in ("heldout_rollouts", "heldout_demos") for f in state.features[s]]
     held_out += [f"policy|{f.episode_id}" for f in policy_rollouts]
     for n in sizes:
@@ -613,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "by auto_annotate from physics"
         ),
         "annotation_mse": floor,
+        "rho_ceiling": rho_ceiling(state.features["heldout_rollouts"]),
         "demos": len([f for f in state.features["train_demos"] if f.success]),
         "steps": args.steps,
         "lr_scale": args.lr_scale,

@@ -106,3 +106,21 @@ def write_summary(text: str, out: Path, docs: Path | None) -> None:
     for path in [out / "summary.md", *([docs] if docs is not None else [])]:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def rho_ceiling(rollouts: Sequence) -> dict[str, float]:
+    """Per task, the highest rollout rho any prediction without ties can reach: truth's own order, ties in the truth
+    broken arbitrarily. Where most rollouts end at the same progress (all successes at 1.0), Spearman's rho of a
+    continuous prediction is capped well below 1 however well it ranks."""
+    from benchmarks.metrics import spearman
+
+    finals: dict[str, list[float]] = {}
+    for f in rollouts:
+        finals.setdefault(f.task_id, []).append(float(np.asarray(f.physics_progress)[f.scored_steps[-1]]))
+    ceiling = {}
+    for task, values in sorted(finals.items()):
+        truth = np.asarray(values)
+        untied = np.empty(len(truth))
+        untied[np.argsort(truth, kind="stable")] = np.arange(len(truth))
+        ceiling[task] = spearman(untied, truth)
+    return ceiling

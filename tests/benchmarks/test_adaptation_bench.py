@@ -76,10 +76,11 @@ def test_rows_for_every_size_and_backend_and_a_cached_rerun(finished: Path) -> N
     lines = (finished / "out" / "annotations.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["annotator"] for line in lines)
     summary = (finished / "out" / "summary.md").read_text()
-    assert "| 2 | ReWiND" in summary and "adaptation times this run: sarm2 N=2" in summary
+    assert "| 2 | ReWiND" in summary and "sarm2 N=2 0 s" in summary and "Mean ceiling" in summary
     assert "## SPIRAL's own rollouts" in summary
     assert main(_args(finished, "--sizes", "0,2", "--policy-rollouts", str(finished / "pi0"))) == 0  # all cached
-    assert "none (all cached)" in (finished / "out" / "summary.md").read_text()
+    rerun = (finished / "out" / "summary.md").read_text()
+    assert "sarm2 N=2 0 s" in rerun and "rewind N=2 0 s" in rerun  # cached checkpoints keep their adaptation times
 
 
 def test_bad_input_is_refused_before_anything_trains(finished: Path, tmp_path: Path) -> None:
@@ -142,3 +143,17 @@ def test_annotations_and_their_distance_from_physics(tmp_path: Path) -> None:
     assert annotation_error(eps, auto)["mean"] > 1e-3  # segment labels cannot draw the jump exactly
     perfect = annotation_targets(eps, None, tmp_path / "b.jsonl", annotator="physics")
     assert annotation_error(eps, perfect)["mean"] < 1e-12 and not (tmp_path / "b.jsonl").exists()
+
+
+def test_rho_ceiling_is_one_without_ties_and_capped_by_them() -> None:
+    """Untied truths allow rho 1; 19 rollouts at 1.0 and one failure cap any untied prediction at about 0.38."""
+    from types import SimpleNamespace
+
+    from benchmarks.evaluation import rho_ceiling
+
+    def rollout(task: str, final: float):
+        return SimpleNamespace(task_id=task, physics_progress=np.array([0.0, final]), scored_steps=np.array([0, 1]))
+
+    eps = [rollout("a", v) for v in (0.1, 0.5, 0.9)] + [rollout("b", 0.5)] + [rollout("b", 1.0)] * 19
+    ceiling = rho_ceiling(eps)
+    assert ceiling["a"] == pytest.approx(1.0) and ceiling["b"] == pytest.approx(np.sqrt(4.75 / 33.25), abs=1e-9)
