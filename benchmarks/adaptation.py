@@ -542,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rollout_path, seeds = Path(args.rollouts), None
         if not (rollout_path / "dataset.json").is_file():
             raise DatasetError(f"`--rollouts` {rollout_path}: no dataset there (expected {rollout_path}/dataset.json)")
+    if args.annotator == "physics" and args.annotations:
+        raise ConfigError("`--annotator physics` uses no annotation file; drop `--annotations` or the annotator")
     if args.annotations is not None and not Path(args.annotations).is_file():
         raise DatasetError(f"`--annotations` {args.annotations}: no such file (an annotation JSONL)")
     stage_collect(state)
@@ -557,8 +559,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rollouts = []
     subsets = nested_subsets(rollouts, sizes)
-    if args.annotator == "physics" and args.annotations:
-        raise ConfigError("`--annotator physics` uses no annotation file; drop `--annotations` or the annotator")
     curves = annotation_targets(
         subsets[max(sizes)],
         Path(args.annotations) if args.annotations else None,
