@@ -215,19 +215,20 @@ def adapted_model(
     state,
     name: str,
     rm1: Path,
+    n: int,
     subset: Sequence,
     curves: dict[str, np.ndarray],
     out: Path,
     steps: int,
     lr_scale: float,
 ) -> tuple[Any, Path, float | None]:
-    """RM2 of backend ``name``: RM1 (loaded from ``rm1``) adapted on ``subset`` plus the training demos, or its
-    cached checkpoint when the stamp matches. Returns ``(model, checkpoint, seconds spent adapting or None)``."""
-    from benchmarks.pipeline import _read_json
-    from rewards.registry import make_reward_model
+    """RM2 of backend ``name``: RM1 (loaded from ``rm1``) adapted on ``subset`` (``n`` rollouts per task) plus the
+    training demos, or its cached checkpoint when the stamp matches. Returns ``(model, checkpoint, seconds spent
+    adapting or None)``."""
+    from benchmarks.pipeline import _read_json, load_checkpoint
     from sarm2_env.atomic import write_json_atomic
 
-    ckpt = out / "checkpoints" / f"{name}-N{len(subset) // max(len(state.task_ids), 1)}"
+    ckpt = out / "checkpoints" / f"{name}-N{n}"
     stamp_file = ckpt.with_name(ckpt.name + ".stamp.json")
     demos = [f for f in state.features["train_demos"] if f.success]
     stamp = {
@@ -242,8 +243,8 @@ def adapted_model(
     stamp = json.loads(json.dumps(stamp, default=str))
     if _read_json(stamp_file) == stamp and (ckpt / "config.json").exists():
         log.info("adapt %s: cached", ckpt.name)
-        return _with_encoder(make_reward_model(name, checkpoint=ckpt, device=state.config.device), state), ckpt, None
-    model = _with_encoder(make_reward_model(name, checkpoint=rm1, device=state.config.device), state)
+        return load_checkpoint(state, name, ckpt), ckpt, None
+    model = load_checkpoint(state, name, rm1)
     episodes = [*demos, *subset]
     targets = [None] * len(demos) + [curves[f.episode_id] for f in subset]
     log.info("adapt %s: %d rollouts + %d demos, %d steps", ckpt.name, len(subset), len(demos), steps)
@@ -253,12 +254,6 @@ def adapted_model(
     model.save(ckpt)
     write_json_atomic(stamp_file, stamp)
     return model, ckpt, seconds
-
-
-def _with_encoder(model, state):
-    if hasattr(model, "set_image_encoder") and getattr(model, "encoder_spec", None) is not None:
-        model.set_image_encoder(state.encoder)
-    return model
 
 
 # --- measurements ----------------------------------------------------------------------------------
@@ -588,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model, ckpt = state.models[name], rm1
             else:
                 model, ckpt, seconds = adapted_model(
-                    state, name, rm1, subsets[n], curves, out, args.steps, args.lr_scale
+                    state, name, rm1, n, subsets[n], curves, out, args.steps, args.lr_scale
                 )
                 if seconds is not None:
                     adapt_seconds[f"{name} N={n}"] = seconds

@@ -258,6 +258,16 @@ def _negatives(state: RunState) -> list:
     return [f for s, fs in sorted(state.features.items()) if s.startswith(NEGATIVES) for f in fs]
 
 
+def load_checkpoint(state: RunState, name: str, checkpoint: Path):
+    """Backend ``name`` from ``checkpoint``, sharing the run's already-loaded image encoder (one copy in memory)."""
+    from rewards.registry import make_reward_model
+
+    model = make_reward_model(name, checkpoint=checkpoint, device=state.config.device)
+    if hasattr(model, "set_image_encoder") and getattr(model, "encoder_spec", None) is not None:
+        model.set_image_encoder(state.encoder)
+    return model
+
+
 def _build_backend(state: RunState, name: str):
     """A trained (or loaded from a valid stamp) or zero-shot backend; raises on failure."""
     from rewards.registry import make_reward_model, reward_model_class
@@ -286,9 +296,7 @@ def _build_backend(state: RunState, name: str):
     }
     if "train" not in state.force and _read_json(stamp_file) == json.loads(json.dumps(stamp, default=str)):
         try:
-            model = make_reward_model(name, checkpoint=ckpt, device=c.device)
-            if hasattr(model, "set_image_encoder") and getattr(model, "encoder_spec", None) is not None:
-                model.set_image_encoder(state.encoder)
+            model = load_checkpoint(state, name, ckpt)
             log.info("train %s: valid checkpoint found, skipped", name)
             return model
         except Exception as exc:  # a damaged checkpoint is retrained, not fatal
