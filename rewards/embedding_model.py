@@ -174,30 +174,6 @@ class EmbeddingRewardModel(RewardModel):
             self._check_dim(feats.embeddings.shape[-1])
         return kept
 
-    def _adaptation_inputs(
-        self, episodes: Sequence[EpisodeFeatures], targets: Sequence[np.ndarray | None], steps: int, lr_scale: float
-    ) -> list[np.ndarray]:
-        """Validate an ``adapt`` call before anything trains; returns the per-step target curves
-        (:func:`rewards.data.adaptation_targets`)."""
-        from rewards.data import adaptation_targets
-        from sarm2_env.errors import ConfigError
-
-        self._require_net()
-        if not episodes:
-            raise DatasetError(f"{self.name} adaptation: expected at least one episode; got none")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"`steps` must be a positive integer; got {steps!r}")
-        if not isinstance(lr_scale, (int, float)) or isinstance(lr_scale, bool) or not 0 < lr_scale <= 1:
-            raise ConfigError(f"`lr_scale` must be in (0, 1]; got {lr_scale!r}")
-        for feats in episodes:
-            self._check_dim(feats.embeddings.shape[-1])
-        return adaptation_targets(episodes, targets, f"{self.name} adaptation")
-
-    def _adapted_summary(self, episodes: Sequence, targets: Sequence, steps: int, lr_scale: float) -> None:
-        annotated = sum(t is not None for t in targets)
-        adapted = {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale}
-        self.training_summary = {**self.training_summary, "adapted": adapted}
-
     def _register_tasks(self, episodes: Sequence[EpisodeFeatures], extra_texts: Sequence[str] = ()) -> np.ndarray:
         """Record the tasks and embed their instructions; returns the embeddings of ``extra_texts``."""
         self.tasks.update({f.task_id: f.instruction for f in episodes})
@@ -312,3 +288,76 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+class AdaptableMixin:
+    """``adapt()``: one-time fine-tuning of a trained embedding model on per-step progress targets (RM1 -> RM2).
+
+    The scaffold (validation before anything trains, target curves, the training loop, the summary) is here; a
+    backend supplies :meth:`_adaptation_objective` (its parameter groups and loss). Mixed into SARM2 and the prefix
+    baselines, ahead of :class:`EmbeddingRewardModel`.
+    """
+
+    def adapt(
+        self,
+        episodes: Sequence[EpisodeFeatures],
+        targets: Sequence[np.ndarray | None],
+        *,
+        steps: int = 500,
+        lr_scale: float = 0.1,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Fine-tune the trained model in place on episodes with given per-step progress targets.
+
+        SPIRAL's one-time adaptation: ``episodes`` are policy rollouts with ``targets`` synthesised from their
+        annotations (:func:`agents.annotation.synthesize_progress`), usually mixed with demonstrations whose target
+        is ``None`` (time-linear). Failed rollouts are kept: their curve says how far they got. Rollouts recorded at
+        the reward's query rate are accepted: their targets are held like their frames. Learning rates are the
+        config's times ``lr_scale``, after a warm-up of a tenth of ``steps``.
+
+        Raises (before anything trains): :class:`CheckpointError` for a model without weights,
+        :class:`DatasetError` for no episodes, ``ConfigError`` for ``steps`` or ``lr_scale`` out of range,
+        :class:`InputShapeError` / ``NonFiniteError`` for embeddings of another encoder or bad target curves.
+        """
+        from rewards.data import adaptation_targets
+        from rewards.training import init_distributed, run_training
+        from sarm2_env.errors import ConfigError
+
+        net = self._require_net()
+        if not episodes:
+            raise DatasetError(f"{self.name} adaptation: expected at least one episode; got none")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"`steps` must be a positive integer; got {steps!r}")
+        if not isinstance(lr_scale, (int, float)) or isinstance(lr_scale, bool) or not 0 < lr_scale <= 1:
+            raise ConfigError(f"`lr_scale` must be in (0, 1]; got {lr_scale!r}")
+        for feats in episodes:
+            self._check_dim(feats.embeddings.shape[-1])
+        curves = adaptation_targets(episodes, targets, f"{self.name} adaptation")
+        self._register_tasks(list(episodes))
+        ctx = init_distributed(self.device)
+        groups, loss_fn = self._adaptation_objective(net, episodes, curves, ctx.device, lr_scale)
+        net.train()
+        summary = run_training(
+            module=net,
+            param_groups=groups,
+            loss_fn=loss_fn,
+            steps=steps,
+            warmup=max(1, steps // 10),
+            grad_clip=self.config.grad_clip,
+            seed=seed,
+            ctx=ctx,
+            progress=progress,
+        )
+        net.eval()
+        annotated = sum(t is not None for t in targets)
+        adapted = {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale}
+        self.training_summary = {**self.training_summary, "adapted": adapted}
+        return summary
+
+    def _adaptation_objective(
+        self, net: nn.Module, episodes: Sequence[EpisodeFeatures], curves: list[np.ndarray], device, lr_scale: float
+    ) -> tuple[list[dict[str, Any]], Callable]:
+        """``(optimiser parameter groups, loss_fn(model, rng) -> (loss, scalars))`` for adapting ``net`` towards
+        ``curves`` (per-step targets, held like the frames)."""
+        raise NotImplementedError

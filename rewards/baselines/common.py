@@ -25,7 +25,7 @@ from torch import nn
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
-from rewards.embedding_model import EmbeddingRewardModel
+from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
 from sarm2_env.constants import CAMERAS, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -347,7 +347,7 @@ class WindowRewardModel(EmbeddingRewardModel):
         return out["progress"].astype(np.float32)
 
 
-class PrefixRewardModel(WindowRewardModel):
+class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
     """An instruction-conditioned model over the episode prefix ``0..t`` subsampled to ``config.n_frames`` frames
     (ReWiND, Robometer-lite). Its net maps ``emb (B, W, C, D)``, ``task_emb (B, L)`` to ``{"progress": (B, W),
     ...}``; inference reads progress at the last frame, and any other ``(B,)`` output becomes an extra.
@@ -430,33 +430,13 @@ class PrefixRewardModel(WindowRewardModel):
         self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
         return self.training_summary
 
-    def adapt(
-        self,
-        episodes: Sequence[EpisodeFeatures],
-        targets: Sequence[np.ndarray | None],
-        *,
-        steps: int = 500,
-        lr_scale: float = 0.1,
-        seed: int = 0,
-        progress: bool = False,
-    ) -> dict[str, Any]:
-        """Fine-tune the trained model on episodes with given per-step progress targets (the paper's "RM (FT)").
-
-        The same contract as :meth:`rewards.sarm2.model.SARM2RewardModel.adapt`: ``targets`` are annotated rollouts'
-        curves (:func:`agents.annotation.synthesize_progress`) or None (time-linear: a demonstration); rollouts at
-        the query rate are accepted with their targets held like their frames. Training regresses the progress
-        output at every frame of a prefix window (episodes uniformly, window ends uniformly in the episode, no
-        rewind: a rollout's own regressions are in its curve) with MSE, at the config's learning rate times
-        ``lr_scale``. Other heads (Robometer-lite's preference score) are not trained here.
-        """
-        from rewards.training import init_distributed, run_training
-
-        curves = self._adaptation_inputs(episodes, targets, steps, lr_scale)
-        net = self._require_net()
+    def _adaptation_objective(self, net, episodes, curves, device, lr_scale):
+        """The paper's "RM (FT)": MSE of the progress output at every frame of a prefix window against the target
+        curve (episodes uniformly, window ends uniformly in the episode, no rewind: a rollout's own regressions are
+        in its curve), every parameter at the config's learning rate times ``lr_scale``. Other heads
+        (Robometer-lite's preference score) are not trained here."""
         c = self.config
-        self._register_tasks(list(episodes))
-        ctx = init_distributed(self.device)
-        store = EpisodeStore(episodes, ctx.device, "adaptation", held_frames=True)
+        store = EpisodeStore(episodes, device, "adaptation", held_frames=True)
         curve = np.concatenate(curves).astype(np.float32)  # (N,) flat like the store's frames
         episode_emb, _ = store.instruction_tables(self.task_embedding)
 
@@ -470,21 +450,8 @@ class PrefixRewardModel(WindowRewardModel):
             mse = F.mse_loss(out["progress"], target)
             return mse, {"mse": mse.item()}
 
-        net.train()
-        summary = run_training(
-            module=net,
-            param_groups=[{"params": list(net.parameters()), "lr": c.lr * lr_scale, "weight_decay": c.weight_decay}],
-            loss_fn=loss_fn,
-            steps=steps,
-            warmup=max(1, steps // 10),
-            grad_clip=c.grad_clip,
-            seed=seed,
-            ctx=ctx,
-            progress=progress,
-        )
-        net.eval()
-        self._adapted_summary(episodes, targets, steps, lr_scale)
-        return summary
+        groups = [{"params": list(net.parameters()), "lr": c.lr * lr_scale, "weight_decay": c.weight_decay}]
+        return groups, loss_fn
 
 
 def prefix_progress_fn(module: nn.Module, store: EpisodeStore, episode_emb: torch.Tensor, n_frames: int) -> Callable:

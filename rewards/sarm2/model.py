@@ -12,7 +12,7 @@ import torch
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state
-from rewards.embedding_model import CHECKPOINT_DIR, EmbeddingRewardModel
+from rewards.embedding_model import CHECKPOINT_DIR, AdaptableMixin, EmbeddingRewardModel
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.network import SARM2Net
 from rewards.sarm2.windows import causal_windows
@@ -32,7 +32,7 @@ def primitive_text(name: str) -> str:
     return name.replace("_", " ")
 
 
-class SARM2RewardModel(EmbeddingRewardModel):
+class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
     """SARM2: action-primitive stage estimator + multi-gate MoE value decoder over frozen frame embeddings.
 
     Build untrained with ``SARM2RewardModel(config, encoder=..., text_encoder=...)`` and :meth:`fit`, or load
@@ -216,12 +216,7 @@ class SARM2RewardModel(EmbeddingRewardModel):
         targets = [None] * len(train) + [np.asarray(n.physics_progress, dtype=np.float32) for n in negatives]
         batcher = WindowBatcher([*train, *negatives], self.instruction_embeddings, c, ctx.device, targets=targets)
         val_batcher = WindowBatcher(val, self.instruction_embeddings, c, ctx.device) if val else None
-        stage = [p for n, p in net.named_parameters() if n.startswith("stage.")]
-        value = [p for n, p in net.named_parameters() if not n.startswith("stage.")]
-        groups = [
-            {"params": value, "lr": c.lr_value, "weight_decay": c.weight_decay_value},
-            {"params": stage, "lr": c.lr_stage, "weight_decay": c.weight_decay_stage},
-        ]
+        groups = self._param_groups(net)
         batch_size = max(1, c.batch_size // ctx.world_size)
 
         def loss_fn(model, rng):
@@ -255,54 +250,26 @@ class SARM2RewardModel(EmbeddingRewardModel):
         self.training_summary = {**summary, **counts}
         return self.training_summary
 
-    def adapt(
-        self,
-        episodes: Sequence[EpisodeFeatures],
-        targets: Sequence[np.ndarray | None],
-        *,
-        steps: int = 500,
-        lr_scale: float = 0.1,
-        seed: int = 0,
-        progress: bool = False,
-    ) -> dict[str, Any]:
-        """Fine-tune the trained model on episodes with given per-frame progress targets (RM1 -> RM2).
-
-        SPIRAL's one-time adaptation: ``episodes`` are policy rollouts with ``targets`` synthesised from their
-        annotations (:func:`agents.annotation.synthesize_progress`), usually mixed with demonstrations whose
-        target is ``None`` (time-linear). Failed rollouts are kept: their curve says how far they got. The
-        learning rates are the config's times ``lr_scale``; primitive labels of -1 (rollouts) are ignored.
-        Rollouts recorded at the reward's query rate are accepted: their targets are held like their frames.
-        """
-        from rewards.sarm2.trainer import WindowBatcher, sarm2_loss
-        from rewards.training import init_distributed, run_training
-
-        curves = self._adaptation_inputs(episodes, targets, steps, lr_scale)
-        net = self._require_net()
-        self._register_tasks(list(episodes))
+    def _param_groups(self, net: SARM2Net, lr_scale: float = 1.0) -> list[dict[str, Any]]:
+        """The value decoder and the stage estimator, each at its own learning rate and weight decay."""
         c = self.config
-        ctx = init_distributed(self.device)
-        batcher = WindowBatcher(episodes, self.instruction_embeddings, c, ctx.device, targets=curves, held_frames=True)
         stage = [p for n, p in net.named_parameters() if n.startswith("stage.")]
         value = [p for n, p in net.named_parameters() if not n.startswith("stage.")]
-        groups = [
+        return [
             {"params": value, "lr": c.lr_value * lr_scale, "weight_decay": c.weight_decay_value},
             {"params": stage, "lr": c.lr_stage * lr_scale, "weight_decay": c.weight_decay_stage},
         ]
-        net.train()
-        summary = run_training(
-            module=net,
-            param_groups=groups,
-            loss_fn=lambda model, rng: sarm2_loss(model, batcher.sample(rng, c.batch_size), c),
-            steps=steps,
-            warmup=max(1, steps // 10),
-            grad_clip=c.grad_clip,
-            seed=seed,
-            ctx=ctx,
-            progress=progress,
+
+    def _adaptation_objective(self, net, episodes, curves, device, lr_scale):
+        """SARM2's training loss on windows whose target is the curve at their current frame; primitive labels of
+        -1 (rollouts) are ignored."""
+        from rewards.sarm2.trainer import WindowBatcher, sarm2_loss
+
+        c = self.config
+        batcher = WindowBatcher(episodes, self.instruction_embeddings, c, device, targets=curves, held_frames=True)
+        return self._param_groups(net, lr_scale), lambda model, rng: sarm2_loss(
+            model, batcher.sample(rng, c.batch_size), c
         )
-        net.eval()
-        self._adapted_summary(episodes, targets, steps, lr_scale)
-        return summary
 
 
 class SARM2NoMoERewardModel(SARM2RewardModel):
