@@ -75,8 +75,8 @@ from agents.annotation import (
     synthesize_progress,
 )
 from sarm2_env.constants import CAMERAS
+from sarm2_env.dataset import Episode, EpisodeDataset
 from sarm2_env.errors import DatasetError
-from tasks.dataset import Episode, EpisodeDataset
 
 __all__ = ["HOST", "AnnotationServer", "main", "make_server"]
 
@@ -116,7 +116,7 @@ class AnnotationServer(ThreadingHTTPServer):
     """HTTP server of the annotation page for one dataset and one label file, bound to 127.0.0.1.
 
     Args:
-        data: dataset root (a ``dataset.json`` directory, see :mod:`tasks.dataset`).
+        data: dataset root (a ``dataset.json`` directory, see :mod:`sarm2_env.dataset`).
         labels: the JSONL annotation file (created on the first save).
         port: TCP port; 0 picks a free one (see :attr:`url`).
         jpeg_quality: quality of the served camera frames.

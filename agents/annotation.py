@@ -96,7 +96,7 @@ import numpy as np
 from sarm2_env.errors import SARM2Error
 
 if TYPE_CHECKING:
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
 try:  # POSIX advisory lock so two writers never interleave read-modify-write cycles
     import fcntl
@@ -596,7 +596,7 @@ class AnnotationStore:
     # -- resume
 
     def unannotated(self, episodes: _EpisodeIds | Iterable[str], strict: bool = False) -> list[str]:
-        """Episode ids (an :class:`~tasks.dataset.EpisodeDataset` or an iterable of ids) with no annotation yet,
+        """Episode ids (an :class:`~sarm2_env.dataset.EpisodeDataset` or an iterable of ids) with no annotation yet,
         in the given order: the work left to do when an annotation session resumes."""
         ids = list(episodes.episode_ids) if hasattr(episodes, "episode_ids") else list(episodes)
         with warnings.catch_warnings():
@@ -845,7 +845,7 @@ def auto_annotate(
 
     Args:
         episode: anything with ``progress`` (T,) in [0, 1] and ``episode_id`` (e.g. a
-            :class:`~tasks.dataset.Episode`).
+            :class:`~sarm2_env.dataset.Episode`).
         config: thresholds; defaults to :class:`AutoAnnotateConfig`.
         episode_id: overrides ``episode.episode_id`` (required when that is empty).
 

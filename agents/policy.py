@@ -152,11 +152,11 @@ class PolicyEpisode:
 def demos_from_dataset(
     dataset: str | os.PathLike | Any, encoder, *, successful_only: bool = True, progress: bool = False
 ) -> list[PolicyEpisode]:
-    """Behaviour-cloning episodes from a :mod:`tasks.dataset` dataset, frames encoded once through the on-disk
+    """Behaviour-cloning episodes from a :mod:`sarm2_env.dataset` dataset, frames encoded once through the on-disk
     embedding cache (the same one the reward models use). Failed episodes are skipped unless asked for."""
     from rewards.cache import EmbeddingCache
     from rewards.data import stack_cameras
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     data = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
     keep = [i for i, e in enumerate(data.entries) if e.get("success", True) or not successful_only]

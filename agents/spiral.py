@@ -37,9 +37,9 @@ from agents.relabel import RelabelConfig, relabel_progress
 from agents.residual import ResidualACPolicy, load_policy
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
 from agents.updates import UpdateConfig, sample_targets
-from benchmarks.metrics import pearson, wilson_interval
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.errors import CheckpointError, ConfigError, NonFiniteError
+from sarm2_env.stats import pearson, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -548,7 +548,7 @@ def reward_agreement(predicted: Sequence[np.ndarray], rollouts: Sequence[Rollout
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """:func:`benchmarks.metrics.pearson`, with ``None`` (JSON-safe) where it is undefined."""
+    """:func:`sarm2_env.stats.pearson`, with ``None`` (JSON-safe) where it is undefined."""
     corr = pearson(a, b)
     return None if math.isnan(corr) else corr
 

@@ -423,7 +423,7 @@ class StateSpiral:
 
     def evaluate(self, rdir: Path, policy_path: Path) -> dict[str, Any]:
         from agents.state_policy import LABEL
-        from benchmarks.metrics import wilson_interval
+        from sarm2_env.stats import wilson_interval
 
         path = rdir / "eval.json"
         if path.exists():

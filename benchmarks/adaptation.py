@@ -54,8 +54,9 @@ from benchmarks.evaluation import (
     score_rollouts,
     write_summary,
 )
-from benchmarks.metrics import by_task, macro_mean, macro_summary, nanmean, stratified_bootstrap
+from benchmarks.metrics import by_task, macro_summary
 from sarm2_env.errors import ConfigError, DatasetError
+from sarm2_env.stats import macro_mean, nanmean, stratified_bootstrap
 
 log = logging.getLogger("benchmarks.adaptation")
 
@@ -547,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("adaptation rollouts -> %s: %s", rollout_path, collect_rollouts(state, rollout_path, seeds))
     if max(sizes):
         if seeds is None:
-            from tasks.dataset import EpisodeDataset
+            from sarm2_env.dataset import EpisodeDataset
 
             seeds = first_seeds(EpisodeDataset(rollout_path).entries, state.task_ids, max(sizes))
         rollouts = encoded_episodes(state, rollout_path, seeds)

@@ -166,7 +166,7 @@ def _cell_file(out: Path, task_id: str, demos: int, seeds: int, skills: Sequence
 
 def demo_row(cell: dict) -> str:
     """Markdown row of raw vs calibrated MSE on a cell's demos."""
-    from benchmarks.metrics import bootstrap_interval
+    from sarm2_env.stats import bootstrap_interval
 
     raw, cal = np.array(cell["raw_mse"]), np.array(cell["calibrated_mse"])
     raw_lo, raw_hi = bootstrap_interval(raw)

@@ -3,7 +3,7 @@
 Options measured, each on the same ``(T, H, W, 3)`` uint8 frames of three cameras:
 
 * ``np.savez``             uncompressed npz (lossless)
-* ``np.savez_compressed``  zlib npz (lossless; the default of ``tasks.dataset.DatasetWriter``)
+* ``np.savez_compressed``  zlib npz (lossless; the default of ``sarm2_env.dataset.DatasetWriter``)
 * ``mp4 h264 crf23``       one mp4 per camera via imageio + imageio-ffmpeg, libx264 yuv420p crf 23 (lossy)
 * ``mp4 h264rgb lossless`` one mp4 per camera, libx264rgb crf 0 (lossless, RGB)
 

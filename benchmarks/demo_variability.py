@@ -81,9 +81,9 @@ def cv(lengths: np.ndarray) -> float:
 
 def summarise(out: Path, cells: list[dict[str, Any]]) -> str:
     """The per-task table of ``cells``; also writes ``results.json`` and ``summary.md`` under ``out``."""
-    from benchmarks.metrics import bootstrap_interval, wilson_interval
     from benchmarks.report import _git_revision, short_revision
     from sarm2_env.atomic import write_json_atomic
+    from sarm2_env.stats import bootstrap_interval, wilson_interval
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
     lines = [

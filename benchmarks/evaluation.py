@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.metrics import auroc, by_task, macro_summary, nanmean, spearman_per_task
+from benchmarks.metrics import by_task, macro_summary, spearman_per_task
+from sarm2_env.stats import auroc, nanmean
 
 log = logging.getLogger("benchmarks")
 
@@ -112,7 +113,7 @@ def rho_ceiling(rollouts: Sequence) -> dict[str, float]:
     """Per task, the highest rollout rho any prediction without ties can reach: truth's own order, ties in the truth
     broken arbitrarily. Where most rollouts end at the same progress (all successes at 1.0), Spearman's rho of a
     continuous prediction is capped well below 1 however well it ranks."""
-    from benchmarks.metrics import spearman
+    from sarm2_env.stats import spearman
 
     finals: dict[str, list[float]] = {}
     for f in rollouts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.metrics import wilson_interval
+from sarm2_env.stats import wilson_interval
 
 
 def main() -> None:

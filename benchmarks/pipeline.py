@@ -121,7 +121,7 @@ def encoded_episodes(state: RunState, root: Path, seeds: Iterable[int]) -> list:
     through the on-disk embedding cache with the run's encoder."""
     from rewards.cache import EmbeddingCache
     from rewards.data import EpisodeFeatures
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     dataset = EpisodeDataset(root)
     indices = select_episodes(dataset, state.task_ids, seeds)
@@ -200,7 +200,7 @@ def stage_encode(state: RunState) -> None:
     from rewards.cache import EmbeddingCache
     from rewards.data import EpisodeFeatures
     from rewards.encoders import make_image_encoder
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     c = state.config
     state.encoder = make_image_encoder(
@@ -364,7 +364,7 @@ def _episode_input(state: RunState, model, split: str, feats):
     """Features for embedding / reference backends; the episode with frames for pixel judges."""
     if not model.needs_frames:
         return feats
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     dataset = EpisodeDataset(state.data_dir(split))
     episode = dataset.load(dataset.index_of(feats.episode_id), frames=True)

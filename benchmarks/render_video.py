@@ -54,7 +54,7 @@ from sarm2_env.errors import ConfigError, InputShapeError, UnknownNameError
 
 if TYPE_CHECKING:
     from rewards.base import RewardOutput
-    from tasks.dataset import Episode, EpisodeDataset
+    from sarm2_env.dataset import Episode, EpisodeDataset
 
 __all__ = ["VideoStats", "load_episode", "render_video", "write_videos", "main"]
 
@@ -392,7 +392,7 @@ def render_video(
     """Write an H.264 MP4 of ``episode``'s three cameras above a live plot of each backend's predicted progress.
 
     Args:
-        episode: a :class:`tasks.dataset.Episode` loaded with frames (T frames).
+        episode: a :class:`sarm2_env.dataset.Episode` loaded with frames (T frames).
         outputs: backend name -> its predictions for this episode: a :class:`rewards.base.RewardOutput`, or a
             flat mapping of arrays as the benchmark stores them (``progress`` (T,), optional ``primitive`` (T,)
             indices or ``primitive_probs`` (T, 22), ``group`` (T,), ``expert_weights`` (T, E),
@@ -567,7 +567,7 @@ def load_episode(data: str | os.PathLike[str] | EpisodeDataset, episode: str | i
         UnknownNameError: no episode has that id (and it is not an in-range position); lists the ids.
         DatasetError: the dataset or the episode file cannot be read.
     """
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     dataset = data if isinstance(data, EpisodeDataset) else EpisodeDataset(data)
     ids = dataset.episode_ids
@@ -634,7 +634,7 @@ def write_videos(state: Any, predictions: Mapping[str, Mapping[str, Mapping[str,
     Returns:
         The written paths.
     """
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     if not isinstance(per_task, int) or per_task < 0:
         raise ConfigError(f"`per_task` must be a non-negative int; got {per_task!r}")
@@ -682,7 +682,7 @@ def _parse_checkpoints(items: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.render_video``: render one episode with the named backends' predictions."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.render_video", description=main.__doc__)
-    parser.add_argument("--data", required=True, help="dataset directory (tasks.dataset layout)")
+    parser.add_argument("--data", required=True, help="dataset directory (sarm2_env.dataset layout)")
     parser.add_argument("--episode", required=True, help="episode id, or its position in the dataset")
     parser.add_argument("--backends", default="oracle", help="comma-separated reward backends (default: oracle)")
     parser.add_argument(

@@ -125,8 +125,8 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
 def summarise(out: Path, args: argparse.Namespace) -> str:
     """Tables of every cell under ``<out>/cells`` with this run's noise and steps (other runs' tasks included)."""
     from agents.state_policy import LABEL
-    from benchmarks.metrics import wilson_interval
     from benchmarks.report import _git_revision, short_revision
+    from sarm2_env.stats import wilson_interval
 
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     cells = [c for c in cells if c["action_noise"] == args.noise and c["bc_steps"] == args.steps]

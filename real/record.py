@@ -71,14 +71,14 @@ def record_episode(
     extra: Mapping[str, Any] | None = None,
 ):
     """Run one episode of ``policy`` on ``env`` (a :class:`~real.env.RealStationEnv`, possibly wrapped) and return
-    a validated :class:`tasks.dataset.Episode`.
+    a validated :class:`sarm2_env.dataset.Episode`.
 
     The episode ends when the env terminates or truncates (success, operator end, safety stop) or after
     ``max_steps`` steps. Action chunks ``(k, 14)`` are executed in order, one per step. ``info["progress"]`` and
     ``info["success"]`` are the operator's labels; ``primitive[t]`` is the primitive labelled when action ``t``
     was chosen (``dummy`` when none).
     """
-    from tasks.dataset import Episode
+    from sarm2_env.dataset import Episode
 
     base = env.unwrapped
     frames: dict[str, list[np.ndarray]] = {cam: [] for cam in CAMERAS}
@@ -171,7 +171,7 @@ def record_episodes(
     Episode ``i`` gets seed ``seed + i``. After an e-stop, recording stops unless ``wait_for_release`` (then it
     waits for the operator to release the e-stop, e.g. with the release key).
     """
-    from tasks.dataset import DatasetWriter
+    from sarm2_env.dataset import DatasetWriter
 
     base = env.unwrapped
     ids: list[str] = []
@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
     from real.env import RealStationEnv
     from real.labels import OperatorLabels
     from real.policy import LeaderPolicy
-    from tasks.dataset import summarise
+    from sarm2_env.dataset import summarise
 
     config = load_station_config(args.config) if args.config else None
     policy: Policy | None = _load_policy(args.policy) if args.policy is not None else None  # fail before hardware

@@ -59,7 +59,7 @@ def spread_to_steps(progress: np.ndarray, per_step: Mapping[str, np.ndarray | No
     steps = np.asarray(steps, dtype=np.int64)
     if len(steps) == length:
         return progress, dict(per_step)
-    from tasks.dataset import hold_rows
+    from sarm2_env.dataset import hold_rows
 
     every = np.arange(length)
     rows = hold_rows(steps, length)

@@ -38,8 +38,8 @@ import numpy as np
 from rewards.encoders.base import ImageEncoder
 from sarm2_env.atomic import atomic_write
 from sarm2_env.constants import CAMERAS
+from sarm2_env.dataset import EpisodeDataset
 from sarm2_env.errors import DatasetError
-from tasks.dataset import EpisodeDataset
 
 __all__ = ["FORMAT", "VERSION", "EmbeddingCache"]
 
@@ -56,7 +56,7 @@ class _Stale(Exception):
 
 
 class EmbeddingCache:
-    """Per-frame image embeddings of an :class:`~tasks.dataset.EpisodeDataset`, computed once and kept on disk.
+    """Per-frame image embeddings of an :class:`~sarm2_env.dataset.EpisodeDataset`, computed once and kept on disk.
 
     Args:
         dataset: the dataset, or its root directory.

@@ -61,7 +61,7 @@ class EpisodeFeatures:
 
     @classmethod
     def from_episode(cls, episode, embeddings: Mapping[str, np.ndarray] | np.ndarray) -> EpisodeFeatures:
-        """Pair a :class:`tasks.dataset.Episode` with its per-camera embeddings (a mapping or a (T, C, D) array)."""
+        """Pair a :class:`sarm2_env.dataset.Episode` with its per-camera embeddings (a mapping or a (T, C, D) array)."""
         stacked = stack_cameras(embeddings, name="embeddings")
         frame_index = getattr(episode, "frame_index", None)
         frame_count = episode.length if frame_index is None else len(frame_index)
@@ -71,7 +71,7 @@ class EpisodeFeatures:
                 f"got {stacked.shape[0]}"
             )
         if frame_index is not None:  # rendered at a query rate: hold each frame's embedding until the next
-            from tasks.dataset import hold_rows
+            from sarm2_env.dataset import hold_rows
 
             rows = hold_rows(frame_index, episode.length)
             stacked = stacked[rows]
@@ -197,7 +197,7 @@ def load_features(
 ) -> list[EpisodeFeatures]:
     """Encode (once, through the on-disk :class:`rewards.cache.EmbeddingCache`) and load episodes' features."""
     from rewards.cache import EmbeddingCache
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     data = dataset if isinstance(dataset, EpisodeDataset) else EpisodeDataset(dataset)
     cache = EmbeddingCache(data, encoder, root=cache_root)

@@ -17,59 +17,66 @@ from tasks.rendering import configure_gl
 
 configure_gl()
 
+import dataclasses  # noqa: E402
+
 import gymnasium as gym  # noqa: E402
 
 from sarm2_env.errors import UnknownNameError  # noqa: E402
 
-#: Registered task ids -> (env entry point, scripted-expert entry point).
-TASKS: dict[str, tuple[str, str]] = {
-    "SARM2/FoldShorts-v0": ("tasks.fold_shorts:FoldShortsEnv", "tasks.fold_shorts:FoldShortsExpert"),
-    "SARM2/CleanWhiteboard-v0": (
-        "tasks.clean_whiteboard:CleanWhiteboardEnv",
-        "tasks.clean_whiteboard:CleanWhiteboardExpert",
-    ),
-    "SARM2/PlatesToBin-v0": ("tasks.plates_to_bin:PlatesToBinEnv", "tasks.plates_to_bin:PlatesToBinExpert"),
-    "SARM2/PlatesToDishRack-v0": (
-        "tasks.plates_to_dish_rack:PlatesToDishRackEnv",
-        "tasks.plates_to_dish_rack:PlatesToDishRackExpert",
-    ),
-    "SARM2/FoldTShirt-v0": ("tasks.fold_tshirt:FoldTShirtEnv", "tasks.fold_tshirt:FoldTShirtExpert"),
-    "SARM2/PullPlug-v0": ("tasks.pull_plug:PullPlugEnv", "tasks.pull_plug:PullPlugExpert"),
-    "SARM2/SetDinnerTable-v0": (
-        "tasks.set_dinner_table:SetDinnerTableEnv",
-        "tasks.set_dinner_table:SetDinnerTableExpert",
-    ),
-    "SARM2/PutAwayUmbrella-v0": (
-        "tasks.put_away_umbrella:PutAwayUmbrellaEnv",
-        "tasks.put_away_umbrella:PutAwayUmbrellaExpert",
-    ),
-    "SARM2/SweepPaperScraps-v0": (
-        "tasks.sweep_paper_scraps:SweepPaperScrapsEnv",
-        "tasks.sweep_paper_scraps:SweepPaperScrapsExpert",
-    ),
-    "SARM2/CoilHeadphones-v0": (
-        "tasks.coil_headphones:CoilHeadphonesEnv",
-        "tasks.coil_headphones:CoilHeadphonesExpert",
-    ),
-}
 
-# Episode limits in control steps at 10 Hz: about twice a full-skill expert episode.
-gym.register("SARM2/FoldShorts-v0", entry_point="tasks.fold_shorts:FoldShortsEnv", max_episode_steps=700)
-gym.register("SARM2/CleanWhiteboard-v0", entry_point="tasks.clean_whiteboard:CleanWhiteboardEnv", max_episode_steps=900)
-gym.register("SARM2/PlatesToBin-v0", entry_point="tasks.plates_to_bin:PlatesToBinEnv", max_episode_steps=450)
-gym.register(
-    "SARM2/PlatesToDishRack-v0", entry_point="tasks.plates_to_dish_rack:PlatesToDishRackEnv", max_episode_steps=700
+@dataclasses.dataclass(frozen=True)
+class TaskEntry:
+    """One registered task: where its env and scripted expert live, and its episode limit.
+
+    Attributes:
+        name: the task's name (``"PullPlug"``); its module defines ``<name>Env`` and ``<name>Expert``.
+        module: the module under :mod:`tasks` that holds both classes.
+        max_episode_steps: episode limit in control steps at 10 Hz (about twice a full-skill expert episode).
+        version: the id's ``-vN``; raised when the task's observations, physics or ``progress`` change meaning.
+    """
+
+    name: str
+    module: str
+    max_episode_steps: int
+    version: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"SARM2/{self.name}-v{self.version}"
+
+    @property
+    def env_entry_point(self) -> str:
+        return f"tasks.{self.module}:{self.name}Env"
+
+    @property
+    def expert_entry_point(self) -> str:
+        return f"tasks.{self.module}:{self.name}Expert"
+
+
+#: Every task, one line each: adding a task is its module plus one line here.
+TASK_TABLE: tuple[TaskEntry, ...] = (
+    TaskEntry("FoldShorts", "fold_shorts", 700),
+    TaskEntry("CleanWhiteboard", "clean_whiteboard", 900),
+    TaskEntry("PlatesToBin", "plates_to_bin", 450),
+    TaskEntry("PlatesToDishRack", "plates_to_dish_rack", 700),
+    TaskEntry("FoldTShirt", "fold_tshirt", 900),
+    TaskEntry("PullPlug", "pull_plug", 400),
+    TaskEntry("SetDinnerTable", "set_dinner_table", 900),
+    TaskEntry("PutAwayUmbrella", "put_away_umbrella", 500),
+    TaskEntry("SweepPaperScraps", "sweep_paper_scraps", 600),
+    TaskEntry("CoilHeadphones", "coil_headphones", 600),
 )
-gym.register("SARM2/FoldTShirt-v0", entry_point="tasks.fold_tshirt:FoldTShirtEnv", max_episode_steps=900)
-gym.register("SARM2/PullPlug-v0", entry_point="tasks.pull_plug:PullPlugEnv", max_episode_steps=400)
-gym.register("SARM2/SetDinnerTable-v0", entry_point="tasks.set_dinner_table:SetDinnerTableEnv", max_episode_steps=900)
-gym.register(
-    "SARM2/PutAwayUmbrella-v0", entry_point="tasks.put_away_umbrella:PutAwayUmbrellaEnv", max_episode_steps=500
-)
-gym.register(
-    "SARM2/SweepPaperScraps-v0", entry_point="tasks.sweep_paper_scraps:SweepPaperScrapsEnv", max_episode_steps=600
-)
-gym.register("SARM2/CoilHeadphones-v0", entry_point="tasks.coil_headphones:CoilHeadphonesEnv", max_episode_steps=600)
+
+#: Registered task ids -> their entries, in the table's order.
+TASKS: dict[str, TaskEntry] = {entry.id: entry for entry in TASK_TABLE}
+
+for _entry in TASK_TABLE:
+    gym.register(_entry.id, entry_point=_entry.env_entry_point, max_episode_steps=_entry.max_episode_steps)
+
+
+def task_entry(name: str) -> TaskEntry:
+    """The :class:`TaskEntry` of a task id or short name (see :func:`resolve_task_id`)."""
+    return TASKS[resolve_task_id(name)]
 
 
 def resolve_task_id(name: str) -> str:
@@ -106,8 +113,17 @@ def make_expert(env: gym.Env, skill: float = 1.0, variability: float = 0.0):
     task_id = spec.id if spec is not None else None
     if task_id not in TASKS:
         raise UnknownNameError("task", str(task_id), TASKS)
-    module, cls = TASKS[task_id][1].split(":")
+    module, cls = TASKS[task_id].expert_entry_point.split(":")
     return getattr(import_module(module), cls)(env, skill=skill, variability=variability)
 
 
-__all__ = ["TASKS", "make_env", "make_expert", "resolve_task_id", "resolve_task_ids"]
+__all__ = [
+    "TASKS",
+    "TASK_TABLE",
+    "TaskEntry",
+    "make_env",
+    "make_expert",
+    "resolve_task_id",
+    "resolve_task_ids",
+    "task_entry",
+]

@@ -106,10 +106,16 @@ class YamTaskEnv(gym.Env):
     #: Set by subclasses.
     task_name: ClassVar[str] = ""
     instruction: ClassVar[str] = ""
-    #: Registered episode limit, in control steps at 10 Hz.
-    max_episode_steps: ClassVar[int] = 600
     #: Whether the task simulates deformables (flexcomp cloth or cable): its speed target is lower.
     deformable: ClassVar[bool] = False
+
+    @property
+    def max_episode_steps(self) -> int:
+        """The task's registered episode limit (its :data:`tasks.TASK_TABLE` line), in control steps at 10 Hz;
+        600 for a subclass that is not in the table."""
+        from tasks import TASK_TABLE
+
+        return next((e.max_episode_steps for e in TASK_TABLE if e.name == self.task_name), 600)
 
     def __init__(
         self,

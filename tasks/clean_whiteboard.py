@@ -100,7 +100,6 @@ class CleanWhiteboardEnv(YamTaskEnv):
 
     task_name = "CleanWhiteboard"
     instruction = "Pick up the eraser, wipe the whiteboard clean, and put the eraser on the tray."
-    max_episode_steps = 900
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody

@@ -130,7 +130,6 @@ class CoilHeadphonesEnv(YamTaskEnv):
 
     task_name = "CoilHeadphones"
     instruction = "Coil the headphone cable around the holder and tuck its end in."
-    max_episode_steps = 600
     deformable = True
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:

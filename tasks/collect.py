@@ -1,4 +1,4 @@
-"""Collect scripted-expert episodes into an on-disk dataset (format: :mod:`tasks.dataset`).
+"""Collect scripted-expert episodes into an on-disk dataset (format: :mod:`sarm2_env.dataset`).
 
 Examples::
 
@@ -191,7 +191,7 @@ SUITE_PRESETS: dict[str, dict] = {
 
 
 def record_episode(env, expert, seed: int, skill: float, render_every: int = 1, max_steps: int | None = None):
-    """Roll out ``expert`` once and return a validated :class:`tasks.dataset.Episode`.
+    """Roll out ``expert`` once and return a validated :class:`sarm2_env.dataset.Episode`.
 
     Frame ``t`` is the observation at step ``t``; ``action[t]`` and ``primitive[t]`` are what the
     expert did after seeing it. The final observation is kept (it shows the outcome) with the last
@@ -203,7 +203,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1, 
     ``max_steps`` ends the episode earlier than the env's step limit (the motion controls of
     :mod:`tasks.motion_controls` never finish on their own).
     """
-    from tasks.dataset import Episode
+    from sarm2_env.dataset import Episode
     from tasks.expert import run_expert_episode
 
     _check_render_every("render_every", render_every)
@@ -323,7 +323,7 @@ def collect(
     hold ``repaired`` and ``adopted`` (unlisted complete files taken into the index) when there were any.
     """
     import tasks
-    from tasks.dataset import DatasetWriter
+    from sarm2_env.dataset import DatasetWriter
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"`workers` must be an integer >= 1; got {workers!r}")
@@ -452,7 +452,7 @@ def _suite_config(args: argparse.Namespace, task_names: tuple[str, ...]) -> Suit
 
 def main(argv: Sequence[str] | None = None) -> int:
     import tasks
-    from tasks.dataset import summarise
+    from sarm2_env.dataset import summarise
 
     parser = argparse.ArgumentParser(prog="python -m tasks.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument(

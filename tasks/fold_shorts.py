@@ -109,7 +109,6 @@ class FoldShortsEnv(YamTaskEnv):
 
     task_name = "FoldShorts"
     instruction = "Fold the shorts in half, then in half again."
-    max_episode_steps = 700
     deformable = True
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:

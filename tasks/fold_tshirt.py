@@ -164,7 +164,6 @@ class FoldTShirtEnv(YamTaskEnv):
 
     task_name = "FoldTShirt"
     instruction = "Fold the sleeves of the T-shirt in, then fold the T-shirt in half."
-    max_episode_steps = 900
     deformable = True
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:

@@ -143,8 +143,8 @@ def collect_controls(
     Returns ``{"written": n, "skipped": m}``.
     """
     import tasks
+    from sarm2_env.dataset import DatasetWriter
     from tasks.collect import record_episode
-    from tasks.dataset import DatasetWriter
 
     if control not in _CLASSES:
         raise UnknownNameError("motion control", control, CONTROLS)

@@ -95,7 +95,6 @@ class PlatesToBinEnv(PlateTaskEnv):
 
     task_name = "PlatesToBin"
     instruction = "Put the plates into the bin."
-    max_episode_steps = 450
     N_PLATES = 2
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:

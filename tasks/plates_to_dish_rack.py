@@ -106,7 +106,6 @@ class PlatesToDishRackEnv(PlateTaskEnv):
 
     task_name = "PlatesToDishRack"
     instruction = "Put the plates upright into the dish rack."
-    max_episode_steps = 700
     N_PLATES = 2
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:

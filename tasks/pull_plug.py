@@ -87,7 +87,6 @@ class PullPlugEnv(YamTaskEnv):
 
     task_name = "PullPlug"
     instruction = "Hold the socket down and pull the plug out of it."
-    max_episode_steps = 400
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         sx, sy = SOCKET_CENTER

@@ -130,7 +130,6 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
 
     task_name = "PutAwayUmbrella"
     instruction = "Pick up the umbrella, hand it to the other arm, and hang it on the hook."
-    max_episode_steps = 500
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody

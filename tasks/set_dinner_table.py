@@ -193,7 +193,6 @@ class SetDinnerTableEnv(YamTaskEnv):
 
     task_name = "SetDinnerTable"
     instruction = "Set the table: put the plate, the cup, the fork and the knife on their places on the placemat."
-    max_episode_steps = 900
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody

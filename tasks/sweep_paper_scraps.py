@@ -102,7 +102,6 @@ class SweepPaperScrapsEnv(YamTaskEnv):
 
     task_name = "SweepPaperScraps"
     instruction = "Sweep the paper scraps into the dustpan with the broom, then put the broom back."
-    max_episode_steps = 600
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sarm2_env.constants import CAMERAS, NUM_PRIMITIVES, STATE_DIM
-from tasks.dataset import DatasetWriter, Episode
+from sarm2_env.dataset import DatasetWriter, Episode
 
 
 def make_rollout(

@@ -24,7 +24,7 @@ from agents.annotation import (
     find_catastrophe,
     synthesize_progress,
 )
-from tasks.dataset import EpisodeDataset
+from sarm2_env.dataset import EpisodeDataset
 
 T0 = "2026-05-01T12:00:00+00:00"
 

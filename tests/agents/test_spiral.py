@@ -16,6 +16,7 @@ from agents.rollouts import LocalExecutor, Rollout, RolloutStore, make_executor
 from agents.spiral import SPIRAL, SpiralConfig, reward_agreement, wilson_interval
 from agents.updates import UpdateConfig
 from sarm2_env.constants import CAMERAS
+from sarm2_env.dataset import EpisodeDataset
 from sarm2_env.errors import (
     CheckpointError,
     ConfigError,
@@ -26,7 +27,6 @@ from sarm2_env.errors import (
 )
 from sarm2_env.make import make_env as sarm2_make_env
 from tasks.collect import CollectConfig, collect
-from tasks.dataset import EpisodeDataset
 
 TASK = "SARM2/CleanWhiteboard-v0"
 POLICY = BCPolicyConfig(encoder="tiny", text_encoder="tiny-hash", hidden=64, layers=2, batch_size=32, steps=30)

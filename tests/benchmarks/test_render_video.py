@@ -11,8 +11,8 @@ import pytest
 from benchmarks import render_video as rv
 from rewards.registry import make_reward_model
 from sarm2_env.constants import CAMERAS, NUM_PRIMITIVES, STATE_DIM
+from sarm2_env.dataset import DatasetWriter, Episode
 from sarm2_env.errors import ConfigError, InputShapeError, UnknownNameError
-from tasks.dataset import DatasetWriter, Episode
 
 TASK = "SARM2/FoldShorts-v0"
 LENGTH, SIZE = 20, 32
@@ -151,7 +151,7 @@ def test_load_episode_by_id_or_position(dataset) -> None:
 
 
 def test_write_videos_hook(dataset, tmp_path) -> None:
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     ds = EpisodeDataset(dataset)
     feats = [

@@ -287,8 +287,8 @@ def test_end_to_end_episode_with_reward_wrapper_and_dataset(station, make_env, t
     from real.policy import HoldPolicy
     from real.record import record_episode
     from rewards import make_reward_model
+    from sarm2_env.dataset import DatasetWriter, EpisodeDataset
     from sarm2_env.wrapper import SARM2RewardWrapper
-    from tasks.dataset import DatasetWriter, EpisodeDataset
 
     steps = 12
 

@@ -44,7 +44,7 @@ def test_teleop_follower_tracks_the_leaders_and_records(station, make_env, tmp_p
         np.testing.assert_allclose(obs["agent_pos"][[6, 13]], 0.5, atol=0.03)
         env.labels.set_primitive("pick_grab")
         ids = record_episodes(env, policy, tmp_path / "demos", episodes=2, seed=10, max_steps=8)
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     ds = EpisodeDataset(tmp_path / "demos")
     assert len(ds) == 2 and ds.episode_ids == ids
@@ -71,7 +71,7 @@ def test_cli_dry_run_with_emulated_leaders(tmp_path: Path, camera_dir: Path, cap
     argv += ["--leader", "--out", str(out), "--episodes", "1", "--max-steps", "20", "--primitive", "wrap"]
     assert main(argv) == 0
     assert "recorded 1 episode(s)" in capsys.readouterr().out
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     ep = EpisodeDataset(out)[0]
     assert ep.length == 21 and ep.frames["top"].shape == (21, 32, 32, 3)

@@ -75,7 +75,7 @@ def at_query_rate(feats, every: int):
     rendered steps, ``query_indices`` set (what :meth:`EpisodeFeatures.from_episode` builds for such episodes)."""
     import dataclasses
 
-    from tasks.dataset import hold_rows
+    from sarm2_env.dataset import hold_rows
 
     steps = np.unique(np.r_[np.arange(0, feats.length, every), feats.length - 1])
     rows = steps[hold_rows(steps, feats.length)]  # per step: the newest rendered step

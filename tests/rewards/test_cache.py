@@ -11,9 +11,9 @@ import pytest
 
 from rewards.cache import EmbeddingCache
 from rewards.encoders import ImageEncoder, make_image_encoder
+from sarm2_env import dataset as ds_mod
 from sarm2_env.constants import CAMERAS, STATE_DIM
-from tasks import dataset as ds_mod
-from tasks.dataset import DatasetWriter, Episode, EpisodeDataset
+from sarm2_env.dataset import DatasetWriter, Episode, EpisodeDataset
 
 LENGTHS = (6, 9)
 

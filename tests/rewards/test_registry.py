@@ -46,8 +46,8 @@ def test_default_checkpoint_scores_fresh_demos_as_the_readme_says(tmp_path) -> N
     import numpy as np
 
     from rewards.pretrained import DEMO_SEED, held_out_mse
+    from sarm2_env.dataset import EpisodeDataset
     from tasks.collect import CollectConfig, collect
-    from tasks.dataset import EpisodeDataset
 
     measured = (Path(__file__).resolve().parents[2] / "docs" / "measured.md").read_text()
     line = next(x for x in measured.splitlines() if "held-out demo value MSE vs time-linear" in x)

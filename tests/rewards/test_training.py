@@ -66,7 +66,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path) -> None:
 
 
 def write_dataset(root: Path, episodes_per_task: int = 3, length: int = 24) -> Path:
-    from tasks.dataset import DatasetWriter, Episode
+    from sarm2_env.dataset import DatasetWriter, Episode
 
     rng = np.random.default_rng(0)
     with DatasetWriter(root) as writer:

@@ -56,7 +56,7 @@ def frames_of(length: int, size: int = 8) -> dict[str, np.ndarray]:
 
 
 def episode_of(length: int, instruction: str = INSTRUCTION):
-    from tasks.dataset import Episode
+    from sarm2_env.dataset import Episode
 
     return Episode.create(
         task_id="SARM2/FoldShorts-v0",

@@ -10,9 +10,9 @@ import pytest
 
 import tasks
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX, STATE_DIM
+from sarm2_env.dataset import EpisodeDataset
 from sarm2_env.errors import ConfigError
 from tasks.collect import SPLITS, SUITE_PRESETS, CollectConfig, SuiteConfig, collect, collect_suite, main
-from tasks.dataset import EpisodeDataset
 
 
 def test_collect_round_trip_and_resume(tmp_path):

@@ -190,8 +190,8 @@ def _declared_primitives() -> dict[str, frozenset[str]]:
     from importlib import import_module
 
     declared = {}
-    for task_id, (_, expert_entry) in tasks.TASKS.items():
-        module, cls = expert_entry.split(":")
+    for task_id, entry in tasks.TASKS.items():
+        module, cls = entry.expert_entry_point.split(":")
         declared[task_id] = getattr(import_module(module), cls).PRIMITIVES
     return declared
 

@@ -65,7 +65,7 @@ def test_unknown_control_and_bad_steps_are_clear_errors(env, tmp_path) -> None:
 
 
 def test_collect_controls_resumes(tmp_path) -> None:
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
     from tasks.motion_controls import collect_controls
 
     out = tmp_path / "idle"

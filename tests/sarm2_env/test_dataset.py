@@ -1,4 +1,4 @@
-"""Tests of the on-disk episode dataset (tasks/dataset.py)."""
+"""Tests of the on-disk episode dataset (sarm2_env/dataset.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sarm2_env import dataset as ds_mod
 from sarm2_env.constants import CAMERAS, NUM_PRIMITIVES, PRIMITIVES, STATE_DIM
+from sarm2_env.dataset import DatasetWriter, Episode, EpisodeDataset, summarise
 from sarm2_env.errors import DatasetError
-from tasks import dataset as ds_mod
-from tasks.dataset import DatasetWriter, Episode, EpisodeDataset, summarise
 
 TASK_A = "SARM2/FoldShorts-v0"
 TASK_B = "SARM2/CleanWhiteboard-v0"
@@ -536,7 +536,7 @@ def test_empty_dataset_summary(root: Path) -> None:
 
 
 def test_module_does_not_import_simulator() -> None:
-    """tasks/dataset.py itself (without the package __init__) needs neither mujoco nor gymnasium."""
+    """sarm2_env/dataset.py itself (without the package __init__) needs neither mujoco nor gymnasium."""
     import subprocess
 
     code = (

@@ -39,10 +39,10 @@ destination and renamed into place when complete; the sidecar goes through a tem
 
 Command line::
 
-    python -m tasks.lerobot_io export --data data/heldout_demos --out exports/yam_lerobot [--lossless]
-    python -m tasks.lerobot_io import --lerobot /path/to/yam_recording --out data/yam_real \\
+    python -m sarm2_env.lerobot_io export --data data/heldout_demos --out exports/yam_lerobot [--lossless]
+    python -m sarm2_env.lerobot_io import --lerobot /path/to/yam_recording --out data/yam_real \\
         [--camera top=observation.images.cam_high ...]
-    python -m tasks.lerobot_io sidecar --lerobot exports/yam_lerobot --backend sarm2 [--checkpoint PATH]
+    python -m sarm2_env.lerobot_io sidecar --lerobot exports/yam_lerobot --backend sarm2 [--checkpoint PATH]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from tasks.dataset import Episode, EpisodeDataset
+    from sarm2_env.dataset import Episode, EpisodeDataset
 
 __all__ = [
     "CODEBASE_VERSION",
@@ -499,7 +499,7 @@ def _tasks_table(tasks: Sequence[str]) -> pa.Table:
 
 
 def _episode_source(src: str | os.PathLike[str] | EpisodeDataset | Iterable[Episode]) -> Iterator[Episode]:
-    from tasks.dataset import EpisodeDataset
+    from sarm2_env.dataset import EpisodeDataset
 
     if isinstance(src, (str, os.PathLike)):
         src = EpisodeDataset(src)
@@ -518,7 +518,7 @@ def export_lerobot(
     """Write episodes as a LeRobotDataset v3 at ``out`` (see the module docstring for the layout).
 
     Args:
-        src: a dataset root of ours, an :class:`~tasks.dataset.EpisodeDataset`, or episodes with frames.
+        src: a dataset root of ours, an :class:`~sarm2_env.dataset.EpisodeDataset`, or episodes with frames.
         out: the LeRobot dataset root to create (it appears only when complete).
         config: video and file-size settings.
         progress: show a progress bar.
@@ -532,7 +532,7 @@ def export_lerobot(
     """
     from tqdm import tqdm
 
-    from tasks.dataset import Episode
+    from sarm2_env.dataset import Episode
 
     config = config or ExportConfig()
     pa, pq = _pa()
@@ -562,7 +562,9 @@ def export_lerobot(
         try:
             for k, episode in enumerate(tqdm(_episode_source(src), desc="export", disable=not progress, unit="ep")):
                 if not isinstance(episode, Episode):
-                    raise DatasetError(f"episode {k}: expected a tasks.dataset.Episode; got {type(episode).__name__}")
+                    raise DatasetError(
+                        f"episode {k}: expected a sarm2_env.dataset.Episode; got {type(episode).__name__}"
+                    )
                 try:
                     episode.validate(require_frames=True)
                 except DatasetError as exc:
@@ -856,7 +858,7 @@ def _decode_image(cell: Any, where: str) -> np.ndarray:
 
 
 def read_lerobot_episodes(root: str | os.PathLike[str], config: ImportConfig | None = None) -> Iterator[Episode]:
-    """Yield the episodes of a LeRobotDataset v3 as our :class:`~tasks.dataset.Episode` (frames decoded).
+    """Yield the episodes of a LeRobotDataset v3 as our :class:`~sarm2_env.dataset.Episode` (frames decoded).
 
     Labels the dataset does not carry are filled in and named in ``Episode.extra``: ``progress_source``
     (``"sarm2.progress"`` or ``"time_linear"``), ``primitive_source`` (``"sarm2.primitive"`` or ``"dummy"``) and
@@ -871,7 +873,7 @@ def read_lerobot_episodes(root: str | os.PathLike[str], config: ImportConfig | N
 
 
 def _iter_episodes(root: str | os.PathLike[str], config: ImportConfig | None) -> Iterator[tuple[int, Episode]]:
-    from tasks.dataset import Episode
+    from sarm2_env.dataset import Episode
 
     config = config or ImportConfig()
     root = Path(root)
@@ -1035,7 +1037,7 @@ def import_lerobot(
     """
     from tqdm import tqdm
 
-    from tasks.dataset import INDEX_FILE, DatasetWriter
+    from sarm2_env.dataset import INDEX_FILE, DatasetWriter
 
     config = config or ImportConfig()
     final = Path(out)
@@ -1190,8 +1192,8 @@ def _model(name: str, checkpoint: str | None, device: str | None) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tasks.lerobot_io export|import|sidecar``."""
-    parser = argparse.ArgumentParser(prog="python -m tasks.lerobot_io", description=__doc__.split("\n\n")[0])
+    """``python -m sarm2_env.lerobot_io export|import|sidecar``."""
+    parser = argparse.ArgumentParser(prog="python -m sarm2_env.lerobot_io", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("export", help="our dataset -> LeRobotDataset v3")
     p.add_argument("--data", required=True, help="our dataset root")

@@ -619,7 +619,7 @@ class DatasetWriter:
             self._index = {
                 "format": FORMAT,
                 "version": VERSION,
-                "created_by": f"sarm2 tasks.dataset (numpy {np.__version__})",
+                "created_by": f"sarm2 sarm2_env.dataset (numpy {np.__version__})",
                 "cameras": list(CAMERAS),
                 "primitives": list(PRIMITIVES),
                 "episodes": [],

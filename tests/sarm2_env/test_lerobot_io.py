@@ -1,4 +1,4 @@
-"""LeRobot interop (tasks/lerobot_io.py): the v3 layout we write, bit-exact round trips, importing datasets that
+"""LeRobot interop (sarm2_env/lerobot_io.py): the v3 layout we write, bit-exact round trips, importing datasets that
 other tools wrote, atomic writes, the RA-BC progress sidecar, the command line, and (slow, opt-in) LeRobot's own
 loader on our export."""
 
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from rewards.registry import make_reward_model
+from sarm2_env import lerobot_io as lr
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX, STATE_DIM
+from sarm2_env.dataset import DatasetWriter, Episode, EpisodeDataset
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
-from tasks import lerobot_io as lr
-from tasks.dataset import DatasetWriter, Episode, EpisodeDataset
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

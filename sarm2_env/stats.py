@@ -1,0 +1,161 @@
+"""Numpy-only statistics shared by every layer: correlations and ranks, success-rate and bootstrap intervals, AUROC.
+
+Pure functions of arrays; none reads files or models. Rank statistics are implemented here (average ranks
+for ties, Kendall's tau-b) so results do not depend on which scipy version is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from sarm2_env.errors import InputShapeError
+
+NAN = float("nan")
+
+
+def paired_arrays(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``target`` as flat float64 arrays of the same length (an error names both shapes otherwise)."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    if pred.shape != target.shape:
+        raise InputShapeError(f"`pred` and `target` must have the same length; got {pred.shape} and {target.shape}")
+    return pred, target
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return ranks
+
+
+def pearson(pred: np.ndarray, target: np.ndarray) -> float:
+    """``pearson`` (Robometer's "VOC"): Pearson correlation; NaN when either side is constant."""
+    pred, target = paired_arrays(pred, target)
+    if len(pred) < 2 or pred.std() == 0 or target.std() == 0:
+        return NAN
+    return float(np.corrcoef(pred, target)[0, 1])
+
+
+def spearman(pred: np.ndarray, target: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson of average ranks)."""
+    pred, target = paired_arrays(pred, target)
+    return pearson(rankdata(pred), rankdata(target))
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b (tie-corrected); NaN when either side is constant."""
+    x, y = paired_arrays(x, y)
+    n = len(x)
+    if n < 2:
+        return NAN
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    upper = np.triu_indices(n, k=1)
+    concordance = (dx * dy)[upper].sum()
+    tied_x = (dx[upper] == 0).sum()
+    tied_y = (dy[upper] == 0).sum()
+    pairs = n * (n - 1) / 2
+    denom = np.sqrt((pairs - tied_x) * (pairs - tied_y))
+    return NAN if denom == 0 else float(concordance / denom)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if n == 0:
+        return NAN, NAN
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    statistic=np.mean,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over the items of ``values`` (resampled with replacement).
+
+    ``values`` may be 1-d (one number per episode) or 2-d with episodes along axis 0 (e.g. paired columns,
+    for a ``statistic`` that takes the resampled rows). Returns ``(nan, nan)`` for fewer than 2 items.
+    """
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(x), size=(resamples, len(x)))
+    return _percentile_interval(np.array([statistic(x[row]) for row in index], dtype=float), level)
+
+
+def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` range of bootstrap statistics (NaN draws ignored)."""
+    alpha = (1.0 - level) / 2.0
+    return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
+
+
+def auroc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for ``positive`` (ties count half); NaN without both classes.
+
+    Used on final predicted progress against rollout success: 1 = every success scored above every failure.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(positive, dtype=bool).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return NAN
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def stratified_bootstrap(
+    groups: Sequence[np.ndarray],
+    statistic,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(resampled_groups)``, resampling items with replacement within each group.
+
+    ``groups`` holds one array per task with episodes along axis 0 (columns may pair several backends on the
+    same episodes, which keeps a comparison paired). ``statistic`` receives the list of resampled arrays.
+    When no group has 2 items (one episode per task), the groups themselves are resampled instead (a
+    bootstrap over tasks). Returns ``(nan, nan)`` for fewer than 2 items in all.
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if sum(len(a) for a in arrays) < 2:
+        return NAN, NAN
+    if all(len(a) < 2 for a in arrays):
+        arrays = [np.concatenate(arrays)]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
+    return _percentile_interval(stats, level)
+
+
+def nanmean(values) -> float:
+    """Mean of ``values`` with None and NaN entries skipped; NaN when nothing is left (e.g. a rank correlation over
+    one rollout per task)."""
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(kept)) if kept else NAN
+
+
+def macro_mean(groups: Sequence[np.ndarray]) -> float:
+    """Mean over groups of each group's mean (a task-macro average of per-episode values)."""
+    return float(np.mean([np.mean(g) for g in groups]))

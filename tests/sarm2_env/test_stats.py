@@ -1,0 +1,74 @@
+"""Numpy-only statistics against hand-computed values (and scipy where it is installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sarm2_env import stats as s
+from sarm2_env.errors import InputShapeError
+
+
+def test_rankdata_averages_ties() -> None:
+    assert s.rankdata(np.array([10, 20, 20, 5])).tolist() == [2.0, 3.5, 3.5, 1.0]
+
+
+def test_kendall_tau_b_by_hand_and_against_scipy() -> None:
+    # x = 1,2,3 ; y = 1,3,2 -> pairs (12 C)(13 C)(23 D): (2 - 1) / 3
+    assert s.kendall_tau_b(np.array([1, 2, 3]), np.array([1, 3, 2])) == pytest.approx(1 / 3)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 4, 30), rng.normal(size=30)
+    assert s.kendall_tau_b(a, b) == pytest.approx(scipy_stats.kendalltau(a, b).statistic)
+    assert s.spearman(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
+
+
+def test_bootstrap_interval() -> None:
+    values = np.arange(100, dtype=float)
+    lo, hi = s.bootstrap_interval(values)
+    assert lo < values.mean() < hi and hi - lo < 25  # about 2 x 1.96 x 29 / sqrt(100)
+    assert s.bootstrap_interval(values) == (lo, hi)  # seeded
+    assert s.bootstrap_interval(np.full(10, 3.0)) == (3.0, 3.0)
+    assert all(np.isnan(s.bootstrap_interval([1.0])))
+    # Paired rows: the interval of a difference of means over the same episodes.
+    pairs = np.stack([values, values + 1.0], axis=1)
+    assert s.bootstrap_interval(pairs, lambda rows: float(np.mean(rows[:, 1] - rows[:, 0]))) == (1.0, 1.0)
+
+
+def test_auroc() -> None:
+    assert s.auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert s.auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert s.auroc([0.5, 0.5], [True, False]) == 0.5  # a tie counts half
+    assert s.auroc([0.9, 0.3, 0.5], [True, False, True]) == 1.0
+    assert s.auroc([0.2, 0.7, 0.5, 0.1], [True, False, True, False]) == 0.5
+    assert np.isnan(s.auroc([0.1, 0.2], [True, True]))
+
+
+def test_stratified_bootstrap_keeps_groups_and_pairs() -> None:
+    a = np.array([0.0, 0.0, 0.0])
+    b = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    # Each group is resampled on its own: the task-macro mean of two constant groups never moves.
+    assert s.stratified_bootstrap([a, b], s.macro_mean) == (0.5, 0.5)
+    noisy = [np.arange(10.0), np.arange(10.0) + 100.0]
+    lo, hi = s.stratified_bootstrap(noisy, s.macro_mean)
+    assert lo < s.macro_mean(noisy) < hi and hi - lo < 6.0
+    # Paired columns: a ratio of two backends' macro errors on the same episodes.
+    paired = [np.stack([np.arange(1.0, 11.0), 2.0 * np.arange(1.0, 11.0)], axis=1)]
+    ratio = lambda gs: s.macro_mean([g[:, 0] for g in gs]) / s.macro_mean([g[:, 1] for g in gs])  # noqa: E731
+    assert s.stratified_bootstrap(paired, ratio) == (0.5, 0.5)
+    assert all(np.isnan(s.stratified_bootstrap([np.array([1.0])], s.macro_mean)))
+    # One episode per task: the tasks are resampled (the interval is not a point).
+    singles = [np.array([float(k)]) for k in range(10)]
+    lo, hi = s.stratified_bootstrap(singles, s.macro_mean)
+    assert lo < s.macro_mean(singles) < hi
+
+
+def test_wilson_interval() -> None:
+    lo, hi = s.wilson_interval(20, 20)
+    assert lo == pytest.approx(0.8389, abs=1e-3) and hi == pytest.approx(1.0)
+    assert all(np.isnan(s.wilson_interval(0, 0)))
+
+
+def test_paired_arrays_refuses_unequal_lengths() -> None:
+    with pytest.raises(InputShapeError, match="same length"):
+        s.pearson(np.ones(3), np.ones(4))
