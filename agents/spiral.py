@@ -240,7 +240,7 @@ class SPIRAL:
         self.reward_model = reward_model
         self.adapted_model: Any = None
         if self.config.adapt_reward_model:
-            if reward_model is None or not hasattr(reward_model, "adapt"):
+            if reward_model is None or not reward_model.adaptable:
                 raise ConfigError(
                     "`adapt_reward_model` needs `reward_model=`: a trained model with an adapt() method (e.g. sarm2)"
                 )

@@ -47,10 +47,6 @@ EVAL_SETS = EVAL_SPLITS
 MOTION = "motion:"
 #: prefix of the training negatives' sets in ``RunState.features`` (``negatives:random``)
 NEGATIVES = "negatives:"
-#: published-method baselines: the headline compares SARM2 with the strongest of these that ran
-PUBLISHED_BASELINES = ("sarm", "rewind", "robometer_lite", "gvl", "topreward", "roboreward_prompt")
-#: ground-truth references and SARM2 upper bounds: reported, never "the strongest baseline"
-ORACLES = ("oracle", "sarm2_oracle_stage", "sparse", "time_linear")
 
 
 @dataclasses.dataclass
@@ -231,17 +227,13 @@ def stage_encode(state: RunState) -> None:
 # --- stage 3: train --------------------------------------------------------------------------------
 
 
-def _backend_config(state: RunState, cls: type) -> dict[str, Any] | None:
-    config_cls = getattr(cls, "config_cls", None)
-    if config_cls is None:
-        return None
+def _backend_config(state: RunState, cls: type) -> dict[str, Any]:
+    config_cls = cls.config_cls
     overrides = dict(state.config.train.overrides.get(cls.name, {}))
     fields = {f.name for f in dataclasses.fields(config_cls)}
     if "steps" in fields:
         overrides.setdefault("steps", state.config.train.steps)
-    presets = getattr(config_cls, "preset", None)
-    config = presets(state.config.train.preset, **overrides) if presets else config_cls.from_dict(overrides)
-    return config.to_dict()
+    return config_cls.preset(state.config.train.preset, **overrides).to_dict()
 
 
 def _train_fingerprint(state: RunState, with_negatives: bool = False) -> str:
@@ -263,7 +255,7 @@ def load_checkpoint(state: RunState, name: str, checkpoint: Path):
     from rewards.registry import make_reward_model
 
     model = make_reward_model(name, checkpoint=checkpoint, device=state.config.device)
-    if hasattr(model, "set_image_encoder") and getattr(model, "encoder_spec", None) is not None:
+    if model.encoder_spec is not None:
         model.set_image_encoder(state.encoder)
     return model
 
@@ -274,8 +266,8 @@ def _build_backend(state: RunState, name: str):
 
     cls = reward_model_class(name)
     c = state.config
-    if not getattr(cls, "trainable", False):
-        if not getattr(cls, "requires_vlm", False):
+    if not cls.trainable:
+        if not cls.requires_vlm:
             return make_reward_model(name)
         if c.vlm is None:
             raise _Skip("no VLM configured: set `vlm: {kind: local, path: ...}` or `{kind: http, base_url: ...}`")

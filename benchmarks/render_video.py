@@ -583,19 +583,9 @@ def load_episode(data: str | os.PathLike[str] | EpisodeDataset, episode: str | i
 
 
 def _build_backend(name: str, checkpoint: str | None, device: str | None):
-    from rewards.registry import make_reward_model, reward_model_class
+    from rewards.registry import reward_model_from_command_line
 
-    cls = reward_model_class(name)
-    kwargs = {"device": device} if device else {}
-    if checkpoint is not None:
-        return make_reward_model(name, checkpoint=checkpoint, **kwargs)
-    if getattr(cls, "trainable", False):
-        if getattr(cls, "default_checkpoint", None):
-            return make_reward_model(name, checkpoint="default", **kwargs)
-        raise ConfigError(f"backend {name!r} is trainable and ships no checkpoint: pass --checkpoint {name}=PATH")
-    if getattr(cls, "requires_vlm", False):
-        raise ConfigError(f"backend {name!r} needs a vision-language model; it cannot be built from the command line")
-    return make_reward_model(name)
+    return reward_model_from_command_line(name, checkpoint, device, flag=f"--checkpoint {name}=")
 
 
 # --------------------------------------------------------------------------------------------------- benchmark

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import metrics as M
-from benchmarks.pipeline import EVAL_SETS, MOTION, PUBLISHED_BASELINES, RunState
+from benchmarks.pipeline import EVAL_SETS, MOTION, RunState
+from sarm2_env import stats as S
 from sarm2_env.atomic import write_json_atomic
 from tasks.motion_controls import CONTROLS
 
@@ -65,7 +66,7 @@ def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
                 "value_mse_minmax": float(M.squared_errors(pred, gt, rescale=True).mean()),
                 "voc_progress": M.voc_progress(pred, gt) if split == "heldout_rollouts" else float("nan"),
                 "voc_time": M.voc_time(pred) if feats.success else float("nan"),
-                "pearson": M.pearson(pred, gt),
+                "pearson": S.pearson(pred, gt),
                 "final_pred": float(pred[-1]),
                 "final_gt": float(gt[-1]),
                 "outcome": M.outcome_category(feats.success, float(feats.progress[-1])),
@@ -103,12 +104,12 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                     "value_mse_macro": raw["macro"],
                     "value_mse_minmax_micro": rescaled["micro"],
                     "value_mse_minmax_macro": rescaled["macro"],
-                    "voc_time": M.nanmean(r["voc_time"] for r in task_rows),
-                    "voc_progress": M.nanmean(r["voc_progress"] for r in task_rows),
-                    "pearson": M.nanmean(r["pearson"] for r in task_rows),
-                    "primitive_accuracy": M.nanmean(r.get("primitive_accuracy") for r in task_rows),
+                    "voc_time": S.nanmean(r["voc_time"] for r in task_rows),
+                    "voc_progress": S.nanmean(r["voc_progress"] for r in task_rows),
+                    "pearson": S.nanmean(r["pearson"] for r in task_rows),
+                    "primitive_accuracy": S.nanmean(r.get("primitive_accuracy") for r in task_rows),
                 }
-                entry["value_mse_macro_ci"] = list(M.bootstrap_interval([r["value_mse"] for r in task_rows]))
+                entry["value_mse_macro_ci"] = list(S.bootstrap_interval([r["value_mse"] for r in task_rows]))
                 if split == "heldout_rollouts":
                     entry.update(_rollout_ranking(task_rows))
                 per_task[task] = entry
@@ -118,20 +119,20 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                 micro = M.value_mse(all_pred, all_gt)["micro"]
                 overall = {
                     "value_mse_micro": micro,
-                    "value_mse_macro": M.nanmean(t["value_mse_macro"] for t in per_task.values()),
-                    "value_mse_minmax_macro": M.nanmean(t["value_mse_minmax_macro"] for t in per_task.values()),
-                    "voc_time": M.nanmean(t["voc_time"] for t in per_task.values()),
-                    "voc_progress": M.nanmean(t["voc_progress"] for t in per_task.values()),
-                    "pearson": M.nanmean(t["pearson"] for t in per_task.values()),
-                    "primitive_accuracy": M.nanmean(t["primitive_accuracy"] for t in per_task.values()),
-                    "kendall_rank": M.nanmean(t.get("kendall_rank") for t in per_task.values()),
+                    "value_mse_macro": S.nanmean(t["value_mse_macro"] for t in per_task.values()),
+                    "value_mse_minmax_macro": S.nanmean(t["value_mse_minmax_macro"] for t in per_task.values()),
+                    "voc_time": S.nanmean(t["voc_time"] for t in per_task.values()),
+                    "voc_progress": S.nanmean(t["voc_progress"] for t in per_task.values()),
+                    "pearson": S.nanmean(t["pearson"] for t in per_task.values()),
+                    "primitive_accuracy": S.nanmean(t["primitive_accuracy"] for t in per_task.values()),
+                    "kendall_rank": S.nanmean(t.get("kendall_rank") for t in per_task.values()),
                 }
                 split_rows = [r for r in rows if r["backend"] == backend and r["set"] == split]
                 groups = [np.array([r["value_mse"] for r in split_rows if r["task"] == t]) for t in per_task]
-                overall["value_mse_macro_ci"] = list(M.stratified_bootstrap(groups, M.macro_mean))
+                overall["value_mse_macro_ci"] = list(S.stratified_bootstrap(groups, S.macro_mean))
                 if split == "heldout_rollouts":
                     pooled = _rollout_ranking(split_rows)
-                    overall["rollout_rho"] = M.nanmean(t.get("rollout_rho") for t in per_task.values())
+                    overall["rollout_rho"] = S.nanmean(t.get("rollout_rho") for t in per_task.values())
                     overall["success_auroc"] = pooled["success_auroc"]
                     overall["success_gap"] = pooled["success_gap"]
                 table[backend][split] = {"overall": overall, "tasks": per_task}
@@ -156,8 +157,8 @@ def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
     success = np.array([bool(r["success"]) for r in rows])
     gap = float(final_pred[success].mean() - final_pred[~success].mean()) if success.any() and (~success).any() else NAN
     return {
-        "rollout_rho": M.spearman(final_pred, final_gt) if len(rows) >= 3 else NAN,
-        "success_auroc": M.auroc(final_pred, success),
+        "rollout_rho": S.spearman(final_pred, final_gt) if len(rows) >= 3 else NAN,
+        "success_auroc": S.auroc(final_pred, success),
         "success_gap": gap,
         "kendall_rank": M.kendall_rank(list(final_pred), [r["outcome"] for r in rows]),
     }
@@ -179,10 +180,10 @@ def _controls(predictions: dict) -> dict[str, dict[str, float]]:
                 motion.setdefault(key.split("|")[0].removeprefix(MOTION), []).append(float(arrays["progress"][-1]))
         if static or reverse or wrong or motion:
             out[backend] = {
-                "static_flatness": M.nanmean(static),
-                "reversed_voc_time": M.nanmean(reverse),
-                "wrong_instruction_drop": M.nanmean(wrong),
-                **{f"motion_{c}_final": M.nanmean(motion.get(c, [])) for c in CONTROLS if c in motion},
+                "static_flatness": S.nanmean(static),
+                "reversed_voc_time": S.nanmean(reverse),
+                "wrong_instruction_drop": S.nanmean(wrong),
+                **{f"motion_{c}_final": S.nanmean(motion.get(c, [])) for c in CONTROLS if c in motion},
             }
     return out
 
@@ -217,12 +218,14 @@ def headline(table: dict, rows: list[dict] | None = None) -> dict[str, dict[str,
     With the per-episode ``rows``, also the ratio SARM2 / baseline and its 95 % paired bootstrap interval
     (episodes resampled within each task, the same draws for both models).
     """
+    from rewards.registry import reward_models_with_role
+
+    # The backends declare their role; references and upper bounds are never "the strongest baseline".
+    published = reward_models_with_role("published_baseline")
     out = {}
     for split in EVAL_SETS:
         ours = table.get("sarm2", {}).get(split, {}).get("overall", {}).get("value_mse_macro", float("nan"))
-        candidates = {
-            b: table[b][split]["overall"]["value_mse_macro"] for b in PUBLISHED_BASELINES if split in table.get(b, {})
-        }
+        candidates = {b: table[b][split]["overall"]["value_mse_macro"] for b in published if split in table.get(b, {})}
         if not candidates:
             out[split] = {
                 "sarm2": ours,
@@ -256,10 +259,10 @@ def _paired_ratio(rows: list[dict], split: str, ours: str, baseline: str) -> dic
         return {"ratio": NAN, "ratio_ci": [NAN, NAN], "paired_episodes": 0}
 
     def ratio(gs: list[np.ndarray]) -> float:
-        base = M.macro_mean([g[:, 1] for g in gs])
-        return M.macro_mean([g[:, 0] for g in gs]) / base if base > 0 else NAN
+        base = S.macro_mean([g[:, 1] for g in gs])
+        return S.macro_mean([g[:, 0] for g in gs]) / base if base > 0 else NAN
 
-    interval = list(M.stratified_bootstrap(groups, ratio))
+    interval = list(S.stratified_bootstrap(groups, ratio))
     return {"ratio": ratio(groups), "ratio_ci": interval, "paired_episodes": len(shared)}
 
 

@@ -160,15 +160,14 @@ def _reward_arg(config: SpiralBenchConfig, source: str, task_dir: Path, data_dir
     from rewards.registry import make_reward_model, reward_model_class
 
     cls = reward_model_class(source)
-    if not hasattr(cls, "fit"):
+    if not cls.trainable:
         raise ConfigError(f"reward source {source!r} is neither a reference nor trainable; use a checkpoint")
     features = load_features(data_dir, encoder)
     train, val = split_episodes(features, 0.1, seed=0)
-    model_kwargs: dict[str, Any] = {"encoder": encoder, "device": config.device}
-    config_cls = getattr(cls, "config_cls", None)
-    if config_cls is not None:
-        model_kwargs["config"] = config_cls.from_dict({"steps": config.reward_training_steps})
-    model = make_reward_model(source, **model_kwargs)
+    steps = {"steps": config.reward_training_steps}
+    model = make_reward_model(
+        source, checkpoint=None, device=config.device, encoder=encoder, config=cls.config_cls.from_dict(steps)
+    )
     model.fit(train, val, progress=False)
     model.save(path)
     log.info("spiral: trained %s on %d demos -> %s", source, len(train), path)
@@ -220,7 +219,7 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
             reward_model = None
             if spiral_cfg.rewards == "offline" or spiral_cfg.adapt_reward_model:
                 reward_model = resolve_reward_model(reward, device=config.device)
-            if spiral_cfg.adapt_reward_model and not hasattr(reward_model, "adapt"):
+            if spiral_cfg.adapt_reward_model and not reward_model.adaptable:
                 # References (oracle, sparse) read the physics: there is nothing to adapt.
                 spiral_cfg = dataclasses.replace(spiral_cfg, adapt_reward_model=False)
             if spiral_cfg.rewards == "offline":

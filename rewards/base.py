@@ -6,16 +6,23 @@ Two entry points that must agree frame for frame:
 * online ``reset(task)`` then ``step(frame_embeddings, state) -> float`` using only the past.
 
 Batched online use (vector envs) goes through :meth:`RewardModel.start` / :meth:`RewardModel.step_batch`
-with one :class:`Session` per sub-env. A session keeps the episode's frame embeddings in memory, keyed by
-frame index, so every frame is encoded once however many windows later reuse it.
+with one :class:`Session` per sub-env. Backends that learn implement :class:`TrainableRewardModel` as well
+(config class, ``fit``, ``save`` / ``load``, optionally ``adapt``); the contract is checked when the class is
+defined, so callers read ``cls.trainable`` / ``cls.adaptable`` instead of probing for methods.
+
+A session keeps the episode's frame embeddings in memory, keyed by frame index, so every frame is encoded
+once however many windows later reuse it.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
+import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +30,11 @@ import numpy as np
 from rewards.data import EpisodeFeatures, check_state, stack_cameras
 from sarm2_env.constants import PRIMITIVES
 from sarm2_env.errors import InputShapeError
+
+#: What the benchmark reports a backend as (``RewardModel.role``): the method under test, its ablations, the
+#: published methods it is compared with, and references that read ground truth or the clock (never "the
+#: strongest baseline"); ``upper_bound`` marks a variant fed privileged ground truth.
+ROLES = ("model", "ablation", "published_baseline", "upper_bound", "reference")
 
 
 @dataclasses.dataclass
@@ -121,11 +133,24 @@ class RewardModel(abc.ABC):
     """Base class of every reward backend. Subclasses set ``name`` and implement the abstract methods."""
 
     name: ClassVar[str] = ""
+    #: one of :data:`ROLES`; the benchmark groups its rows by it
+    role: ClassVar[str] = "model"
+    #: subclasses of :class:`TrainableRewardModel` (set there, not by hand)
     trainable: ClassVar[bool] = False
+    #: backends with ``adapt(episodes, targets)``: the paper's one-time RM1 -> RM2 adaptation
+    adaptable: ClassVar[bool] = False
     #: ``fit`` takes ``negatives=``: episodes that do not advance the task, trained towards their physics progress
     trains_on_negatives: ClassVar[bool] = False
     #: zero-shot judges that need a vision-language model (``vlm=...``) to be built
     requires_vlm: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.role not in ROLES:
+            raise TypeError(f"{cls.__qualname__}.role must be one of {ROLES}; got {cls.role!r}")
+        trainable_base = globals().get("TrainableRewardModel")  # None while that class itself is being defined
+        if cls.trainable and trainable_base is not None and not issubclass(cls, trainable_base):
+            raise TypeError(f"{cls.__qualname__}: a trainable backend derives from TrainableRewardModel")
 
     def __init__(self) -> None:
         self._session: Session | None = None
@@ -244,3 +269,49 @@ class RewardModel(abc.ABC):
     def session(self) -> Session | None:
         """The session of :meth:`reset` / :meth:`step` (``last`` holds the newest prediction's details)."""
         return self._session
+
+
+class TrainableRewardModel(RewardModel):
+    """The contract of a backend that learns: a config class, ``fit``, ``save`` / ``load``, and ``adapt`` where
+    ``adaptable`` is set.
+
+    Checked when a concrete subclass is defined: ``config_cls`` must be a class with ``to_dict``, ``from_dict``
+    and ``preset`` (the benchmark builds configs by preset name plus overrides and stores them as dicts).
+    """
+
+    trainable = True
+    #: the backend's config dataclass
+    config_cls: ClassVar[type]
+    #: name of the shipped checkpoint directory under ``rewards/checkpoints`` (``checkpoint="default"``), if any
+    default_checkpoint: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if inspect.isabstract(cls) or cls.__name__.startswith("_"):
+            return
+        config_cls = getattr(cls, "config_cls", None)
+        missing = [m for m in ("to_dict", "from_dict", "preset") if not hasattr(config_cls, m)]
+        if not isinstance(config_cls, type) or missing:
+            raise TypeError(
+                f"{cls.__qualname__}: a trainable reward model declares `config_cls`, a class with to_dict, from_dict "
+                f"and preset; got {config_cls!r}" + (f" (missing {', '.join(missing)})" if config_cls else "")
+            )
+        if cls.adaptable and cls.adapt is TrainableRewardModel.adapt:
+            raise TypeError(f"{cls.__qualname__}: `adaptable` is set but the class does not implement adapt()")
+
+    @abc.abstractmethod
+    def fit(self, train: Sequence[EpisodeFeatures], val: Sequence[EpisodeFeatures] = (), **kwargs: Any) -> Any:
+        """Train on ``train`` (and validate on ``val``); ``out_dir=`` writes the checkpoint as it goes."""
+
+    @abc.abstractmethod
+    def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
+        """Write a checkpoint directory that :meth:`load` reads back."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> TrainableRewardModel:
+        """A model from a checkpoint directory (``"default"``: the shipped one, where the backend has one)."""
+
+    def adapt(self, episodes: Sequence[EpisodeFeatures], targets: Sequence[np.ndarray | None], **kwargs: Any) -> Any:
+        """One-time adaptation on annotated rollouts (backends with ``adaptable = True`` implement it)."""
+        raise NotImplementedError(f"{self.name} does not adapt from annotated rollouts (its `adaptable` is False)")

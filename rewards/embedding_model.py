@@ -11,13 +11,13 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from rewards.base import RewardModel
+from rewards.base import TrainableRewardModel
 from rewards.data import EpisodeFeatures, check_state, stack_cameras
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import CheckpointError, DatasetError, InputShapeError
@@ -28,17 +28,12 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
-class EmbeddingRewardModel(RewardModel):
+class EmbeddingRewardModel(TrainableRewardModel):
     """Base of reward models that read cached frame embeddings (see the module docstring).
 
     ``encoder`` is an image-encoder name (built now), an :class:`EncoderSpec` (built on first use) or a built
     encoder; ``text_encoder`` names the text encoder used for instructions (and primitive names).
     """
-
-    config_cls: ClassVar[type]
-    trainable = True
-    #: name of the shipped checkpoint directory under ``rewards/checkpoints`` (``checkpoint="default"``)
-    default_checkpoint: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -297,6 +292,8 @@ class AdaptableMixin:
     backend supplies :meth:`_adaptation_objective` (its parameter groups and loss). Mixed into SARM2 and the prefix
     baselines, ahead of :class:`EmbeddingRewardModel`.
     """
+
+    adaptable = True
 
     def adapt(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.base import RewardModel, RewardOutput, Session
+from rewards.base import RewardModel, RewardOutput, Session, TrainableRewardModel
 from rewards.data import EpisodeFeatures, calibrated_progress_of
 from sarm2_env.errors import CheckpointError, DatasetError, SARM2Error
 
@@ -53,6 +53,8 @@ def _features(episode) -> EpisodeFeatures:
 
 class _Reference(RewardModel):
     """Shared plumbing: no encoder, per-frame values from ground truth held in the session's info."""
+
+    role = "reference"
 
     key: str = ""
     needs_frames = False
@@ -147,11 +149,11 @@ class TimeLinearConfig:
         return cls.from_dict(overrides)
 
 
-class TimeLinearRewardModel(RewardModel):
+class TimeLinearRewardModel(TrainableRewardModel):
     """``t / mean demo length`` per task, clipped to 1 (fitted on training demos)."""
 
     name = "time_linear"
-    trainable = True
+    role = "reference"
     config_cls = TimeLinearConfig
 
     needs_frames = False

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     from rewards.training import init_distributed
 
     cls = reward_model_class(args.model)
-    if not getattr(cls, "trainable", False):
+    if not cls.trainable:
         raise ConfigError(f"`--model` must be a trainable backend; {args.model!r} is zero-shot")
     if args.negatives and not cls.trains_on_negatives:
         raise ConfigError(f"`--negatives`: {args.model!r} does not train on negatives (sarm2 and its ablations do)")

@@ -1180,15 +1180,9 @@ def _parse_cameras(items: Sequence[str]) -> dict[str, str]:
 
 
 def _model(name: str, checkpoint: str | None, device: str | None) -> Any:
-    from rewards.registry import make_reward_model, reward_model_class
+    from rewards.registry import reward_model_from_command_line
 
-    cls = reward_model_class(name)
-    kwargs = {"device": device} if device else {}
-    if checkpoint is None and getattr(cls, "trainable", False):
-        if not getattr(cls, "default_checkpoint", None):
-            raise ConfigError(f"backend {name!r} is trainable and ships no checkpoint: pass its --checkpoint")
-        checkpoint = "default"
-    return make_reward_model(name, checkpoint=checkpoint, **kwargs) if checkpoint else make_reward_model(name)
+    return reward_model_from_command_line(name, checkpoint, device)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

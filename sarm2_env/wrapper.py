@@ -70,7 +70,7 @@ def resolve_reward_model(reward_model: Any, device: Any = None):
         text = os.fspath(reward_model)
         if text in REGISTRY:
             with _announce_load(f"{text!r} (shipped checkpoint)"):
-                return make_reward_model(text, checkpoint="default", device=device)
+                return make_reward_model(text, device=device)
         if os.path.isdir(text):
             import json
 
@@ -94,7 +94,7 @@ def _task_id(env) -> str | None:
 
 
 def _check_coverage(model, task_id: str | None, allow_unseen: bool) -> None:
-    if allow_unseen or not hasattr(model, "covers"):
+    if allow_unseen:
         return
     if task_id is None or not model.covers(task_id):
         raise CheckpointError(_train_hint(task_id or "<your task>"))

@@ -163,6 +163,7 @@ class ReWiNDRewardModel(PrefixRewardModel):
     """
 
     name = "rewind"
+    role = "published_baseline"
     config_cls = ReWiNDConfig
 
     def __init__(self, config: ReWiNDConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:

@@ -258,6 +258,7 @@ class RobometerLiteRewardModel(PrefixRewardModel):
     """
 
     name = "robometer_lite"
+    role = "published_baseline"
     config_cls = RobometerLiteConfig
 
     def __init__(self, config: RobometerLiteConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:

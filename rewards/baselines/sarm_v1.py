@@ -342,6 +342,7 @@ class SARMRewardModel(WindowRewardModel):
     """
 
     name = "sarm"
+    role = "published_baseline"
     config_cls = SARMConfig
 
     def __init__(

@@ -276,6 +276,7 @@ class SARM2NoMoERewardModel(SARM2RewardModel):
     """Ablation: SARM2 with a single value head (an MLP) in place of the multi-gate mixture of experts."""
 
     name = "sarm2_no_moe"
+    role = "ablation"
     default_checkpoint = None
 
     def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -286,6 +287,7 @@ class SARM2NoStageRewardModel(SARM2RewardModel):
     """Ablation: SARM2 without the primitive estimator: one shared gate, no primitive token or stage loss."""
 
     name = "sarm2_no_stage"
+    role = "ablation"
     default_checkpoint = None
 
     def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -300,6 +302,7 @@ class SARM2OracleStageRewardModel(SARM2RewardModel):
     """
 
     name = "sarm2_oracle_stage"
+    role = "upper_bound"
     default_checkpoint = None
 
     def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:

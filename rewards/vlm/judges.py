@@ -192,6 +192,8 @@ class VLMJudge(RewardModel):
         instructions: task id -> instruction, for online tasks given by id (registered env ids are looked up).
     """
 
+    role = "published_baseline"
+
     trainable: ClassVar[bool] = False
     requires_vlm: ClassVar[bool] = True
     title: ClassVar[str] = ""
@@ -232,10 +234,6 @@ class VLMJudge(RewardModel):
         if unknown:
             raise ConfigError(f"{cls.name}: unknown options {unknown}; known: {sorted(fields)} (and vlm, instructions)")
         return cls.config_class(**values)
-
-    @classmethod
-    def load(cls, path: Any, **kwargs: Any) -> VLMJudge:
-        raise ConfigError(f"{cls.name} is a zero-shot judge with no checkpoint; build it with vlm=... instead")
 
     # --- description -------------------------------------------------------------------------------
     @property

@@ -73,7 +73,7 @@ def test_acting_keeps_a_joint_history_per_env(policy):
     batch = np.stack([obs, obs])
     policy.reset([info["task"]] * 2)
     first = policy.act(batch)
-    assert first.shape == (2, 14) and np.allclose(first[0], first[1])
+    assert first.shape == (2, 14) and np.allclose(first[0], first[1], atol=1e-5)  # batch rows may round apart
     feats, joints = policy.encode_observations(batch)
     assert feats.shape == (2, obs.shape[0] + 2 * STATE_DIM) and joints.shape == (2, 14)
     policy.reset([info["task"]], indices=[1])

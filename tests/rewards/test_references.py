@@ -63,7 +63,7 @@ def test_sparse_is_zero_until_success_then_one() -> None:
 
 def test_time_linear_fits_mean_demo_length_and_round_trips(tmp_path) -> None:
     demos = synthetic_features(TASK, 2, length=11) + synthetic_features(TASK, 1, length=21)
-    model = make_reward_model("time_linear")
+    model = make_reward_model("time_linear", checkpoint=None)
     model.fit(demos, out_dir=tmp_path / "tl")
     assert model.mean_length[TASK] == pytest.approx(43 / 3)
     (probe,) = synthetic_features(TASK, 1, length=30)

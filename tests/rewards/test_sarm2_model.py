@@ -369,7 +369,7 @@ def test_adaptation_fits_annotated_rollout_targets(tiny_sarm2_checkpoint) -> Non
     np.testing.assert_allclose(got, [curve[10], 10 / (demos[0].length - 1)], rtol=1e-6)
     with pytest.raises(InputShapeError, match="targets"):
         model.adapt([rollout], [curve[:5]], steps=1)
-    untrained = make_reward_model("sarm2", device="cpu", encoder="tiny", text_encoder="tiny-hash")
+    untrained = make_reward_model("sarm2", checkpoint=None, device="cpu", encoder="tiny", text_encoder="tiny-hash")
     with pytest.raises(CheckpointError, match="no weights"):
         untrained.adapt([rollout], [curve], steps=1)
 
