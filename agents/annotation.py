@@ -93,6 +93,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from sarm2_env.atomic import atomic_write_bytes
 from sarm2_env.errors import SARM2Error
 
 if TYPE_CHECKING:
@@ -681,27 +682,10 @@ class AnnotationStore:
 
     def _write(self, lines: Sequence[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+        try:  # per-thread temporary name: the annotation page's server writes from its request threads
+            atomic_write_bytes(self.path, data, suffix=f"-{threading.get_ident()}")
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise AnnotationFileError(self.path, f"could not write the annotation file ({exc})") from exc
-        try:
-            fd = os.open(self.path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------------- auto

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
 
@@ -49,7 +50,7 @@ class Policy(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class BCPolicyConfig:
+class BCPolicyConfig(FrozenConfig):
     """Architecture, encoders and training of :class:`BCPolicy`.
 
     Args:
@@ -68,6 +69,8 @@ class BCPolicyConfig:
         condition_dropout: probability of showing "unknown" instead of the indicator in training.
         lr, weight_decay, batch_size, steps, warmup, grad_clip: weighted-BC training.
     """
+
+    label = "BC policy"
 
     encoder: str = "efficientnet-lite0"
     encoder_path: str | None = None
@@ -90,10 +93,7 @@ class BCPolicyConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("chunk", "execute", "camera_dim", "hidden", "layers", "batch_size", "steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(*("chunk", "execute", "camera_dim", "hidden", "layers", "batch_size", "steps"))
         if self.targets not in TARGETS:
             raise ConfigError(f"`targets` must be one of {list(TARGETS)}; got {self.targets!r}")
         if self.execute > self.chunk:
@@ -104,13 +104,6 @@ class BCPolicyConfig:
             )
         if not self.lr > 0:
             raise ConfigError(f"`lr` must be > 0; got {self.lr!r}")
-
-    def replace(self, **changes: Any) -> BCPolicyConfig:
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            known = [f.name for f in dataclasses.fields(self)]
-            raise ConfigError(f"unknown BC policy option(s) {unknown}; known: {known}")
-        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

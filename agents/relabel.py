@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError, InputShapeError, NonFiniteError
 
 Smoothing = Literal["none", "moving_average", "monotone"]
@@ -23,7 +24,7 @@ SMOOTHINGS: tuple[str, ...] = ("none", "moving_average", "monotone")
 
 
 @dataclasses.dataclass(frozen=True)
-class RelabelConfig:
+class RelabelConfig(FrozenConfig):
     """How reward-model predictions become per-frame progress and rewards.
 
     Args:
@@ -36,6 +37,8 @@ class RelabelConfig:
         chunk: ``H``, the policy's action-chunk length, for :func:`chunk_advantages`.
     """
 
+    label = "relabelling"
+
     query_every: int = 10
     smoothing: Smoothing = "none"
     smooth_window: int = 3
@@ -43,10 +46,7 @@ class RelabelConfig:
     chunk: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("query_every", "smooth_window", "chunk"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(*("query_every", "smooth_window", "chunk"))
         if self.smoothing not in SMOOTHINGS:
             raise ConfigError(f"`smoothing` must be one of {list(SMOOTHINGS)}; got {self.smoothing!r}")
         if self.smooth_window % 2 == 0:

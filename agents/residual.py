@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from agents.policy import BCPolicy, BCPolicyConfig, ChunkedActing
+from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
 
@@ -51,7 +52,7 @@ RESIDUAL_MODEL = "residual_ac_policy"
 
 
 @dataclasses.dataclass(frozen=True)
-class ResidualACConfig:
+class ResidualACConfig(FrozenConfig):
     """Hyper-parameters of the residual actor-critic (defaults: the authors' where they published one).
 
     Args:
@@ -71,6 +72,9 @@ class ResidualACConfig:
         explore_noise: perturbation of the executed chunk while collecting training rollouts.
     """
 
+    label = "residual actor-critic"
+    field_prefix = "residual."
+
     critics: int = 5
     gamma: float = 0.9995
     mc_weight: float = 0.5
@@ -89,10 +93,7 @@ class ResidualACConfig:
     explore_noise: float = 0.15
 
     def __post_init__(self) -> None:
-        for name in ("critics", "hidden", "batch_size", "policy_delay", "best_of_k"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`residual.{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(*("critics", "hidden", "batch_size", "policy_delay", "best_of_k"))
         if self.critics < 2:
             raise ConfigError(f"`residual.critics` must be >= 2 (the TD target takes a min of two); got {self.critics}")
         if not 0 < self.gamma <= 1:

@@ -38,6 +38,7 @@ from agents.residual import ResidualACPolicy, load_policy
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
 from agents.updates import UpdateConfig, sample_targets
 from sarm2_env.atomic import write_json_atomic
+from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import CheckpointError, ConfigError, NonFiniteError
 from sarm2_env.stats import pearson, wilson_interval
 
@@ -50,7 +51,7 @@ EVAL_SEED_BASE = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
-class SpiralConfig:
+class SpiralConfig(FrozenConfig):
     """One SPIRAL run.
 
     Args:
@@ -78,6 +79,8 @@ class SpiralConfig:
             simulator's ground-truth progress (:func:`agents.annotation.auto_annotate`).
     """
 
+    label = "SPIRAL"
+
     rounds: int = 3
     rollouts_per_round: int = 50
     eval_episodes: int = 50
@@ -103,10 +106,7 @@ class SpiralConfig:
             "num_envs",
             "adapt_steps",
         )
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(*names)
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
             raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
         if self.rewards not in ("online", "offline"):
@@ -114,15 +114,10 @@ class SpiralConfig:
         if self.executor not in ("local", "ray"):
             raise ConfigError(f"`executor` must be 'local' or 'ray'; got {self.executor!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpiralConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown SPIRAL option(s) {unknown}; known: {sorted(known)}")
+        """Strict (unknown keys are an error naming them); ``update`` and ``relabel`` may be dicts."""
+        cls._reject_unknown(data, "option(s)")
         data = dict(data)
         if isinstance(data.get("update"), dict):
             data["update"] = UpdateConfig(**data["update"])

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from agents.policy import ChunkedActing
+from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
 
@@ -41,7 +42,7 @@ _GRIPPERS = [6, 13]
 
 
 @dataclasses.dataclass(frozen=True)
-class StatePolicyConfig:
+class StatePolicyConfig(FrozenConfig):
     """Architecture and training of :class:`StatePolicy`.
 
     Args:
@@ -53,6 +54,8 @@ class StatePolicyConfig:
         std_floor: lower bound of the per-feature standard deviation used to standardise inputs (near-constant
             features, e.g. a flag never set in the demos, would otherwise blow up when they change).
     """
+
+    label = "state policy"
 
     chunk: int = 20
     execute: int = 10
@@ -69,10 +72,7 @@ class StatePolicyConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history", tuple(self.history))
-        for name in ("chunk", "execute", "hidden", "layers", "batch_size", "steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(*("chunk", "execute", "hidden", "layers", "batch_size", "steps"))
         if self.execute > self.chunk:
             raise ConfigError(f"`execute` must be <= `chunk` ({self.chunk}); got {self.execute}")
         if any(not isinstance(lag, int) or lag < 1 for lag in self.history):
@@ -82,9 +82,6 @@ class StatePolicyConfig:
                 raise ConfigError(f"`{name}` must be > 0; got {getattr(self, name)!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup < 0:
             raise ConfigError("`weight_decay`, `grad_clip` and `warmup` must be >= 0")
-
-    def replace(self, **changes: Any) -> StatePolicyConfig:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True)

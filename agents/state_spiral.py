@@ -48,6 +48,7 @@ from agents.state_policy import StateEpisode, StatePolicy
 from agents.updates import UpdateConfig, sample_targets
 from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
+from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 
@@ -60,7 +61,7 @@ REFERENCE_SOURCES = ("oracle", "sparse")
 
 
 @dataclasses.dataclass(frozen=True)
-class StateSpiralConfig:
+class StateSpiralConfig(FrozenConfig):
     """One run: ``rounds`` after ``pi_0`` on ``task``, per reward source.
 
     Args:
@@ -77,6 +78,8 @@ class StateSpiralConfig:
         seed: base of the rollout and evaluation seeds.
     """
 
+    label = "state SPIRAL"
+
     task: str
     rounds: int = 3
     rollouts_per_round: int = 50
@@ -92,10 +95,9 @@ class StateSpiralConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1; got {value!r}")
+        self._check_positive_ints(
+            *("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size")
+        )
         if self.update.rule not in ("rabc", "awr"):
             raise ConfigError(f"`update.rule` must be 'rabc' or 'awr' for the state policy; got {self.update.rule!r}")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:

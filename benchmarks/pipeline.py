@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_config import BenchConfig
-from sarm2_env.atomic import write_json_atomic
+from sarm2_env.atomic import atomic_path, write_json_atomic
 from tasks.collect import EVAL_SPLITS, SPLITS, SuiteConfig, collect_suite
 from tasks.motion_controls import (
     CONTROL_SEED,
@@ -414,9 +414,8 @@ def predict_backend(state: RunState, name: str, model) -> dict[str, dict[str, np
 def _save_predictions(path: Path, results: dict[str, dict[str, np.ndarray]]) -> None:
     flat = {f"{key}|{name}": array for key, arrays in results.items() for name, array in arrays.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez_compressed(tmp, **flat)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:  # np.savez appends .npz to a name without it
+        np.savez_compressed(tmp, **flat)
 
 
 def _load_predictions(path: Path) -> dict[str, dict[str, np.ndarray]] | None:

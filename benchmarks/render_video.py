@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sarm2_env.atomic import atomic_path
 from sarm2_env.constants import CAMERAS, NUM_PRIMITIVES, PRIMITIVE_GROUPS, PRIMITIVE_TO_GROUP, PRIMITIVES
 from sarm2_env.errors import ConfigError, InputShapeError, UnknownNameError
 
@@ -479,59 +480,55 @@ def render_video(
     r0, r1 = plot.cursor_rows
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix or '.mp4'}")
     overlay_s = encode_s = 0.0
-    writer = _imageio_ffmpeg().write_frames(
-        str(tmp),
-        (width, height),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_in="rgb24",
-        pix_fmt_out="yuv420p",
-        quality=None,
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        output_params=["-crf", str(crf), "-preset", "veryfast"],
-    )
-    try:
-        writer.send(None)  # start ffmpeg
-        for i in range(length):
-            t0 = time.perf_counter()
-            np.copyto(buffer, base)
-            for k, cam in enumerate(frames):
-                tile = cam[i]
-                if scale > 1:
-                    tile = tile.repeat(scale, 0).repeat(scale, 1)
-                buffer[header_h : header_h + cam_h, k * cam_w : (k + 1) * cam_w] = tile
-            cx = plot.cursor_x[i]
-            buffer[plot_y + r0 : plot_y + r1, cx : cx + 2] = _CURSOR
-            for y_map, colour in zip(plot.marker_y, plot.marker_colours):
-                y = y_map[i]
-                if y >= 0:
-                    yy = plot_y + y
-                    buffer[max(yy - 4, plot_y) : yy + 4, max(cx - 3, 0) : cx + 5] = colour
-            label = PRIMITIVES[int(expert_labels[i])]
-            glyphs.draw(
-                buffer,
-                4,
-                info_y + 3,
-                f"frame {i:4d}/{length - 1}  t={i / fps:6.2f}s  ground truth (physics) p={gt[i]:5.3f}  "
-                f"expert label {label}",
-            )
-            for k, tr in enumerate(tracks):
-                glyphs.draw(buffer, 8 + font_size, info_y + 3 + (k + 1) * line_h, _describe_track(tr, i))
+    with atomic_path(final, suffix=final.suffix or ".mp4") as tmp:  # ffmpeg picks the container by extension
+        writer = _imageio_ffmpeg().write_frames(
+            str(tmp),
+            (width, height),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-crf", str(crf), "-preset", "veryfast"],
+        )
+        try:
+            writer.send(None)  # start ffmpeg
+            for i in range(length):
+                t0 = time.perf_counter()
+                np.copyto(buffer, base)
+                for k, cam in enumerate(frames):
+                    tile = cam[i]
+                    if scale > 1:
+                        tile = tile.repeat(scale, 0).repeat(scale, 1)
+                    buffer[header_h : header_h + cam_h, k * cam_w : (k + 1) * cam_w] = tile
+                cx = plot.cursor_x[i]
+                buffer[plot_y + r0 : plot_y + r1, cx : cx + 2] = _CURSOR
+                for y_map, colour in zip(plot.marker_y, plot.marker_colours):
+                    y = y_map[i]
+                    if y >= 0:
+                        yy = plot_y + y
+                        buffer[max(yy - 4, plot_y) : yy + 4, max(cx - 3, 0) : cx + 5] = colour
+                label = PRIMITIVES[int(expert_labels[i])]
+                glyphs.draw(
+                    buffer,
+                    4,
+                    info_y + 3,
+                    f"frame {i:4d}/{length - 1}  t={i / fps:6.2f}s  ground truth (physics) p={gt[i]:5.3f}  "
+                    f"expert label {label}",
+                )
+                for k, tr in enumerate(tracks):
+                    glyphs.draw(buffer, 8 + font_size, info_y + 3 + (k + 1) * line_h, _describe_track(tr, i))
+                t1 = time.perf_counter()
+                writer.send(buffer)
+                overlay_s += t1 - t0
+                encode_s += time.perf_counter() - t1
+        finally:
             t1 = time.perf_counter()
-            writer.send(buffer)
-            overlay_s += t1 - t0
+            writer.close()
             encode_s += time.perf_counter() - t1
-        t1 = time.perf_counter()
-        writer.close()
-        encode_s += time.perf_counter() - t1
-        os.replace(tmp, final)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
     stats = VideoStats(
         path=final,
         frames=length,

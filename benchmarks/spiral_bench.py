@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from sarm2_env.atomic import write_json_atomic
+from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError
 
 log = logging.getLogger("benchmarks")
@@ -38,8 +39,10 @@ REFERENCE_SOURCES = ("sparse", "oracle")
 
 
 @dataclasses.dataclass(frozen=True)
-class SpiralBenchConfig:
+class SpiralBenchConfig(FrozenConfig):
     """One SPIRAL benchmark (``benchmarks/configs/spiral.yaml``); unknown keys are errors."""
+
+    label = "SPIRAL benchmark"
 
     name: str = "spiral"
     kind: str = "spiral"
@@ -85,10 +88,8 @@ class SpiralBenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpiralBenchConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown SPIRAL benchmark key(s) {unknown}; known: {sorted(known)}")
+        """Strict (unknown keys are an error naming them); lists become tuples."""
+        cls._reject_unknown(data, "key(s)")
         data = dict(data)
         if isinstance(data.get("demo_skill"), list):
             data["demo_skill"] = tuple(data["demo_skill"])

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from rewards.encoders.base import file_digest
+from sarm2_env.atomic import atomic_path, atomic_write_bytes
 from sarm2_env.errors import CheckpointError
 
 FORMAT = "sarm2-reward-checkpoint"
@@ -45,22 +46,18 @@ def save_checkpoint(
         if half and tensor.is_floating_point() and name not in keep_fp32:
             tensor = tensor.half()
         store[name] = tensor
-    tmp_weights = path / f".{WEIGHTS_FILE}.tmp-{os.getpid()}"
-    save_file(store, str(tmp_weights))
+    with atomic_path(path / WEIGHTS_FILE) as tmp_weights:
+        save_file(store, str(tmp_weights))
+        digest = file_digest(tmp_weights, length=64)
+        os.chmod(tmp_weights, 0o644)  # safetensors creates the file owner-only; checkpoints are meant to be shared
     body = {
         "format": FORMAT,
         "version": VERSION,
         "dtype": "float16" if half else "float32",
-        "weights_sha256": file_digest(tmp_weights, length=64),
+        "weights_sha256": digest,
         **meta,
     }
-    _fsync_file(tmp_weights)
-    os.chmod(tmp_weights, 0o644)  # safetensors creates the file owner-only; checkpoints are meant to be shared
-    os.replace(tmp_weights, path / WEIGHTS_FILE)
-    tmp_config = path / f".{CONFIG_FILE}.tmp-{os.getpid()}"
-    tmp_config.write_text(json.dumps(body, indent=2, sort_keys=True))
-    _fsync_file(tmp_config)
-    os.replace(tmp_config, path / CONFIG_FILE)
+    atomic_write_bytes(path / CONFIG_FILE, json.dumps(body, indent=2, sort_keys=True).encode())
     return path
 
 
@@ -105,8 +102,3 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
         raise CheckpointError(f"{weights_file}: expected a safetensors file; got an unreadable one ({exc})") from exc
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     return meta, tensors
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())

@@ -23,6 +23,7 @@ import numpy as np
 
 from rewards.base import RewardModel, RewardOutput, Session, TrainableRewardModel
 from rewards.data import EpisodeFeatures, calibrated_progress_of
+from sarm2_env.atomic import atomic_write_bytes
 from sarm2_env.errors import CheckpointError, DatasetError, SARM2Error
 
 
@@ -207,9 +208,8 @@ class TimeLinearRewardModel(TrainableRewardModel):
     def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".config.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"format": "sarm2-reference", "model": self.name, "mean_length": self.mean_length}))
-        os.replace(tmp, path / "config.json")
+        body = {"format": "sarm2-reference", "model": self.name, "mean_length": self.mean_length}
+        atomic_write_bytes(path / "config.json", json.dumps(body).encode())
         return path
 
     @classmethod

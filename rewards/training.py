@@ -12,13 +12,15 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from torch import nn
+
+from sarm2_env.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,49 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
 LossFn = Callable[[nn.Module, np.random.Generator], tuple[torch.Tensor, dict[str, float]]]
 
 
+class FitOptions(TypedDict, total=False):
+    """The run options every trainable reward model's ``fit`` takes as keywords (defaults in
+    :data:`FIT_DEFAULTS`).
+
+    Attributes:
+        out_dir: checkpoint directory, written as training goes (``None``: keep the model in memory only).
+        resume: continue from the optimiser state in ``out_dir``.
+        seed: seeds the network's initialisation and the batch sampling.
+        progress: show a progress bar.
+        eval_every: steps between validations.
+        checkpoint_every: steps between optimiser-state checkpoints.
+        ctx: a distributed context from :func:`init_distributed` (``None``: one process on the model's device).
+    """
+
+    out_dir: str | os.PathLike | None
+    resume: bool
+    seed: int
+    progress: bool
+    eval_every: int
+    checkpoint_every: int
+    ctx: DistContext | None
+
+
+FIT_DEFAULTS: dict[str, Any] = {
+    "out_dir": None,
+    "resume": False,
+    "seed": 0,
+    "progress": True,
+    "eval_every": 500,
+    "checkpoint_every": 1000,
+    "ctx": None,
+}
+
+
+def fit_options(options: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """``options`` (keywords given to ``fit``) completed with :data:`FIT_DEFAULTS`; an unknown name is a
+    :class:`TypeError` naming it, as for any other function."""
+    unknown = sorted(set(options) - set(FIT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{model}.fit() got unexpected keyword argument(s) {unknown}; known: {sorted(FIT_DEFAULTS)}")
+    return {**FIT_DEFAULTS, **options}
+
+
 def run_training(
     *,
     module: nn.Module,
@@ -148,19 +193,18 @@ def run_training(
         if not ctx.is_main:
             return
         state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_path.with_name(state_path.name + f".tmp-{os.getpid()}")
-        torch.save(
-            {
-                "module": module.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step,
-                "history": history,
-                "rng": rng_states,
-            },
-            tmp,
-        )
-        os.replace(tmp, state_path)
+        with atomic_path(state_path) as tmp:
+            torch.save(
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                    "history": history,
+                    "rng": rng_states,
+                },
+                tmp,
+            )
 
     bar = None
     if progress and ctx.is_main:

@@ -6,10 +6,11 @@ caches, benchmark results and suite manifests all write through here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,15 +33,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(final: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(fileobj)`` to ``.<name>.tmp-<pid>`` beside ``final``, fsync, then rename over it."""
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s content to disk (a writer that takes a path closes the file before we can)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, *, suffix: str = "") -> Iterator[Path]:
+    """A temporary path ``.<name>.tmp-<pid><suffix>`` beside ``final`` for a writer that takes a path
+    (``torch.save``, ``np.savez``, a video or Parquet writer, ...).
+
+    When the block exits normally the file is fsync'ed and renamed over ``final``; on any exception, Ctrl-C
+    included, it is removed and ``final`` keeps its old content. ``suffix`` keeps an extension a writer
+    insists on (``np.savez`` appends ``.npz`` to a name without it) or makes the name unique per thread.
+    """
     final = Path(final)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}{suffix}")
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fsync_file(tmp)
         os.replace(tmp, final)
     except BaseException:
         try:
@@ -49,6 +61,18 @@ def atomic_write(final: Path, write: Callable[[BinaryIO], object]) -> None:
             logger.warning("could not remove temporary file %s", tmp)
         raise
     fsync_dir(final.parent)
+
+
+def atomic_write(final: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write through ``write(fileobj)`` to a temporary file beside ``final``, fsync, then rename over it."""
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+def atomic_write_bytes(final: Path, data: bytes, *, suffix: str = "") -> None:
+    """``data`` to ``final`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(final, suffix=suffix) as tmp:
+        tmp.write_bytes(data)
 
 
 def _json_default(value: Any) -> Any:

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sarm2_env.atomic import atomic_path
 from sarm2_env.constants import ARMS, CAMERAS, PRIMITIVE_INDEX, PRIMITIVES, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -1130,15 +1131,8 @@ def write_progress_sidecar(
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     final = Path(path) if path is not None else root / SIDECAR_FILE
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(final) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %d frames of progress for %d episodes to %s", table.num_rows, len(episodes), final)
     return final
 

@@ -335,14 +335,13 @@ class CleanWhiteboardExpert(ScriptedExpert):
 
     GRIP_OFFSET = 0.04  # each hand holds the eraser this far from its centre, along its long axis
     TCP_ABOVE_BOTTOM = 0.012  # tool centre height above the eraser's bottom when grasped
-    MAX_RETRIES = 3
     PRIMITIVES = frozenset({"pick_grab", "erase", "pass", "place"})
 
     def plan(self) -> Iterator[Segment]:
         env: CleanWhiteboardEnv = self.env
         yield from self.maybe_hesitate()
         # ---- pick the eraser with the left hand (retry missed grasps)
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pick(env)
             if env.grasps["left"].active(env.data):
                 break

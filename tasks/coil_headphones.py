@@ -323,7 +323,6 @@ class CoilHeadphonesExpert(ScriptedExpert):
 
     TEMPO = 1.8  # cable is handled slowly
     PRIMITIVES = frozenset({"pick_grab", "roll", "wrap"})
-    MAX_RETRIES = 3
     GRASP_Z = 0.006
     WIND_Z = 0.03  # height of the tool centre while winding (the mandrel is 6 cm tall)
     ORBIT_R = (0.075, 0.05)  # winding radius, spiralling in from the first to the second
@@ -355,7 +354,7 @@ class CoilHeadphonesExpert(ScriptedExpert):
 
     def _grab_end(self, env: CoilHeadphonesEnv) -> Generator[Segment, None, bool]:
         """Pinch the cable's free end (with retries); returns whether it is held."""
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pick_end(env)
             if env.pinches["right"].active(env.data):
                 return True

@@ -133,6 +133,22 @@ class ScriptedExpert:
         """Gaussian pose error whose std grows as skill drops (zero at skill 1)."""
         return self.rng.normal(0.0, scale_at_zero_skill * self.clumsiness, size=size)
 
+    #: Attempts a skilled operator (skill > 0.3) makes at a step that can fail (a grasp, an insertion, ...).
+    MAX_RETRIES = 3
+    #: Attempts below that skill: clumsy operators give up sooner.
+    LOW_SKILL_ATTEMPTS = 1
+
+    def attempts(self, skilled: int | None = None, clumsy: int | None = None) -> int:
+        """How many times to try a step that can fail: ``skilled`` (default :attr:`MAX_RETRIES`) at skill > 0.3,
+        else ``clumsy`` (default :attr:`LOW_SKILL_ATTEMPTS`)."""
+        if self.skill > 0.3:
+            return self.MAX_RETRIES if skilled is None else skilled
+        return self.LOW_SKILL_ATTEMPTS if clumsy is None else clumsy
+
+    def tries(self, skilled: int | None = None, clumsy: int | None = None) -> range:
+        """``range(attempts(...))``: the retry loop of a step that can fail."""
+        return range(self.attempts(skilled, clumsy))
+
     #: Scales every paced duration: a task's operators may work more slowly than the defaults.
     TEMPO = 1.0
     #: Lowest pace factor operator variability may apply (< 1: faster than nominal); drawn factors below it are

@@ -252,13 +252,12 @@ class FoldShortsExpert(ScriptedExpert):
     PAUSE_WHILE_HOLDING = False  # held-up cloth sags during a pause and the fold comes out short
     PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
-    MAX_RETRIES = 3
 
     def plan(self) -> Iterator[Segment]:
         env: FoldShortsEnv = self.env
         yield from self.maybe_hesitate()
         # ---- fold 1: far edge onto near edge, one corner per arm
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pinch({"left": "far_left", "right": "far_right"}, env)
             if all(p.active(env.data) for p in env.pinches.values()):
                 break
@@ -280,7 +279,7 @@ class FoldShortsExpert(ScriptedExpert):
         right_end = 0.65 * env.landmark("near_right") + 0.35 * env.landmark("mid_right")
         inward = (right_end - left_end) / max(float(np.linalg.norm(right_end - left_end)), 1e-6)
         left_end = left_end + 0.005 * inward
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pinch_point("left", left_end)
             if env.pinches["left"].active(env.data):
                 break

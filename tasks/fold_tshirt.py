@@ -294,11 +294,10 @@ class FoldTShirtExpert(ScriptedExpert):
     MIN_PACE = 1.0
     PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
-    MAX_RETRIES = 3
 
     def plan(self) -> Iterator[Segment]:
         env: FoldTShirtEnv = self.env
-        retries = self.MAX_RETRIES if self.skill > 0.3 else 1
+        retries = self.attempts()
         # ---- sleeve folds: each arm brings its sleeve's tip over onto the body
         # Always the left sleeve first: with the right one first, the sleeve folded first is pulled short by the half
         # fold in about 1 demo in 5 (measured), so operator variability does not change this order.

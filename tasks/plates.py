@@ -220,18 +220,10 @@ class PlateTaskEnv(YamTaskEnv):
 class PlateExpert(ScriptedExpert):
     """Shared sub-plans of the plate experts (subclasses implement ``plan``)."""
 
-    MAX_RETRIES = 3
     #: Tool-centre height above a flat plate's centre when closing on its rim: the pads then cover
     #: the rim and stay clear of the surface below.
     GRASP_DZ = 0.001
     PICK_JITTER = 0.022  # grasp position error (m, std) at skill 0
-
-    #: Grasp attempts per plate at skill <= 0.3 (clumsy operators give up sooner).
-    LOW_SKILL_ATTEMPTS = 1
-
-    def attempts(self) -> int:
-        """Grasp attempts per plate: fewer retries for clumsy operators."""
-        return self.MAX_RETRIES if self.skill > 0.3 else self.LOW_SKILL_ATTEMPTS
 
     def pick_plate(self, arm: str, k: int, yaw: float, lift: float = 0.1, **others: ArmGoal) -> Generator:
         """Pick plate ``k`` with ``arm`` (``others``: goals of the other arm during the approach).
@@ -240,7 +232,7 @@ class PlateExpert(ScriptedExpert):
         grasps up to :meth:`attempts` times).
         """
         env: PlateTaskEnv = self.env
-        for attempt in range(self.attempts()):
+        for attempt in self.tries():
             c = env.plate_pos(k)
             xy = c[:2] + self.jitter(self.PICK_JITTER, 2)
             tool_yaw = yaw + float(self.jitter(0.3, 1)[0])

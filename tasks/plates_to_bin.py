@@ -231,7 +231,7 @@ class PlatesToBinExpert(PlateExpert):
         yield from self.maybe_hesitate()
         last_arm = None
         for k in self.vary_order(range(env.N_PLATES)):
-            for _round in range(2 if self.skill > 0.3 else 1):
+            for _round in self.tries(2):
                 if env.plate_inside(k):
                     break
                 pos = env.plate_pos(k)

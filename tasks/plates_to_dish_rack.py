@@ -261,7 +261,7 @@ class PlatesToDishRackExpert(PlateExpert):
         env: PlatesToDishRackEnv = self.env
         yield from self.maybe_hesitate()
         for i, (k, arm) in enumerate(self.vary_order(enumerate(("left", "right")))):
-            for _round in range(2 if self.skill > 0.3 else 1):
+            for _round in self.tries(2, clumsy=1):  # the plate rounds, not the grasp attempts
                 if env.slot_of(k) is not None or env.tilt_from_flat(k) > 30.0:
                     break  # done, or standing / lying on the rack where it cannot be picked flat
                 side = 1.0 if arm == "left" else -1.0

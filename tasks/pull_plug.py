@@ -282,14 +282,13 @@ class PullPlugExpert(ScriptedExpert):
 
     PRIMITIVES = frozenset({"press", "pick_grab", "pull"})
     TEMPO = 1.8
-    MAX_RETRIES = 3
     PRESS_DEPTH = 0.02  # m the pressing fingertips are driven below the socket's top
     PULL_DIST = 0.08  # m the right hand travels along the pull axis
 
     def plan(self) -> Iterator[Segment]:
         env: PullPlugEnv = self.env
-        attempts = self.MAX_RETRIES if self.skill > 0.3 else 1
-        grasp_tries = self.MAX_RETRIES if self.skill > 0.3 else 2
+        attempts = self.attempts()
+        grasp_tries = self.attempts(clumsy=2)
         for attempt in range(attempts):
             yield from self.maybe_hesitate()
             # A careless operator may skip holding the socket on the first try (the socket then slides).

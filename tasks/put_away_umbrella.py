@@ -360,7 +360,6 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
 
     TEMPO = 1.5
     PRIMITIVES = frozenset({"pick_grab", "pass", "hang"})
-    MAX_RETRIES = 3
     GRASP_DZ = -0.008  # tool centre below the shaft's axis: the pads' centres sit 12 mm above it
     MEET = np.array([0.36, -0.24, 0.13])  # where the handle grasp point is held out for the hand-over
     LEFT_HOME = ArmGoal((0.25, 0.0, 0.15))
@@ -370,7 +369,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
         env: PutAwayUmbrellaEnv = self.env
         yield from self.maybe_hesitate()
         # A second go when the umbrella was dropped (or fell off the hook) onto the table.
-        for attempt in range(2 if self.skill > 0.3 else 1):
+        for attempt in self.tries(2):
             if attempt and not env.on_table():
                 break
             hung = yield from self._put_away(env)
@@ -380,7 +379,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
 
     def _put_away(self, env: PutAwayUmbrellaEnv) -> Generator[Segment, None, bool]:
         """One attempt; returns whether the umbrella was let go on the hook."""
-        retries = self.MAX_RETRIES if self.skill > 0.3 else 1
+        retries = self.attempts()
         # On the right half of the table: the right arm picks it and hands it over. On the left half
         # (after a drop): the left arm picks it up by the handle end itself.
         first = "right" if env.body_point([0.0, 0.0, 0.0])[1] < STATION_CENTER_Y + 0.05 else "left"
@@ -465,7 +464,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
         yield Segment("hang", self.pace(1.0), left=high.moved(dy=0.12))
         # Look and correct (twice): the arm sags and lags a little under the umbrella's weight.
         above = HOOK_POINT + np.array([0.0, 0.0, 0.07])
-        for _ in range(2 if self.skill > 0.3 else 1):
+        for _ in self.tries(2):
             yield Segment("hang", 0.4, left=self.goal("left"))  # let the swing of the carry settle
             fix = above - env.crook_center()
             yield Segment("hang", self.pace(0.5), left=self.goal("left").moved(*(float(v) for v in fix)))

@@ -444,7 +444,6 @@ class SetDinnerTableExpert(ScriptedExpert):
 
     TEMPO = 1.4
     PRIMITIVES = frozenset({"pick_grab", "rotate_turn", "place"})
-    MAX_RETRIES = 3
     CARRY_Z = 0.09  # tool-centre height of flat objects in transit
     #: Tool-centre height above an object's bottom when grasping it.
     GRASP_ABOVE_BOTTOM = {"plate": 0.009, "knife": 0.008, "fork": 0.008, "cup": 0.05}
@@ -458,7 +457,7 @@ class SetDinnerTableExpert(ScriptedExpert):
         yield from self.maybe_hesitate()
         for name in self.vary_order(self.ORDER):
             # A second full attempt (re-pick and set again) when a placement came out wrong.
-            for _attempt in range(2 if self.skill > 0.3 else 1):
+            for _attempt in self.tries(2):
                 if env.placed(name):
                     break
                 yield from self._set_object(env, name)
@@ -477,7 +476,7 @@ class SetDinnerTableExpert(ScriptedExpert):
     def _set_object(self, env: SetDinnerTableEnv, name: str) -> Iterator[Segment]:
         t = TABLEWARE_BY_NAME[name]
         arm = t.arm
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pick(env, name, arm)
             if env.grasps[(arm, name)].active(env.data):
                 break

@@ -335,7 +335,6 @@ class SweepPaperScrapsExpert(ScriptedExpert):
 
     TEMPO = 1.45
     PRIMITIVES = frozenset({"pick_grab", "sweep", "place"})
-    MAX_RETRIES = 3
     GRIP_ABOVE_HEAD = 0.05  # tool centre height above the head's centre when holding the post
     SWEEP_CLEARANCE = 0.001  # head bottom above the table while sweeping
     #: Head centre x where a stroke ends: the scraps in front of it are then inside the zone.
@@ -346,7 +345,7 @@ class SweepPaperScrapsExpert(ScriptedExpert):
     def plan(self) -> Iterator[Segment]:
         env: SweepPaperScrapsEnv = self.env
         yield from self.maybe_hesitate()
-        for _attempt in range(self.MAX_RETRIES if self.skill > 0.3 else 1):
+        for _attempt in self.tries():
             yield from self._pick(env)
             if env.grasps["left"].active(env.data):
                 break

@@ -25,7 +25,14 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         0,
         "base",
-        ("sarm2_env.constants", "sarm2_env.errors", "sarm2_env.atomic", "sarm2_env.stats", "sarm2_env.actions"),
+        (
+            "sarm2_env.constants",
+            "sarm2_env.errors",
+            "sarm2_env.atomic",
+            "sarm2_env.stats",
+            "sarm2_env.actions",
+            "sarm2_env.config",
+        ),
     ),
     (1, "data", ("sarm2_env.dataset",)),
     (2, "tasks", ("tasks", "tasks.*")),

@@ -1,7 +1,6 @@
 """Shared machinery of the trainable baselines (SARM v1, ReWiND, Robometer-lite).
 
-* :class:`BaselineConfig`: the strict dict round trip, presets and validation helpers of their frozen configs;
-* :class:`FrameTokens`, :class:`CausalTransformer`: one fused token per frame and a causal Transformer;
+* :class:`BaselineConfig`: the fields and checks their frozen configs share;
 * :func:`prefix_windows`, :func:`played_windows`: which frames a prediction sees. Every function returns
   *frame indices*; images, states and targets are gathered with the same indices, so they cannot disagree;
 * :class:`EpisodeStore`: training episodes as flat fp16 tensors, gathered by (episode, frame indices);
@@ -16,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from torch import nn
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
 from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
-from sarm2_env.constants import CAMERAS, STATE_DIM
+from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
 log = logging.getLogger(__name__)
@@ -35,75 +34,49 @@ _CHUNK = 256
 
 
 # --- configs ---------------------------------------------------------------------------------------
-class BaselineConfig:
-    """Mixin of the baselines' frozen dataclass configs (``to_dict`` / strict ``from_dict`` / ``preset``)."""
+#: the ``tiny`` preset's Transformer and optimiser sizes, shared by every baseline (tests only: trains in
+#: seconds, predicts nothing useful)
+TINY_TRANSFORMER: dict[str, Any] = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "batch_size": 16,
+    "warmup_steps": 5,
+    "steps": 20,
+    "dropout": 0.0,
+}
 
-    #: preset name -> field overrides; ``small`` is the default
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig(FrozenConfig):
+    """The fields every trainable baseline shares: Transformer size, optimisation (AdamW, linear warm-up then
+    cosine decay, gradient clipping) and the held-out fraction. Subclasses add their own fields and may change
+    these defaults by declaring the field again."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        """Strict: unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any):
-        """A named preset with optional field overrides."""
-        from sarm2_env.errors import UnknownNameError
-
-        if name not in cls.presets:
-            raise UnknownNameError(f"{cls.__name__} preset", name, cls.presets)
-        return cls.from_dict({**cls.presets[name], **overrides})
-
-    def replace(self, **changes: Any):
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-    # validation helpers (messages: "`field` must be ...; got ...")
-    def _check_positive_ints(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be a positive integer; got {value!r}")
-
-    def _check_range(self, name: str, lo: float, hi: float, *, hi_open: bool = False) -> None:
-        value = getattr(self, name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value
-        ok = ok and (value < hi if hi_open else value <= hi)
-        if not ok:
-            raise ConfigError(f"`{name}` must be in [{lo}, {hi}{')' if hi_open else ']'}; got {value!r}")
-
-    def _check_non_negative(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"`{name}` must be >= 0; got {value!r}")
-
-    def _check_positive(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ConfigError(f"`{name}` must be > 0; got {value!r}")
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.1
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    steps: int = 3000
+    val_fraction: float = 0.1
 
     def _check_transformer(self) -> None:
-        """The fields every baseline shares: Transformer size, optimisation, held-out fraction."""
+        """Checks of the shared fields."""
         self._check_positive_ints("d_model", "n_layers", "n_heads", "ff_mult", "batch_size", "steps")
-        if self.d_model % self.n_heads:  # type: ignore[attr-defined]
-            raise ConfigError(
-                f"`d_model` must be divisible by `n_heads` ({self.n_heads}); got {self.d_model}"  # type: ignore[attr-defined]
-            )
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"`d_model` must be divisible by `n_heads` ({self.n_heads}); got {self.d_model}")
         self._check_range("dropout", 0.0, 1.0, hi_open=True)
         self._check_range("val_fraction", 0.0, 1.0, hi_open=True)
         self._check_positive("lr")
         self._check_non_negative("weight_decay", "grad_clip", "warmup_steps")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool):  # type: ignore[attr-defined]
-            raise ConfigError(f"`warmup_steps` must be an integer >= 0; got {self.warmup_steps!r}")  # type: ignore[attr-defined]
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool):
+            raise ConfigError(f"`warmup_steps` must be an integer >= 0; got {self.warmup_steps!r}")
 
 
 # --- windows ---------------------------------------------------------------------------------------
@@ -158,53 +131,6 @@ def time_targets(idx: np.ndarray, length: np.ndarray) -> np.ndarray:
 
 
 # --- networks --------------------------------------------------------------------------------------
-class FrameTokens(nn.Module):
-    """One fused token per frame from the 3 camera embeddings (and the normalised state, when used)."""
-
-    def __init__(self, emb_dim: int, d_model: int, use_state: bool, n_cameras: int = len(CAMERAS)) -> None:
-        super().__init__()
-        self.camera_norm = nn.LayerNorm(emb_dim)
-        self.camera_proj = nn.Linear(n_cameras * emb_dim, d_model)
-        self.state_proj = nn.Linear(STATE_DIM, d_model) if use_state else None
-        self.mix = nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model))
-
-    def forward(self, emb: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        # emb (..., C, D), state (..., S) normalised -> (..., d)
-        x = self.camera_proj(self.camera_norm(emb).flatten(-2))
-        if self.state_proj is not None:
-            x = x + self.state_proj(state)
-        return x + self.mix(x)
-
-
-class CausalTransformer(nn.Module):
-    """Pre-norm Transformer encoder under a causal mask (token i attends to tokens <= i), final LayerNorm."""
-
-    def __init__(self, d_model: int, n_layers: int, n_heads: int, ff_mult: int, dropout: float) -> None:
-        super().__init__()
-        layer = nn.TransformerEncoderLayer(
-            d_model,
-            n_heads,
-            dim_feedforward=ff_mult * d_model,
-            dropout=dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x (B, N, d) -> (B, N, d)
-        n = x.shape[1]
-        mask = torch.triu(torch.full((n, n), float("-inf"), device=x.device), diagonal=1)
-        return self.norm(self.encoder(x, mask=mask, is_causal=True))
-
-
-def init_positions(n: int, d_model: int) -> nn.Parameter:
-    """A learned position embedding ``(n, d)``."""
-    return nn.Parameter(torch.randn(n, d_model) * 0.02)
-
-
 # --- training data ---------------------------------------------------------------------------------
 class EpisodeStore:
     """Training episodes in flat tensors (embeddings as fp16, their stored precision), gathered by
@@ -371,29 +297,25 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
         make_loss: Callable[[EpisodeStore, torch.Tensor, torch.Tensor, int], Callable],
         make_eval: Callable[[EpisodeStore, torch.Tensor], Callable[[nn.Module], dict[str, float]]],
         *,
-        out_dir,
-        resume: bool,
-        seed: int,
-        progress: bool,
-        eval_every: int,
-        checkpoint_every: int,
-        ctx,
         include_failures: bool,
+        options: dict[str, Any],
     ) -> dict[str, Any]:
         """The shared training scaffold: demos only, one net over every task, ``run_training``, checkpoint.
 
         ``make_loss(store, episode_emb (E, L), task_emb (n_tasks, L), batch_size)`` returns the loss function;
-        ``make_eval(val_store, val_episode_emb)`` the held-out evaluation.
+        ``make_eval(val_store, val_episode_emb)`` the held-out evaluation; ``options`` are ``fit``'s run options
+        (:class:`rewards.training.FitOptions`).
         """
-        from rewards.training import init_distributed, run_training, seeded_init
+        from rewards.training import fit_options, init_distributed, seeded_init
 
-        ctx = ctx or init_distributed(self.device)
+        opts = fit_options(options, self.name)
+        ctx = opts["ctx"] or init_distributed(self.device)
         self.device = ctx.device
         c = self.config
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
         self._register_tasks(train)
-        with seeded_init(seed):
+        with seeded_init(opts["seed"]):
             net = self._build_net(self._text_dim)
         store = EpisodeStore(train, ctx.device)
         episode_emb, task_emb = store.instruction_tables(self.task_embedding)
@@ -404,31 +326,9 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
             val_store = EpisodeStore(val, ctx.device, "validation")
             evaluate = make_eval(val_store, val_store.instruction_tables(self.task_embedding)[0])
 
-        def save(module, summary):
-            self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
-            if out_dir is not None:
-                self.save(out_dir)
-
-        summary = run_training(
-            module=net,
-            param_groups=[{"params": list(net.parameters()), "lr": c.lr, "weight_decay": c.weight_decay}],
-            loss_fn=loss_fn,
-            steps=c.steps,
-            warmup=c.warmup_steps,
-            grad_clip=c.grad_clip,
-            seed=seed,
-            ctx=ctx,
-            out_dir=out_dir,
-            resume=resume,
-            evaluate=evaluate,
-            save=save,
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-        )
-        net.eval()
-        self.training_summary = {**summary, "train_episodes": len(train), "val_episodes": len(val)}
-        return self.training_summary
+        groups = [{"params": list(net.parameters()), "lr": c.lr, "weight_decay": c.weight_decay}]
+        counts = {"train_episodes": len(train), "val_episodes": len(val)}
+        return self._train_net(net, groups, loss_fn, ctx=ctx, evaluate=evaluate, counts=counts, options=opts)
 
     def _adaptation_objective(self, net, episodes, curves, device, lr_scale):
         """The paper's "RM (FT)": MSE of the progress output at every frame of a prefix window against the target

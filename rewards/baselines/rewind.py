@@ -7,9 +7,8 @@ mismatched-instruction negatives.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 import torch
@@ -17,18 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewards.baselines.common import (
+    TINY_TRANSFORMER,
     BaselineConfig,
-    CausalTransformer,
     EpisodeStore,
-    FrameTokens,
     PrefixRewardModel,
-    init_positions,
     prefix_progress_fn,
     sample_rewound_prefixes,
     time_linear_mse,
     time_targets,
 )
+from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures
+from rewards.training import FitOptions
 from sarm2_env.errors import ConfigError
 
 
@@ -41,36 +40,17 @@ class ReWiNDConfig(BaselineConfig):
     """
 
     n_frames: int = 16
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.1
     #: probability that a training clip is rewound (played forward to a peak, then backwards)
     rewind_prob: float = 0.8
     #: probability that a training clip is paired with another task's instruction (target 0 on every frame)
     negative_prob: float = 0.2
-    # optimisation (AdamW, linear warm-up then cosine decay, gradient clipping)
-    batch_size: int = 64
-    lr: float = 3e-4
-    weight_decay: float = 1e-2
-    warmup_steps: int = 200
-    grad_clip: float = 1.0
-    steps: int = 3000
-    val_fraction: float = 0.1
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},
         # for tests only: trains in seconds, predicts nothing useful
         "tiny": {
+            **TINY_TRANSFORMER,
             "n_frames": 6,
-            "d_model": 32,
-            "n_layers": 1,
-            "n_heads": 2,
-            "batch_size": 16,
-            "warmup_steps": 5,
-            "steps": 20,
-            "dropout": 0.0,
         },
     }
 
@@ -182,14 +162,8 @@ class ReWiNDRewardModel(PrefixRewardModel):
         train: Sequence[EpisodeFeatures],
         val: Sequence[EpisodeFeatures] = (),
         *,
-        out_dir: str | os.PathLike | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        progress: bool = True,
-        eval_every: int = 500,
-        checkpoint_every: int = 1000,
-        ctx=None,
         include_failures: bool = False,
+        **options: Unpack[FitOptions],
     ) -> dict[str, Any]:
         """Train on demonstrations (unsuccessful episodes dropped unless ``include_failures``); validate on
         ``val`` (value MSE against time-linear progress); save to ``out_dir`` if given."""
@@ -216,12 +190,6 @@ class ReWiNDRewardModel(PrefixRewardModel):
             val,
             make_loss,
             make_eval,
-            out_dir=out_dir,
-            resume=resume,
-            seed=seed,
-            progress=progress,
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            ctx=ctx,
             include_failures=include_failures,
+            options=dict(options),
         )

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 import torch
@@ -21,17 +21,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewards.baselines.common import (
+    TINY_TRANSFORMER,
     BaselineConfig,
-    CausalTransformer,
     EpisodeStore,
-    FrameTokens,
     WindowRewardModel,
-    init_positions,
     state_stats,
     time_targets,
 )
+from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures
 from rewards.sarm2.windows import causal_windows, rewind_windows
+from rewards.training import FitOptions
 from sarm2_env.constants import NUM_PRIMITIVES, PRIMITIVE_INDEX, PRIMITIVES, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError
 
@@ -57,10 +57,6 @@ class SARMConfig(BaselineConfig):
     frame_stride: int = 10
     # both Transformers (stage classifier and tau regressor) of each task's net
     d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.1
     # losses: stage cross-entropy (weighted) + tau MSE
     stage_loss_weight: float = 1.0
     #: fraction of training windows whose tau regressor is conditioned on the labelled stage (teacher forcing);
@@ -69,14 +65,10 @@ class SARMConfig(BaselineConfig):
     # rewind augmentation: up to `rewind_max_frames` strides played backwards, targets of the frame it ends on
     rewind_prob: float = 0.8
     rewind_max_frames: int = 4
-    # optimisation (AdamW, linear warm-up then cosine decay, gradient clipping)
-    batch_size: int = 64
-    lr: float = 3e-4
+    # changed from BaselineConfig's defaults
     weight_decay: float = 1e-3
     warmup_steps: int = 100
-    grad_clip: float = 1.0
     steps: int = 1000
-    val_fraction: float = 0.1
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {},
@@ -92,15 +84,9 @@ class SARMConfig(BaselineConfig):
         },
         # for tests only: trains in seconds, predicts nothing useful
         "tiny": {
+            **TINY_TRANSFORMER,
             "n_history": 3,
             "frame_stride": 2,
-            "d_model": 32,
-            "n_layers": 1,
-            "n_heads": 2,
-            "batch_size": 16,
-            "warmup_steps": 5,
-            "steps": 20,
-            "dropout": 0.0,
         },
     }
 
@@ -454,23 +440,20 @@ class SARMRewardModel(WindowRewardModel):
         train: Sequence[EpisodeFeatures],
         val: Sequence[EpisodeFeatures] = (),
         *,
-        out_dir: str | os.PathLike | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        progress: bool = True,
-        eval_every: int = 500,
-        checkpoint_every: int = 1000,
-        ctx=None,
         include_failures: bool = False,
+        **options: Unpack[FitOptions],
     ) -> dict[str, Any]:
         """Train one net per task on its demos (``config.steps`` steps each); validate on ``val``.
 
         Unsuccessful episodes are dropped unless ``include_failures``. Held-out episodes of tasks without
         training demos are skipped. Each task's optimiser state goes to ``out_dir/sarm-tasks/taskN`` (resume).
+        ``options``: the run options of :class:`rewards.training.FitOptions`.
         """
-        from rewards.training import init_distributed, run_training, seeded_init
+        from rewards.training import fit_options, init_distributed, run_training, seeded_init
 
-        ctx = ctx or init_distributed(self.device)
+        opts = fit_options(options, self.name)
+        out_dir, seed = opts["out_dir"], opts["seed"]
+        ctx = opts["ctx"] or init_distributed(self.device)
         self.device = ctx.device
         c = self.config
         train = self._usable(train, include_failures, "training")
@@ -529,11 +512,11 @@ class SARMRewardModel(WindowRewardModel):
                 seed=seed,
                 ctx=ctx,
                 out_dir=None if out_dir is None else Path(out_dir) / "sarm-tasks" / self._net_key(task),
-                resume=resume,
+                resume=opts["resume"],
                 evaluate=(lambda m, v=val_data: self._validate(m, v)) if val_data is not None else None,
-                eval_every=eval_every,
-                checkpoint_every=checkpoint_every,
-                progress=progress,
+                eval_every=opts["eval_every"],
+                checkpoint_every=opts["checkpoint_every"],
+                progress=opts["progress"],
             )
             sub.eval()
         final = self.validate(val) if val else {}

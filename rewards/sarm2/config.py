@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class SARM2Config:
+class SARM2Config(FrozenConfig):
     """Hyper-parameters of SARM2 (docs/design.md §4).
 
     The defaults are the ``small`` preset: sized so the default checkpoint ships as a few-MB fp16 file and
@@ -75,7 +76,7 @@ class SARM2Config:
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        positive = (
+        self._check_positive_ints(
             "n_history",
             "frame_stride",
             "stage_d_model",
@@ -91,10 +92,6 @@ class SARM2Config:
             "steps",
             "rewind_max_frames",
         )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be a positive integer; got {value!r}")
         for name in ("stage_d_model", "value_d_model"):
             if getattr(self, name) % self.n_heads:
                 raise ConfigError(
@@ -103,57 +100,25 @@ class SARM2Config:
         if self.top_k > self.n_experts:
             raise ConfigError(f"`top_k` must be <= `n_experts` ({self.n_experts}); got {self.top_k}")
         for name in ("dropout", "val_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"`{name}` must be in [0, 1); got {getattr(self, name)!r}")
+            self._check_range(name, 0.0, 1.0, hi_open=True)
         for name in ("rewind_prob", "speed_prob", "hold_prob", "negative_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"`{name}` must be in [0, 1]; got {getattr(self, name)!r}")
-        for name in (
+            self._check_range(name, 0.0, 1.0)
+        self._check_non_negative(
             "aux_loss_weight",
             "stage_loss_weight",
             "group_loss_weight",
             "weight_decay_value",
             "weight_decay_stage",
             "grad_clip",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"`{name}` must be >= 0; got {getattr(self, name)!r}")
-        for name in ("lr_value", "lr_stage"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"`{name}` must be > 0; got {getattr(self, name)!r}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"`warmup_steps` must be >= 0; got {self.warmup_steps!r}")
-        if self.train_gate_source not in ("label", "predicted"):
-            raise ConfigError(f"`train_gate_source` must be 'label' or 'predicted'; got {self.train_gate_source!r}")
+            "warmup_steps",
+        )
+        self._check_positive("lr_value", "lr_stage")
+        self._check_choice("train_gate_source", ("label", "predicted"))
 
     @property
     def window(self) -> int:
         """Frames in the stage estimator's window (history + current)."""
         return self.n_history + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SARM2Config:
-        """Strict: unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"SARM2Config: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SARM2Config:
-        """A named preset (``small``, ``paper``, ``tiny``) with optional field overrides."""
-        from sarm2_env.errors import UnknownNameError
-
-        if name not in PRESETS:
-            raise UnknownNameError("SARM2 preset", name, PRESETS)
-        return cls.from_dict({**PRESETS[name], **overrides})
-
-    def replace(self, **changes: Any) -> SARM2Config:
-        return dataclasses.replace(self, **changes)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -188,3 +153,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dropout": 0.0,
     },
 }
+
+#: SARM2Config's presets: ``small`` (the defaults), ``paper``, ``tiny``
+SARM2Config.presets = PRESETS

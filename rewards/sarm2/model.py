@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from rewards.embedding_model import CHECKPOINT_DIR, AdaptableMixin, EmbeddingRew
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.network import SARM2Net
 from rewards.sarm2.windows import causal_windows
+from rewards.training import FitOptions
 from sarm2_env.constants import PRIMITIVES
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -181,32 +181,28 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         train: Sequence[EpisodeFeatures],
         val: Sequence[EpisodeFeatures] = (),
         *,
-        out_dir: str | os.PathLike | None = None,
-        resume: bool = False,
-        seed: int = 0,
-        progress: bool = True,
-        eval_every: int = 500,
-        checkpoint_every: int = 1000,
-        ctx=None,
         include_failures: bool = False,
         negatives: Sequence[EpisodeFeatures] = (),
+        **options: Unpack[FitOptions],
     ) -> dict[str, Any]:
         """Train on demonstrations (time-linear targets); validate on ``val``; save to ``out_dir`` if given.
 
         Unsuccessful episodes are dropped unless ``include_failures`` (their time-linear labels would be wrong).
         ``negatives`` are episodes in which the task does not advance (the motion controls of
         :mod:`tasks.motion_controls`: idle, random actions, arm play), trained towards their recorded physics
-        progress (``physics_progress``, about 0) so that motion alone earns no progress.
+        progress (``physics_progress``, about 0) so that motion alone earns no progress. ``options``: the run
+        options of :class:`rewards.training.FitOptions` (``out_dir``, ``resume``, ``seed``, ...).
         """
         from rewards.sarm2.trainer import WindowBatcher, sarm2_loss, validate
-        from rewards.training import init_distributed, run_training, seeded_init
+        from rewards.training import fit_options, init_distributed, seeded_init
 
-        ctx = ctx or init_distributed(self.device)
+        opts = fit_options(options, self.name)
+        ctx = opts["ctx"] or init_distributed(self.device)
         self.device = ctx.device
         train = self._usable(train, include_failures, "training")
         val = self._usable(val, include_failures, "validation") if val else []
         primitive_emb = self._register_tasks([*train, *val, *negatives], [primitive_text(p) for p in PRIMITIVES])
-        with seeded_init(seed):
+        with seeded_init(opts["seed"]):
             net = self._build_net(primitive_emb.shape[1])
         net.primitive_text.copy_(torch.from_numpy(primitive_emb))
         states = np.concatenate([f.state for f in train])
@@ -223,32 +219,8 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
             return sarm2_loss(model, batcher.sample(rng, batch_size), c)
 
         counts = {"train_episodes": len(train), "val_episodes": len(val), "negative_episodes": len(negatives)}
-
-        def save(module, summary):
-            self.training_summary = {**summary, **counts}
-            if out_dir is not None:
-                self.save(out_dir)
-
-        summary = run_training(
-            module=net,
-            param_groups=groups,
-            loss_fn=loss_fn,
-            steps=c.steps,
-            warmup=c.warmup_steps,
-            grad_clip=c.grad_clip,
-            seed=seed,
-            ctx=ctx,
-            out_dir=out_dir,
-            resume=resume,
-            evaluate=(lambda m: validate(m, val_batcher)) if val_batcher is not None else None,
-            save=save,
-            eval_every=eval_every,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-        )
-        net.eval()
-        self.training_summary = {**summary, **counts}
-        return self.training_summary
+        evaluate = (lambda m: validate(m, val_batcher)) if val_batcher is not None else None
+        return self._train_net(net, groups, loss_fn, ctx=ctx, evaluate=evaluate, counts=counts, options=opts)
 
     def _param_groups(self, net: SARM2Net, lr_scale: float = 1.0) -> list[dict[str, Any]]:
         """The value decoder and the stage estimator, each at its own learning rate and weight decay."""

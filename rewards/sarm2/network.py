@@ -10,42 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rewards.blocks import FrameTokens, causal_encoder, causal_mask
 from rewards.sarm2.config import SARM2Config
-from sarm2_env.constants import CAMERAS, NUM_GROUPS, NUM_PRIMITIVES, PRIMITIVE_TO_GROUP, STATE_DIM
+from sarm2_env.constants import NUM_GROUPS, NUM_PRIMITIVES, PRIMITIVE_TO_GROUP, STATE_DIM
 
 
-class FrameTokenizer(nn.Module):
-    """One fused token per time step from the 3 camera embeddings and the normalised state."""
-
-    def __init__(self, emb_dim: int, d_model: int, n_cameras: int = len(CAMERAS)) -> None:
-        super().__init__()
-        self.camera_norm = nn.LayerNorm(emb_dim)
-        self.camera_proj = nn.Linear(n_cameras * emb_dim, d_model)
-        self.state_proj = nn.Linear(STATE_DIM, d_model)
-        self.mix = nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model))
-
-    def forward(self, emb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        # emb (..., C, D), state (..., S) normalised -> (..., d)
-        cams = self.camera_norm(emb).flatten(-2)  # (..., C*D)
-        x = self.camera_proj(cams) + self.state_proj(state)
-        return x + self.mix(x)
-
-
-def _causal_encoder(d_model: int, n_layers: int, config: SARM2Config) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(
-        d_model,
-        config.n_heads,
-        dim_feedforward=config.ff_mult * d_model,
-        dropout=config.dropout,
-        activation="gelu",
-        batch_first=True,
-        norm_first=True,
-    )
-    return nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-
-
-def _causal_mask(length: int, device: torch.device) -> torch.Tensor:
-    return torch.triu(torch.full((length, length), float("-inf"), device=device), diagonal=1)
+def _encoder(d_model: int, n_layers: int, config: SARM2Config) -> nn.TransformerEncoder:
+    return causal_encoder(d_model, n_layers, config.n_heads, config.ff_mult, config.dropout)
 
 
 class StageEstimator(nn.Module):
@@ -54,9 +25,9 @@ class StageEstimator(nn.Module):
     def __init__(self, emb_dim: int, config: SARM2Config) -> None:
         super().__init__()
         d = config.stage_d_model
-        self.tokenizer = FrameTokenizer(emb_dim, d)
+        self.tokenizer = FrameTokens(emb_dim, d, use_state=True)
         self.position = nn.Parameter(torch.zeros(config.window, d))
-        self.encoder = _causal_encoder(d, config.stage_layers, config)
+        self.encoder = _encoder(d, config.stage_layers, config)
         self.norm = nn.LayerNorm(d)
         self.primitive_head = nn.Linear(d, NUM_PRIMITIVES)
         self.group_head = nn.Linear(d, NUM_GROUPS)
@@ -65,7 +36,7 @@ class StageEstimator(nn.Module):
     def forward(self, emb: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # emb (B, W, C, D), state (B, W, S) -> primitive logits (B, P), group logits (B, G)
         x = self.tokenizer(emb, state) + self.position  # (B, W, d)
-        h = self.encoder(x, mask=_causal_mask(x.shape[1], x.device), is_causal=True)
+        h = self.encoder(x, mask=causal_mask(x.shape[1], x.device), is_causal=True)
         h = self.norm(h[:, -1])  # (B, d): read out at the current frame only
         return self.primitive_head(h), self.group_head(h)
 
@@ -140,12 +111,12 @@ class ValueDecoder(nn.Module):
         super().__init__()
         d = config.value_d_model
         self.use_primitive = config.use_stage
-        self.tokenizer = FrameTokenizer(emb_dim, d)
+        self.tokenizer = FrameTokens(emb_dim, d, use_state=True)
         self.task_proj = nn.Linear(text_dim, d)
         self.primitive_proj = nn.Linear(text_dim, d) if config.use_stage else None
         prefix = 2 if config.use_stage else 1
         self.position = nn.Parameter(torch.zeros(config.window + 1 + prefix, d))  # prefix, start, W frames
-        self.encoder = _causal_encoder(d, config.value_layers, config)
+        self.encoder = _encoder(d, config.value_layers, config)
         self.norm = nn.LayerNorm(d)
         self.moe = MultiGateMoE(d, config) if config.use_moe else SingleHead(d, config)
         nn.init.normal_(self.position, std=0.02)
@@ -164,7 +135,7 @@ class ValueDecoder(nn.Module):
         if self.primitive_proj is not None:
             prefix.append(self.primitive_proj(primitive_emb))
         x = torch.cat([torch.stack(prefix, dim=1), frames], dim=1) + self.position  # (B, W + 3, d)
-        h = self.encoder(x, mask=_causal_mask(x.shape[1], x.device), is_causal=True)
+        h = self.encoder(x, mask=causal_mask(x.shape[1], x.device), is_causal=True)
         return self.moe(self.norm(h[:, -1]), group)
 
 

@@ -125,7 +125,7 @@ def test_policy_bad_input(policy, demos):
         PolicyEpisode("x", demos[0].embeddings, demos[0].state[:, :7], demos[0].action)
     with pytest.raises(ConfigError, match="execute"):
         BCPolicyConfig(chunk=4, execute=5)
-    with pytest.raises(ConfigError, match="unknown BC policy option"):
+    with pytest.raises(ConfigError, match="BC policy: unknown option"):
         POLICY.replace(hiden=3)
     policy.reset(["a", "b"])
     with pytest.raises(InputShapeError, match="reset for 2 envs"):
@@ -237,7 +237,7 @@ def test_spiral_bad_input(demos, tmp_path):
         SPIRAL(make_env, demos, tmp_path, _config(rounds=3), POLICY.replace(targets="absolute"))
     with pytest.raises(ConfigError, match="demonstrations"):
         SPIRAL(make_env, [], tmp_path / "x", _config(), POLICY)
-    with pytest.raises(ConfigError, match="unknown SPIRAL option"):
+    with pytest.raises(ConfigError, match="SPIRAL: unknown option"):
         SpiralConfig.from_dict({"round": 3})
     unwrapped = tmp_path / "unwrapped"
     with pytest.raises(Exception, match="sarm2/progress"):

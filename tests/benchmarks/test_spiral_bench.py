@@ -121,11 +121,11 @@ def test_round_times_leave_out_resumed_rounds():
 
 
 def test_spiral_config_is_strict(tmp_path):
-    with pytest.raises(ConfigError, match="unknown SPIRAL benchmark key"):
+    with pytest.raises(ConfigError, match="SPIRAL benchmark: unknown key"):
         SpiralBenchConfig.from_dict({**TINY, "round": 3})
     with pytest.raises(UnknownNameError, match="reward source"):
         SpiralBenchConfig.from_dict({**TINY, "reward_sources": ["sarm3"]})
-    with pytest.raises(ConfigError, match="unknown SPIRAL option"):
+    with pytest.raises(ConfigError, match="SPIRAL: unknown option"):
         SpiralBenchConfig.from_dict({**TINY, "spiral": {"roundz": 1}})
     with pytest.raises(UnknownNameError, match="update rule"):
         SpiralBenchConfig.from_dict({**TINY, "compare_rules": ["ppo"]})

@@ -170,7 +170,7 @@ def test_fit_drops_failed_episodes_and_untrained_models_say_so(name: str) -> Non
 def test_config_validation_names_the_field() -> None:
     from rewards.baselines import ReWiNDConfig, RobometerLiteConfig, SARMConfig
 
-    with pytest.raises(ConfigError, match="`frame_stride` must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="`frame_stride` must be an integer >= 1; got 0"):
         SARMConfig(frame_stride=0)
     with pytest.raises(ConfigError, match="`gt_stage_ratio` must be in \\[0.0, 1.0\\]; got 1.5"):
         SARMConfig(gt_stage_ratio=1.5)

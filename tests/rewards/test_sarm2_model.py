@@ -267,7 +267,7 @@ def test_bad_online_input_raises_typed_errors(tiny_sarm2_checkpoint) -> None:
 def test_config_validation_names_the_field() -> None:
     with pytest.raises(ConfigError, match="`top_k` must be <= `n_experts`"):
         SARM2Config(top_k=11)
-    with pytest.raises(ConfigError, match="`frame_stride` must be a positive integer; got 0"):
+    with pytest.raises(ConfigError, match="`frame_stride` must be an integer >= 1; got 0"):
         SARM2Config(frame_stride=0)
     with pytest.raises(ConfigError, match="unknown keys \\['stride'\\]"):
         SARM2Config.from_dict({"stride": 3})
