@@ -71,7 +71,7 @@ from agents.annotation import (
     AnnotationFileError,
     AnnotationStore,
     RolloutAnnotation,
-    Segment,
+    parse_segments,
     synthesize_progress,
 )
 from sarm2_env.constants import CAMERAS
@@ -348,21 +348,12 @@ class AnnotationServer(ThreadingHTTPServer):
         unknown = sorted(set(body) - set(_SAVE_KEYS))
         if unknown:
             raise _HTTPError(HTTPStatus.BAD_REQUEST, f"keys must be among {list(_SAVE_KEYS)}; got unknown {unknown}")
-        segments = body.get("segments", [])
-        if not isinstance(segments, list):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"`segments` must be a list; got {type(segments).__name__}")
         try:
-            parsed = []
-            for i, seg in enumerate(segments):
-                try:
-                    parsed.append(Segment.from_dict(seg))
-                except AnnotationError as exc:
-                    raise AnnotationError(f"`segments[{i}]`: {exc}") from None
             annotation = RolloutAnnotation(
                 episode_id=episode_id,
                 length=entry["length"],
                 final_progress=body.get("final_progress"),  # type: ignore[arg-type]
-                segments=tuple(parsed),
+                segments=parse_segments(body.get("segments", [])),
                 catastrophic_frame=body.get("catastrophic_frame"),
                 annotator=body.get("annotator", "unknown"),
                 notes=body.get("notes", "") or "",

@@ -120,6 +120,7 @@ __all__ = [
     "Segment",
     "auto_annotate",
     "find_catastrophe",
+    "parse_segments",
     "synthesize_progress",
 ]
 
@@ -259,6 +260,19 @@ class Segment:
 
 def _describe_segment(i: int, seg: Segment) -> str:
     return f"segments[{i}] [{seg.start}, {seg.end}) {seg.label!r}"
+
+
+def parse_segments(segments: Any) -> tuple[Segment, ...]:
+    """A JSON list of segment objects -> segments; an :class:`AnnotationError` names the first bad entry."""
+    if not isinstance(segments, list):
+        raise AnnotationError(f"`segments` must be a list of objects; got {type(segments).__name__}")
+    parsed = []
+    for i, seg in enumerate(segments):
+        try:
+            parsed.append(Segment.from_dict(seg))
+        except AnnotationError as exc:
+            raise AnnotationError(f"`segments[{i}]`: {exc}") from None
+    return tuple(parsed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,20 +417,11 @@ class RolloutAnnotation:
         if not _is_int(data["version"]) or data["version"] != VERSION:
             hint = " (written by a newer sarm2?)" if _is_int(data["version"]) and data["version"] > VERSION else ""
             raise AnnotationError(f"`version` must be {VERSION}; got {data['version']!r}{hint}")
-        segments = data["segments"]
-        if not isinstance(segments, list):
-            raise AnnotationError(f"`segments` must be a list of objects; got {type(segments).__name__}")
-        parsed = []
-        for i, seg in enumerate(segments):
-            try:
-                parsed.append(Segment.from_dict(seg))
-            except AnnotationError as exc:
-                raise AnnotationError(f"`segments[{i}]`: {exc}") from None
         return cls(
             episode_id=data["episode_id"],
             length=data["length"],
             final_progress=data["final_progress"],
-            segments=tuple(parsed),
+            segments=parse_segments(data["segments"]),
             catastrophic_frame=data.get("catastrophic_frame"),
             annotator=data["annotator"],
             created=data["created"],

@@ -1,4 +1,5 @@
-"""Policies for SPIRAL: the :class:`Policy` protocol and a behaviour-cloning policy that stands in for a VLA.
+"""Policies for SPIRAL: a behaviour-cloning policy that stands in for a VLA (it follows the toolkit's one policy
+interface, :class:`sarm2_env.policy.Policy`, re-exported here).
 
 :class:`BCPolicy` reads what a VLA would (the three camera views, the 14-d joint state and the task
 instruction) through frozen encoders: the image encoder of the reward models (so rollout frames are
@@ -19,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,17 +37,6 @@ NEGATIVE, POSITIVE, UNKNOWN = 0, 1, 2
 POLICY_MODEL = "bc_policy"
 #: What a BC head may predict (:attr:`BCPolicyConfig.targets`).
 TARGETS = ("delta", "absolute")
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """What SPIRAL and the rollout collectors need of a policy acting in ``N`` envs at once."""
-
-    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
-        """Start new episodes: all ``N`` envs (``indices=None``) or only those listed."""
-
-    def act(self, observations: Mapping[str, Any]) -> np.ndarray:
-        """Batched observations (``pixels`` per camera ``(N, H, W, 3)``, ``agent_pos (N, 14)``) -> ``(N, 14)``."""
 
 
 @dataclasses.dataclass(frozen=True)

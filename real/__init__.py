@@ -4,9 +4,11 @@
 ``SARM2RewardWrapper``, the benchmark's evaluation loop and SPIRAL run on hardware unchanged::
 
     from real import RealStationEnv
+    from sarm2_env.policy import act_once
     with RealStationEnv("real/configs/yam_station.yaml", task="fold the shorts") as env:
         obs, info = env.reset()
-        obs, reward, terminated, truncated, info = env.step(policy.predict(obs))
+        policy.reset([info["task"]])  # the same Policy interface as in simulation (sarm2_env.policy)
+        obs, reward, terminated, truncated, info = env.step(act_once(policy, obs))
 
 Modules: :mod:`real.config` (strict YAML station config), :mod:`real.arm` (``YAMArm`` / ``LeaderArm`` over the
 ``i2rt`` SDK), :mod:`real.camera` (``D405Camera`` over ``pyrealsense2``), :mod:`real.safety` (filter, e-stop,
@@ -36,7 +38,7 @@ _EXPORTS = {
     "SafetyFilter": "real.safety",
     "SafetySupervisor": "real.safety",
     "OperatorLabels": "real.labels",
-    "Policy": "real.policy",
+    "Policy": "sarm2_env.policy",
     "LeaderPolicy": "real.policy",
     "HoldPolicy": "real.policy",
     "EmulatedStation": "real.emulation",

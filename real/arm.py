@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from real._sdk import require, sdk_can_interface, sdk_output_to_log
+from real.closing import ClosedOnExit
 from real.config import ArmConfig, LeaderConfig, arm_joint_range
 from real.errors import (
     HardwareNotFoundError,
@@ -77,7 +78,7 @@ def _combined_model(arm_type: Any, gripper_type: Any) -> str:
         return path
 
 
-class _ChainArm:
+class _ChainArm(ClosedOnExit):
     """Shared bring-up and shutdown of an SDK motor chain + robot on one CAN channel."""
 
     role = "arm"
@@ -383,15 +384,6 @@ class _ChainArm:
 
     def __enter__(self) -> _ChainArm:
         return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 class YAMArm(_ChainArm):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from real._sdk import require
+from real.closing import ClosedOnExit
 from real.config import CameraConfig
 from real.errors import CameraError, HardwareNotFoundError, StaleFrameError
 
@@ -80,7 +81,7 @@ def connected_serials() -> list[str]:
     return out
 
 
-class D405Camera:
+class D405Camera(ClosedOnExit):
     """One D405 colour stream with a reader thread and latest-frame access.
 
     Args:
@@ -184,15 +185,6 @@ class D405Camera:
 
     def __enter__(self) -> D405Camera:
         return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     # -- reader thread
     def _read(self) -> None:

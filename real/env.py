@@ -57,6 +57,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from real.arm import YAMArm
 from real.camera import D405Camera
+from real.closing import ClosedOnExit
 from real.config import StationConfig, _image_size, arm_joint_range, load_station_config
 from real.errors import CameraError, EStopActiveError, MotorFaultError, SafetyStopError, StaleFrameError
 from real.labels import LabelHook, OperatorLabels
@@ -147,7 +148,7 @@ class _RateKeeper:
         }
 
 
-class RealStationEnv(gym.Env):
+class RealStationEnv(ClosedOnExit, gym.Env):
     """The real station as a Gymnasium env (see the module docstring, the task card).
 
     Args:
@@ -608,12 +609,3 @@ class RealStationEnv(gym.Env):
 
     def __enter__(self) -> RealStationEnv:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from real.config import LeaderConfig, StationConfig, load_station_config
-from real.policy import Policy, action_chunk
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX
 from sarm2_env.errors import ConfigError, SARM2Error
+from sarm2_env.policy import Policy, act_once, as_policy
 
 __all__ = ["main", "open_leaders", "record_episode", "record_episodes"]
 
@@ -74,9 +74,10 @@ def record_episode(
     a validated :class:`sarm2_env.dataset.Episode`.
 
     The episode ends when the env terminates or truncates (success, operator end, safety stop) or after
-    ``max_steps`` steps. Action chunks ``(k, 14)`` are executed in order, one per step. ``info["progress"]`` and
-    ``info["success"]`` are the operator's labels; ``primitive[t]`` is the primitive labelled when action ``t``
-    was chosen (``dummy`` when none).
+    ``max_steps`` steps. ``policy`` is a :class:`sarm2_env.policy.Policy` acting with ``N = 1``, or an object with
+    ``predict(obs)`` returning an action or a chunk ``(k, 14)`` (executed in order, one action per step).
+    ``info["progress"]`` and ``info["success"]`` are the operator's labels; ``primitive[t]`` is the primitive
+    labelled when action ``t`` was chosen (``dummy`` when none).
     """
     from sarm2_env.dataset import Episode
 
@@ -92,27 +93,28 @@ def record_episode(
         success.append(bool(info["success"]))
         stamps.append(t)
 
+    policy_name = type(policy).__name__  # before wrapping: a predict-only model is recorded under its own name
+    policy = as_policy(policy)
     obs, info = env.reset(seed=seed, options=reset_options)
+    policy.reset([str(info.get("task", base.task))])
     start = time.monotonic()
     keep(obs, info, 0.0)
     steps, done = 0, False
     while not done:
-        for action in action_chunk(policy.predict(obs)):
-            label = info.get("primitive") or "dummy"
-            obs, _reward, terminated, truncated, info = env.step(action.astype(np.float32))
-            actions.append(action.astype(np.float32))
-            prims.append(PRIMITIVE_INDEX[label])
-            steps += 1
-            keep(obs, info, time.monotonic() - start)
-            if terminated or truncated or (max_steps is not None and steps >= max_steps):
-                done = True
-                break
+        action = act_once(policy, obs).astype(np.float32)
+        label = info.get("primitive") or "dummy"
+        obs, _reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        prims.append(PRIMITIVE_INDEX[label])
+        steps += 1
+        keep(obs, info, time.monotonic() - start)
+        done = terminated or truncated or (max_steps is not None and steps >= max_steps)
     actions.append(actions[-1])
     prims.append(prims[-1])
     stats = base.stats()
     meta = {
         "source": "real",
-        "policy": type(policy).__name__,
+        "policy": policy_name,
         "control_hz": base.control_hz,
         "image_size": [base.height, base.width],
         "station_config": base.config.source,
@@ -209,11 +211,12 @@ def _load_policy(spec: str) -> Policy:
         obj = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"`--policy` must name an importable object; got {spec!r} ({exc})") from exc
-    if isinstance(obj, type) or (not isinstance(obj, Policy) and callable(obj)):
+    if isinstance(obj, type) or (not isinstance(obj, Policy) and not hasattr(obj, "predict") and callable(obj)):
         obj = obj()  # a class or a factory
-    if not isinstance(obj, Policy):
-        raise ConfigError(f"`--policy` must be a Policy (predict(obs) -> action) or a factory of one; got {type(obj)}")
-    return obj
+    try:
+        return as_policy(obj)
+    except TypeError as exc:
+        raise ConfigError(f"`--policy`: {exc}, or a factory of one") from None
 
 
 def _leader_configs(config: StationConfig, value: str) -> dict[str, LeaderConfig]:

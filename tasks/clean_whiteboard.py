@@ -11,7 +11,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
-from tasks.station import STATION_CENTER_Y
+from tasks.station import STATION_CENTER_Y, add_table_patch
 
 BOARD_CENTER = np.array([0.30, STATION_CENTER_Y])
 BOARD_HALF = np.array([0.065, 0.14, 0.005])
@@ -140,15 +140,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
                 contype=0,
                 conaffinity=0,
             )
-        wb.add_geom(
-            name="tray",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[*TRAY_CENTER, 0.0005],
-            size=[*TRAY_HALF, 0.0005],
-            rgba=[0.3, 0.6, 0.35, 1],
-            contype=0,
-            conaffinity=0,
-        )
+        add_table_patch(wb, "tray", TRAY_CENTER, TRAY_HALF, [0.3, 0.6, 0.35, 1])
         eraser = wb.add_body(name="eraser", pos=[0.3, -0.08, ERASER_HALF[2]])
         eraser.add_freejoint(name="eraser_free")
         eraser.add_geom(
@@ -341,11 +333,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
         env: CleanWhiteboardEnv = self.env
         yield from self.maybe_hesitate()
         # ---- pick the eraser with the left hand (retry missed grasps)
-        for _attempt in self.tries():
-            yield from self._pick(env)
-            if env.grasps["left"].active(env.data):
-                break
-        else:
+        if not (yield from self.retry(lambda: self._pick(env), lambda: env.grasps["left"].active(env.data))):
             yield from self._give_up()
             return
         yield from self._wipe_half("left", env)
@@ -373,7 +361,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
         yield Segment("pick_grab", 0.7, left=self.goal("left").moved(grip=0.0))
         yield Segment("pick_grab", self.pace(0.8), left=self.goal("left").moved(dz=0.08))
         if not env.grasps["left"].active(env.data):  # missed: open and go up to look again
-            yield Segment("dummy", 0.6, left=self.goal("left").moved(dz=0.03, grip=1.0))
+            yield from self.let_go(0.6, "left", rise=0.03)
 
     def _wipe_half(self, arm: str, env: CleanWhiteboardEnv) -> Iterator[Segment]:
         sign = 1.0 if arm == "left" else -1.0

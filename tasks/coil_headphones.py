@@ -354,12 +354,13 @@ class CoilHeadphonesExpert(ScriptedExpert):
 
     def _grab_end(self, env: CoilHeadphonesEnv) -> Generator[Segment, None, bool]:
         """Pinch the cable's free end (with retries); returns whether it is held."""
-        for _attempt in self.tries():
-            yield from self._pick_end(env)
-            if env.pinches["right"].active(env.data):
-                return True
-            yield Segment("dummy", 0.5, right=self.goal("right").moved(dz=0.04, grip=1.0))
-        return False
+        return (
+            yield from self.retry(
+                lambda: self._pick_end(env),
+                lambda: env.pinches["right"].active(env.data),
+                lambda: self.let_go(0.5, "right", rise=0.04),
+            )
+        )
 
     # ------------------------------------------------------------------ sub-plans
     def _pick_end(self, env: CoilHeadphonesEnv) -> Iterator[Segment]:

@@ -21,7 +21,7 @@ seeded from the same expert seed, so ``variability=0`` reproduces the determinis
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -148,6 +148,26 @@ class ScriptedExpert:
     def tries(self, skilled: int | None = None, clumsy: int | None = None) -> range:
         """``range(attempts(...))``: the retry loop of a step that can fail."""
         return range(self.attempts(skilled, clumsy))
+
+    def retry(
+        self,
+        attempt: Callable[[], Iterator[Segment]],
+        succeeded: Callable[[], bool],
+        back_off: Callable[[], Iterator[Segment]] | None = None,
+    ) -> Generator[Segment, None, bool]:
+        """Run ``attempt`` up to :meth:`attempts` times until ``succeeded()``; after each failed try, ``back_off``
+        (open and rise, say). Returns whether it succeeded: ``ok = yield from self.retry(...)``."""
+        for _ in self.tries():
+            yield from attempt()
+            if succeeded():
+                return True
+            if back_off is not None:
+                yield from back_off()
+        return False
+
+    def let_go(self, duration: float, *arms: str, rise: float = 0.05) -> Iterator[Segment]:
+        """After a missed grasp: open ``arms``' grippers and rise ``rise`` m to look again (one ``dummy``)."""
+        yield Segment("dummy", duration, **{arm: self.goal(arm).moved(dz=rise, grip=1.0) for arm in arms})
 
     #: Scales every paced duration: a task's operators may work more slowly than the defaults.
     TEMPO = 1.0

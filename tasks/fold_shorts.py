@@ -257,17 +257,14 @@ class FoldShortsExpert(ScriptedExpert):
         env: FoldShortsEnv = self.env
         yield from self.maybe_hesitate()
         # ---- fold 1: far edge onto near edge, one corner per arm
-        for _attempt in self.tries():
-            yield from self._pinch({"left": "far_left", "right": "far_right"}, env)
-            if all(p.active(env.data) for p in env.pinches.values()):
-                break
-            yield Segment(
-                "dummy",
-                0.6,
-                left=self.goal("left").moved(dz=0.05, grip=1.0),
-                right=self.goal("right").moved(dz=0.05, grip=1.0),
+        corners = {"left": "far_left", "right": "far_right"}
+        if not (
+            yield from self.retry(
+                lambda: self._pinch(corners, env),
+                lambda: all(p.active(env.data) for p in env.pinches.values()),
+                lambda: self.let_go(0.6, "left", "right"),
             )
-        else:
+        ):
             yield from self._give_up()
             return
         yield from self._fold({"left": ("far_left", "near_left"), "right": ("far_right", "near_right")}, env, lift=0.09)
@@ -279,12 +276,13 @@ class FoldShortsExpert(ScriptedExpert):
         right_end = 0.65 * env.landmark("near_right") + 0.35 * env.landmark("mid_right")
         inward = (right_end - left_end) / max(float(np.linalg.norm(right_end - left_end)), 1e-6)
         left_end = left_end + 0.005 * inward
-        for _attempt in self.tries():
-            yield from self._pinch_point("left", left_end)
-            if env.pinches["left"].active(env.data):
-                break
-            yield Segment("dummy", 0.5, left=self.goal("left").moved(dz=0.05, grip=1.0))
-        else:
+        if not (
+            yield from self.retry(
+                lambda: self._pinch_point("left", left_end),
+                lambda: env.pinches["left"].active(env.data),
+                lambda: self.let_go(0.5, "left"),
+            )
+        ):
             yield from self._give_up()
             return
         shortfall = self.clumsiness * self.rng.uniform(0.0, 0.12)

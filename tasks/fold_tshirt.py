@@ -320,12 +320,7 @@ class FoldTShirtExpert(ScriptedExpert):
                 yield from self._pinch(goals)
                 if all(p.active(env.data) for p in env.pinches.values()):
                     break
-                yield Segment(
-                    "dummy",
-                    0.6,
-                    left=self.goal("left").moved(dz=0.05, grip=1.0),
-                    right=self.goal("right").moved(dz=0.05, grip=1.0),
-                )
+                yield from self.let_go(0.6, "left", "right")
             else:
                 yield from self._give_up()
                 return
@@ -353,7 +348,7 @@ class FoldTShirtExpert(ScriptedExpert):
                 yield from self._pinch({arm: ArmGoal((float(p[0]), float(p[1]), 0.07), grip=1.0)})
                 if env.pinches[arm].active(env.data):
                     break
-                yield Segment("dummy", 0.5, **{arm: self.goal(arm).moved(dz=0.05, grip=1.0)})
+                yield from self.let_go(0.5, arm)
             else:
                 return False
             # Lay the sleeve's tip on its mirror image about the shoulder seam; a low arc (no higher than

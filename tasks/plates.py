@@ -245,7 +245,7 @@ class PlateExpert(ScriptedExpert):
             if env.held_by(arm) == k:
                 return True
             # Missed: open and rise a little to look again.
-            yield Segment("dummy", 0.5, **{arm: self.goal(arm).moved(dz=0.02, grip=1.0)})
+            yield from self.let_go(0.5, arm, rise=0.02)
         return False
 
     def park(self, *arms: str) -> Iterator[Segment]:

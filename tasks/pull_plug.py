@@ -298,7 +298,7 @@ class PullPlugExpert(ScriptedExpert):
                 yield from self._grab(env)
                 if env.grasps["right"].active(env.data):
                     break
-                yield Segment("dummy", 0.5, right=self.goal("right").moved(dz=0.05, grip=1.0))
+                yield from self.let_go(0.5, "right")
             else:
                 break
             yield from self._pull(env)

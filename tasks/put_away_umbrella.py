@@ -415,7 +415,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
         yield Segment("pick_grab", 0.6, **{arm: self.goal(arm).moved(grip=0.0)})
         yield Segment("pick_grab", self.pace(0.8), **{arm: self.goal(arm).moved(dz=0.09)})
         if not env.grasps[arm].active(env.data):  # missed: open and look again
-            yield Segment("dummy", 0.6, **{arm: self.goal(arm).moved(dz=0.02, grip=1.0)})
+            yield from self.let_go(0.6, arm, rise=0.02)
 
     def _hold_out(self, env: PutAwayUmbrellaEnv) -> Iterator[Segment]:
         """The right arm turns the umbrella to point at the left arm's side and holds it out."""
@@ -438,7 +438,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
         yield Segment("pass", self.pace(0.8), left=above.moved(dz=self.GRASP_DZ - 0.09))
         yield Segment("pass", 0.6, left=self.goal("left").moved(grip=0.0))
         if not env.grasps["left"].active(env.data):  # missed: open and back off
-            yield Segment("dummy", 0.6, left=self.goal("left").moved(dz=0.05, grip=1.0))
+            yield from self.let_go(0.6, "left")
 
     def _let_go_right(self, env: PutAwayUmbrellaEnv) -> Iterator[Segment]:
         yield Segment("pass", 0.5, right=self.goal("right").moved(grip=1.0))

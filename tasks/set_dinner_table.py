@@ -12,7 +12,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
-from tasks.station import STATION_CENTER_Y
+from tasks.station import STATION_CENTER_Y, add_table_patch
 
 #: Collision bit of the tableware: it touches an invisible plane at the table top (cheap, stable
 #: plane contacts instead of box-cylinder ones), the finger pads and palms, and itself.
@@ -213,24 +213,8 @@ class SetDinnerTableEnv(YamTaskEnv):
             for part in ("tip_left_pad", "tip_right_pad", "palm"):
                 geom = spec.geom(f"{arm}_{part}")
                 geom.conaffinity = geom.conaffinity | OBJECT_BIT
-        wb.add_geom(
-            name="tray",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[*TRAY_CENTER, 0.0005],
-            size=[*TRAY_HALF, 0.0005],
-            rgba=[0.45, 0.36, 0.28, 1],
-            contype=0,
-            conaffinity=0,
-        )
-        wb.add_geom(
-            name="placemat",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[*MAT_CENTER, 0.0005],
-            size=[*MAT_HALF, 0.0005],
-            rgba=[0.2, 0.45, 0.35, 1],
-            contype=0,
-            conaffinity=0,
-        )
+        add_table_patch(wb, "tray", TRAY_CENTER, TRAY_HALF, [0.45, 0.36, 0.28, 1])
+        add_table_patch(wb, "placemat", MAT_CENTER, MAT_HALF, [0.2, 0.45, 0.35, 1])
         for t in TABLEWARE:
             mx, my = MAT_CENTER + np.array(t.marker)
             if t.is_cutlery:
@@ -476,11 +460,9 @@ class SetDinnerTableExpert(ScriptedExpert):
     def _set_object(self, env: SetDinnerTableEnv, name: str) -> Iterator[Segment]:
         t = TABLEWARE_BY_NAME[name]
         arm = t.arm
-        for _attempt in self.tries():
-            yield from self._pick(env, name, arm)
-            if env.grasps[(arm, name)].active(env.data):
-                break
-        else:
+        if not (
+            yield from self.retry(lambda: self._pick(env, name, arm), lambda: env.grasps[(arm, name)].active(env.data))
+        ):
             return
         if t.is_cutlery:
             yield from self._rotate(env, name, arm)
@@ -505,7 +487,7 @@ class SetDinnerTableExpert(ScriptedExpert):
         lift_z = self.CARRY_Z + (self.GRASP_ABOVE_BOTTOM[name] if name == "cup" else 0.0)
         yield Segment("pick_grab", self.pace(0.8), **{arm: self.goal(arm).moved(dz=lift_z - grasp_z)})
         if not env.grasps[(arm, name)].active(env.data):  # missed: open and look again
-            yield Segment("dummy", 0.5, **{arm: self.goal(arm).moved(dz=0.02, grip=1.0)})
+            yield from self.let_go(0.5, arm, rise=0.02)
 
     def _rotate(self, env: SetDinnerTableEnv, name: str, arm: str) -> Iterator[Segment]:
         pos, obj_yaw = env.object_pose(name)

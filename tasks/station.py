@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -218,6 +219,19 @@ def _add_collision_geoms(spec: mujoco.MjSpec) -> None:
             rgba=[0.2, 0.2, 0.2, 0.0],
             group=3,
         )
+
+
+def add_table_patch(body: Any, name: str, center: Any, half: Any, rgba: list[float]) -> Any:
+    """A flat rectangle 1 mm thick lying on the table (a tray, a mat, a marked zone): seen, never touched."""
+    return body.add_geom(
+        name=name,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[*center, 0.0005],
+        size=[*half, 0.0005],
+        rgba=rgba,
+        contype=0,
+        conaffinity=0,
+    )
 
 
 def gripper_to_ctrl(opening: np.ndarray | float) -> np.ndarray:

@@ -11,7 +11,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
-from tasks.station import STATION_CENTER_Y
+from tasks.station import STATION_CENTER_Y, add_table_patch
 
 #: Collision bit of the scraps: they touch an invisible plane at the table top, the broom head and
 #: the dustpan lip, and nothing else (no scrap-scrap or scrap-finger contacts: cheap, DESIGN §7).
@@ -121,15 +121,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
             friction=[0.6, 0.005, 0.0001],
         )
         zone_c, zone_h = (ZONE_LO + ZONE_HI) / 2, (ZONE_HI - ZONE_LO) / 2
-        wb.add_geom(
-            name="dustpan",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[*zone_c, 0.0005],
-            size=[*zone_h, 0.0005],
-            rgba=[0.25, 0.3, 0.45, 1],
-            contype=0,
-            conaffinity=0,
-        )
+        add_table_patch(wb, "dustpan", zone_c, zone_h, [0.25, 0.3, 0.45, 1])
         wb.add_geom(
             name="dustpan_lip",
             type=mujoco.mjtGeom.mjGEOM_BOX,
@@ -139,15 +131,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
             contype=0,
             conaffinity=SCRAP_BIT,
         )
-        wb.add_geom(
-            name="broom_rest",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[*BROOM_REST, 0.0005],
-            size=[*REST_HALF, 0.0005],
-            rgba=[0.5, 0.42, 0.3, 1],
-            contype=0,
-            conaffinity=0,
-        )
+        add_table_patch(wb, "broom_rest", BROOM_REST, REST_HALF, [0.5, 0.42, 0.3, 1])
         broom = wb.add_body(name="broom", pos=[*BROOM_REST, HEAD_HALF[2]])
         broom.add_freejoint(name="broom_free")
         broom.add_geom(
@@ -345,11 +329,7 @@ class SweepPaperScrapsExpert(ScriptedExpert):
     def plan(self) -> Iterator[Segment]:
         env: SweepPaperScrapsEnv = self.env
         yield from self.maybe_hesitate()
-        for _attempt in self.tries():
-            yield from self._pick(env)
-            if env.grasps["left"].active(env.data):
-                break
-        else:
+        if not (yield from self.retry(lambda: self._pick(env), lambda: env.grasps["left"].active(env.data))):
             yield from self._give_up()
             return
         for band in self.vary_order(self.BANDS):
@@ -382,7 +362,7 @@ class SweepPaperScrapsExpert(ScriptedExpert):
         yield Segment("pick_grab", 0.6, left=self.goal("left").moved(grip=0.0))
         yield Segment("pick_grab", self.pace(0.8), left=self.goal("left").moved(dz=0.06))
         if not self._holding(env):  # missed: open and look again
-            yield Segment("dummy", 0.5, left=self.goal("left").moved(dz=0.02, grip=1.0))
+            yield from self.let_go(0.5, "left", rise=0.02)
 
     def _stroke(self, env: SweepPaperScrapsEnv, band_y: float, start_x: float) -> Iterator[Segment]:
         """One stroke towards the robot along ``band_y``, starting behind the scraps at ``start_x``."""

@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "sarm2_env.stats",
             "sarm2_env.actions",
             "sarm2_env.config",
+            "sarm2_env.policy",
         ),
     ),
     (1, "data", ("sarm2_env.dataset",)),

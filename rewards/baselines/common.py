@@ -12,19 +12,22 @@ Shapes: B batch, W window frames, C = 3 cameras, D image-embedding size, S = 14 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
 from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
+from rewards.training import FitOptions
 from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -77,6 +80,28 @@ class BaselineConfig(FrozenConfig):
         self._check_non_negative("weight_decay", "grad_clip", "warmup_steps")
         if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool):
             raise ConfigError(f"`warmup_steps` must be an integer >= 0; got {self.warmup_steps!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefixConfig(BaselineConfig):
+    """:class:`BaselineConfig` plus the window of the prefix models (ReWiND, Robometer-lite): each prediction at
+    frame ``t`` reads the prefix ``0..t`` subsampled uniformly to ``n_frames`` frames (first and current
+    included). Presets: ``small`` (the defaults) and ``tiny`` (tests only)."""
+
+    n_frames: int = 16
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {},
+        # for tests only: trains in seconds, predicts nothing useful
+        "tiny": {**TINY_TRANSFORMER, "n_frames": 6},
+    }
+
+    def _check_prefix(self) -> None:
+        """Checks of the window and the shared fields."""
+        self._check_positive_ints("n_frames")
+        if self.n_frames < 2:
+            raise ConfigError(f"`n_frames` must be >= 2 (the first and the current frame); got {self.n_frames}")
+        self._check_transformer()
 
 
 # --- windows ---------------------------------------------------------------------------------------
@@ -290,25 +315,26 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
         result.update({k: v.float().cpu().numpy() for k, v in out.items() if k != "progress" and v.ndim == 1})
         return result
 
-    def _fit_prefix(
+    #: shorter episodes are left out of training and validation
+    min_episode_length: ClassVar[int] = 1
+
+    def fit(
         self,
         train: Sequence[EpisodeFeatures],
-        val: Sequence[EpisodeFeatures],
-        make_loss: Callable[[EpisodeStore, torch.Tensor, torch.Tensor, int], Callable],
-        make_eval: Callable[[EpisodeStore, torch.Tensor], Callable[[nn.Module], dict[str, float]]],
+        val: Sequence[EpisodeFeatures] = (),
         *,
-        include_failures: bool,
-        options: dict[str, Any],
+        include_failures: bool = False,
+        **options: Unpack[FitOptions],
     ) -> dict[str, Any]:
-        """The shared training scaffold: demos only, one net over every task, ``run_training``, checkpoint.
-
-        ``make_loss(store, episode_emb (E, L), task_emb (n_tasks, L), batch_size)`` returns the loss function;
-        ``make_eval(val_store, val_episode_emb)`` the held-out evaluation; ``options`` are ``fit``'s run options
-        (:class:`rewards.training.FitOptions`).
-        """
+        """Train one net over every task on demonstrations (unsuccessful episodes dropped unless
+        ``include_failures``) with the backend's :meth:`_loss_fn`; validate on ``val`` with its
+        :meth:`_evaluator`; ``options``: the run options of :class:`rewards.training.FitOptions` (``out_dir``
+        writes the checkpoint as training goes)."""
         from rewards.training import fit_options, init_distributed, seeded_init
 
         opts = fit_options(options, self.name)
+        train = [f for f in train if f.length >= self.min_episode_length]
+        val = [f for f in val if f.length >= self.min_episode_length]
         ctx = opts["ctx"] or init_distributed(self.device)
         self.device = ctx.device
         c = self.config
@@ -320,15 +346,26 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
         store = EpisodeStore(train, ctx.device)
         episode_emb, task_emb = store.instruction_tables(self.task_embedding)
         batch_size = max(1, c.batch_size // ctx.world_size)
-        loss_fn = make_loss(store, episode_emb, task_emb, batch_size)
+        loss_fn = self._loss_fn(store, episode_emb, task_emb, batch_size)
         evaluate = None
         if val:
             val_store = EpisodeStore(val, ctx.device, "validation")
-            evaluate = make_eval(val_store, val_store.instruction_tables(self.task_embedding)[0])
+            evaluate = self._evaluator(val_store, val_store.instruction_tables(self.task_embedding)[0])
 
         groups = [{"params": list(net.parameters()), "lr": c.lr, "weight_decay": c.weight_decay}]
         counts = {"train_episodes": len(train), "val_episodes": len(val)}
         return self._train_net(net, groups, loss_fn, ctx=ctx, evaluate=evaluate, counts=counts, options=opts)
+
+    @abc.abstractmethod
+    def _loss_fn(
+        self, store: EpisodeStore, episode_emb: torch.Tensor, task_emb: torch.Tensor, batch_size: int
+    ) -> Callable:
+        """``loss_fn(model, rng) -> (loss, scalars)`` over the training ``store`` (``episode_emb (E, L)``: each
+        episode's instruction, ``task_emb (n_tasks, L)``: every task's, for mismatched-instruction negatives)."""
+
+    @abc.abstractmethod
+    def _evaluator(self, store: EpisodeStore, episode_emb: torch.Tensor) -> Callable[[nn.Module], dict[str, float]]:
+        """The held-out evaluation ``module -> metrics`` over the validation ``store``."""
 
     def _adaptation_objective(self, net, episodes, curves, device, lr_scale):
         """The paper's "RM (FT)": MSE of the progress output at every frame of a prefix window against the target

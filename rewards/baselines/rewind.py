@@ -7,8 +7,8 @@ mismatched-instruction negatives.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Unpack
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewards.baselines.common import (
-    TINY_TRANSFORMER,
-    BaselineConfig,
     EpisodeStore,
+    PrefixConfig,
     PrefixRewardModel,
     prefix_progress_fn,
     sample_rewound_prefixes,
@@ -26,39 +25,23 @@ from rewards.baselines.common import (
     time_targets,
 )
 from rewards.blocks import CausalTransformer, FrameTokens, init_positions
-from rewards.data import EpisodeFeatures
-from rewards.training import FitOptions
-from sarm2_env.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class ReWiNDConfig(BaselineConfig):
+class ReWiNDConfig(PrefixConfig):
     """Hyper-parameters of ReWiND. The defaults are the ``small`` preset; ``tiny`` is for tests only.
 
     Each prediction at frame ``t`` reads the episode prefix ``0..t`` subsampled uniformly to ``n_frames``
     frames (first and current included), plus the instruction.
     """
 
-    n_frames: int = 16
     #: probability that a training clip is rewound (played forward to a peak, then backwards)
     rewind_prob: float = 0.8
     #: probability that a training clip is paired with another task's instruction (target 0 on every frame)
     negative_prob: float = 0.2
 
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "small": {},
-        # for tests only: trains in seconds, predicts nothing useful
-        "tiny": {
-            **TINY_TRANSFORMER,
-            "n_frames": 6,
-        },
-    }
-
     def __post_init__(self) -> None:
-        self._check_positive_ints("n_frames")
-        if self.n_frames < 2:
-            raise ConfigError(f"`n_frames` must be >= 2 (the first and the current frame); got {self.n_frames}")
-        self._check_transformer()
+        self._check_prefix()
         self._check_range("rewind_prob", 0.0, 1.0)
         self._check_range("negative_prob", 0.0, 1.0, hi_open=True)
 
@@ -157,39 +140,19 @@ class ReWiNDRewardModel(PrefixRewardModel):
         self.net = ReWiNDNet(self._spec.dim, text_dim, self.config).to(self.device).eval()
         return self.net
 
-    def fit(
-        self,
-        train: Sequence[EpisodeFeatures],
-        val: Sequence[EpisodeFeatures] = (),
-        *,
-        include_failures: bool = False,
-        **options: Unpack[FitOptions],
-    ) -> dict[str, Any]:
-        """Train on demonstrations (unsuccessful episodes dropped unless ``include_failures``); validate on
-        ``val`` (value MSE against time-linear progress); save to ``out_dir`` if given."""
-        c = self.config
+    def _loss_fn(self, store: EpisodeStore, episode_emb: torch.Tensor, task_emb: torch.Tensor, batch_size: int):
+        """Rewound demo prefixes (and mismatched-instruction negatives) against time-linear targets: MSE."""
+        batcher = ReWiNDBatcher(store, episode_emb, task_emb, self.config)
 
-        def make_loss(store, episode_emb, task_emb, batch_size):
-            batcher = ReWiNDBatcher(store, episode_emb, task_emb, c)
+        def loss_fn(model, rng):
+            batch = batcher.sample(rng, batch_size)
+            out = model(batch["emb"], batch["task_emb"])
+            mse = F.mse_loss(out["progress"], batch["target"])
+            return mse, {"mse": mse.item()}
 
-            def loss_fn(model, rng):
-                batch = batcher.sample(rng, batch_size)
-                out = model(batch["emb"], batch["task_emb"])
-                mse = F.mse_loss(out["progress"], batch["target"])
-                return mse, {"mse": mse.item()}
+        return loss_fn
 
-            return loss_fn
-
-        def make_eval(val_store, val_episode_emb):
-            return lambda m: {
-                "val_mse": time_linear_mse(prefix_progress_fn(m, val_store, val_episode_emb, c.n_frames), val_store)
-            }
-
-        return self._fit_prefix(
-            train,
-            val,
-            make_loss,
-            make_eval,
-            include_failures=include_failures,
-            options=dict(options),
-        )
+    def _evaluator(self, store: EpisodeStore, episode_emb: torch.Tensor):
+        """Held-out value MSE against time-linear progress."""
+        n_frames = self.config.n_frames
+        return lambda m: {"val_mse": time_linear_mse(prefix_progress_fn(m, store, episode_emb, n_frames), store)}

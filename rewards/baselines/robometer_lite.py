@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Unpack
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewards.baselines.common import (
-    TINY_TRANSFORMER,
-    BaselineConfig,
     EpisodeStore,
+    PrefixConfig,
     PrefixRewardModel,
     played_windows,
     prefix_progress_fn,
@@ -28,7 +27,6 @@ from rewards.baselines.common import (
 )
 from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures
-from rewards.training import FitOptions
 from sarm2_env.errors import ConfigError, DatasetError
 
 #: How a preference pair is made from demonstrations (the chosen clip is always a forward demo prefix):
@@ -40,7 +38,7 @@ PAIR_KINDS: tuple[str, ...] = ("prefix", "rewind", "reverse", "different_task")
 
 
 @dataclasses.dataclass(frozen=True)
-class RobometerLiteConfig(BaselineConfig):
+class RobometerLiteConfig(PrefixConfig):
     """Hyper-parameters of Robometer-lite. The defaults are the ``small`` preset; ``tiny`` is for tests only.
 
     ``batch_size`` counts preference pairs (each pair is two clips). ``pair_*`` are the relative frequencies
@@ -48,7 +46,6 @@ class RobometerLiteConfig(BaselineConfig):
     ``rewind`` pairs otherwise.
     """
 
-    n_frames: int = 16
     # losses: progress MSE on both clips of every pair + Bradley-Terry on the pair
     progress_loss_weight: float = 1.0
     preference_loss_weight: float = 1.0
@@ -61,20 +58,8 @@ class RobometerLiteConfig(BaselineConfig):
     # changed from BaselineConfig's defaults
     batch_size: int = 32
 
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "small": {},
-        # for tests only: trains in seconds, predicts nothing useful
-        "tiny": {
-            **TINY_TRANSFORMER,
-            "n_frames": 6,
-        },
-    }
-
     def __post_init__(self) -> None:
-        self._check_positive_ints("n_frames")
-        if self.n_frames < 2:
-            raise ConfigError(f"`n_frames` must be >= 2 (the first and the current frame); got {self.n_frames}")
-        self._check_transformer()
+        self._check_prefix()
         self._check_non_negative(
             "progress_loss_weight",
             "preference_loss_weight",
@@ -242,6 +227,7 @@ class RobometerLiteRewardModel(PrefixRewardModel):
     name = "robometer_lite"
     role = "published_baseline"
     config_cls = RobometerLiteConfig
+    min_episode_length = 2  # a preference pair needs two prefix ends
 
     def __init__(self, config: RobometerLiteConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -254,42 +240,17 @@ class RobometerLiteRewardModel(PrefixRewardModel):
         self.net = RobometerLiteNet(self._spec.dim, text_dim, self.config).to(self.device).eval()
         return self.net
 
-    def fit(
-        self,
-        train: Sequence[EpisodeFeatures],
-        val: Sequence[EpisodeFeatures] = (),
-        *,
-        include_failures: bool = False,
-        **options: Unpack[FitOptions],
-    ) -> dict[str, Any]:
-        """Train on demonstrations (unsuccessful episodes dropped unless ``include_failures``); validate on
-        ``val``: value MSE against time-linear progress, and Bradley-Terry loss / accuracy on fixed held-out
-        pairs; save to ``out_dir`` if given."""
+    def _loss_fn(self, store: EpisodeStore, episode_emb: torch.Tensor, task_emb: torch.Tensor, batch_size: int):
+        """Preference pairs: progress MSE on both clips plus the Bradley-Terry loss on the pair."""
         c = self.config
-        train = [f for f in train if f.length >= 2]
-        val = [f for f in val if f.length >= 2]
+        batcher = PairBatcher(store, episode_emb, c)
 
-        def make_loss(store, episode_emb, task_emb, batch_size):
-            batcher = PairBatcher(store, episode_emb, c)
+        def loss_fn(model, rng):
+            mse, bt, acc = preference_losses(model, batcher.sample(rng, batch_size))
+            loss = c.progress_loss_weight * mse + c.preference_loss_weight * bt
+            return loss, {"mse": mse.item(), "bt": bt.item(), "acc": acc.item()}
 
-            def loss_fn(model, rng):
-                mse, bt, acc = preference_losses(model, batcher.sample(rng, batch_size))
-                loss = c.progress_loss_weight * mse + c.preference_loss_weight * bt
-                return loss, {"mse": mse.item(), "bt": bt.item(), "acc": acc.item()}
-
-            return loss_fn
-
-        def make_eval(val_store, val_episode_emb):
-            return self._evaluator(val_store, val_episode_emb)
-
-        return self._fit_prefix(
-            train,
-            val,
-            make_loss,
-            make_eval,
-            include_failures=include_failures,
-            options=dict(options),
-        )
+        return loss_fn
 
     def _evaluator(self, store: EpisodeStore, episode_emb: torch.Tensor, n_pairs: int = 256):
         """Held-out metrics: value MSE, and BT loss / accuracy on a fixed set of pairs (seeded, built once)."""

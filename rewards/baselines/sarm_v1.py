@@ -13,12 +13,13 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Unpack
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
 
 from rewards.baselines.common import (
     TINY_TRANSFORMER,

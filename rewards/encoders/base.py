@@ -132,10 +132,13 @@ class ImageEncoder(abc.ABC):
         """Square side frames are resized to (``spec.image_size``)."""
         return self.spec.image_size
 
+    #: the underlying network; subclasses set it (in eval mode, no gradients) before calling ``__init__``
+    _model: torch.nn.Module
+
     @property
-    @abc.abstractmethod
     def module(self) -> torch.nn.Module:
         """The underlying network (kept in eval mode)."""
+        return self._model
 
     @abc.abstractmethod
     def _embed(self, frames: torch.Tensor) -> torch.Tensor:

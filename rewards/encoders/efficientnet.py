@@ -82,10 +82,6 @@ class EfficientNetLite0Encoder(ImageEncoder):
             batch_size=batch_size,
         )
 
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
-
     def _embed(self, frames: torch.Tensor) -> torch.Tensor:
         x = resize(to_unit_nchw(frames), self.image_size)  # (B, 3, S, S)
         x = normalize(x, _MEAN, _STD)

@@ -159,10 +159,6 @@ class SiglipImageEncoder(ImageEncoder):
             batch_size=batch_size,
         )
 
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
-
     def _embed(self, frames: torch.Tensor) -> torch.Tensor:
         x = resize(to_unit_nchw(frames), self.image_size, mode="bicubic")  # (B, 3, S, S)
         x = normalize(x, 0.5, 0.5).to(self._dtype)

@@ -81,10 +81,6 @@ class TinyConvEncoder(ImageEncoder):
             batch_size=batch_size,
         )
 
-    @property
-    def module(self) -> torch.nn.Module:
-        return self._model
-
     def _embed(self, frames: torch.Tensor) -> torch.Tensor:
         x = normalize(resize(to_unit_nchw(frames), self.image_size), 0.5, 0.5)  # (B, 3, S, S) in [-1, 1]
         return self._model(x)

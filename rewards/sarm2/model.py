@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Unpack
+from typing import Any
 
 import numpy as np
 import torch
+from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state

@@ -14,6 +14,7 @@ from real.policy import HoldPolicy, LeaderPolicy, Policy, action_chunk  # noqa: 
 from real.record import main, open_leaders, record_episodes  # noqa: E402
 from sarm2_env.constants import PRIMITIVE_INDEX  # noqa: E402
 from sarm2_env.errors import InvalidActionError  # noqa: E402
+from sarm2_env.policy import act_once  # noqa: E402
 from tests.real.helpers import wait_until  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "real" / "configs" / "yam_station.yaml"
@@ -37,9 +38,9 @@ def test_teleop_follower_tracks_the_leaders_and_records(station, make_env, tmp_p
         pose[0] += 0.2  # the operator swings joint 1 of both leaders and half-closes the grippers
         pose[6] = 0.5
         station.move_leaders(pose.tolist())
-        assert wait_until(lambda: abs(policy.predict(obs)[0] - pose[0]) < 2e-3)
+        assert wait_until(lambda: abs(act_once(policy, obs)[0] - pose[0]) < 2e-3)
         for _ in range(30):
-            obs, *_ = env.step(policy.predict(obs))
+            obs, *_ = env.step(act_once(policy, obs))
         np.testing.assert_allclose(obs["agent_pos"][[0, 7]], pose[0], atol=0.02)
         np.testing.assert_allclose(obs["agent_pos"][[6, 13]], 0.5, atol=0.03)
         env.labels.set_primitive("pick_grab")

@@ -221,3 +221,11 @@ def test_fit_does_not_depend_on_earlier_random_draws(backend) -> None:
     assert state_a.keys() == state_b.keys()
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0, msg=key)
+
+
+def test_fit_refuses_unknown_run_options() -> None:
+    from rewards.training import FIT_DEFAULTS, fit_options
+
+    assert fit_options({"seed": 3}, "sarm2") == {**FIT_DEFAULTS, "seed": 3}
+    with pytest.raises(TypeError, match=r"sarm2.fit\(\) got unexpected keyword argument\(s\) \['stepz'\]"):
+        fit_options({"stepz": 3}, "sarm2")

@@ -155,3 +155,30 @@ def test_an_expert_that_must_not_speed_up_only_slows_down():
     assert min(durations) == 1.0 and max(durations) <= PACE_RANGE[1]  # drawn speed-ups are held at nominal
     assert np.mean(np.array(durations) > 1.0) > 0.3
     env.close()
+
+
+def test_attempts_and_retry_follow_the_operator_skill(plug_env):
+    skilled, clumsy = tasks.make_expert(plug_env, skill=0.8), tasks.make_expert(plug_env, skill=0.2)
+    assert (skilled.attempts(), clumsy.attempts()) == (skilled.MAX_RETRIES, skilled.LOW_SKILL_ATTEMPTS) == (3, 1)
+    assert (skilled.attempts(2), clumsy.attempts(2), clumsy.attempts(2, clumsy=0)) == (2, 1, 0)
+    assert list(skilled.tries(2)) == [0, 1]
+    results = iter([False, False, True])
+    done = []
+
+    def attempt():
+        yield Segment("dummy", 0.1)
+
+    def back_off():
+        done.append("back off")
+        yield Segment("dummy", 0.2)
+
+    run = skilled.retry(attempt, lambda: next(results), back_off)
+    segments = []
+    try:
+        while True:
+            segments.append(next(run))
+    except StopIteration as stop:
+        ok = stop.value
+    assert ok is True and [s.duration for s in segments] == [0.1, 0.2, 0.1, 0.2, 0.1] and len(done) == 2
+    failing = clumsy.retry(attempt, lambda: False)  # one try at low skill, then give up
+    assert [s.duration for s in failing] == [0.1]
