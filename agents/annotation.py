@@ -731,8 +731,11 @@ class AutoAnnotateConfig:
 
 
 class _HasProgress(Protocol):
-    episode_id: str
-    progress: np.ndarray
+    @property
+    def episode_id(self) -> str: ...
+
+    @property
+    def progress(self) -> np.ndarray: ...
 
 
 def _window_slopes(progress: np.ndarray, window: int) -> np.ndarray:

@@ -129,6 +129,7 @@ class PolicyEpisode:
 
     @property
     def length(self) -> int:
+        """Frames in the episode."""
         return int(self.embeddings.shape[0])
 
 
@@ -209,6 +210,7 @@ class ChunkedActing:
             self._queues[i] = []
 
     def act(self, observations: Mapping[str, Any]) -> np.ndarray:
+        """One action per env ``(N, 14)`` from batched observations (encoded, then planned in chunks)."""
         emb, state = self.encode_observations(observations)
         return self.act_from_embeddings(emb, state)
 
@@ -270,6 +272,7 @@ class BCPolicy(ChunkedActing):
         self._image_encoder = encoder
 
     def instruction_embedding(self, instruction: str) -> np.ndarray:
+        """The instruction's sentence embedding (encoded once, then cached)."""
         if instruction not in self._text_cache:
             if self._text_encoder is None:
                 from rewards.encoders import make_text_encoder
@@ -453,6 +456,7 @@ class BCPolicy(ChunkedActing):
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any], device: str | torch.device | None = None) -> BCPolicy:
+        """A policy from :meth:`state_dict`'s output (config, weights, normalisation)."""
         policy = cls(BCPolicyConfig(**state["config"]), device=device)
         policy.net = _Head(policy.config, int(state["emb_dim"]), int(state["text_dim"]))
         policy.net.load_state_dict(state["net"])

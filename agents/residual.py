@@ -275,12 +275,15 @@ class ResidualACPolicy(ChunkedActing):
 
     @property
     def image_encoder(self):
+        """The base policy's frozen image encoder (shared with the reward model)."""
         return self.base.image_encoder
 
     def set_image_encoder(self, encoder) -> None:
+        """Share ``encoder`` with the base policy (so rollout frames are encoded once)."""
         self.base.set_image_encoder(encoder)
 
     def encode_observations(self, observations: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The base policy's encoding of batched observations: embeddings ``(N, C, D)``, joints ``(N, 14)``."""
         return self.base.encode_observations(observations)
 
     @contextlib.contextmanager
@@ -448,6 +451,7 @@ class ResidualACPolicy(ChunkedActing):
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any], device: str | torch.device | None = None) -> ResidualACPolicy:
+        """A policy from :meth:`state_dict`'s output (base policy, actor, critics)."""
         base = BCPolicy.from_state_dict(state["base"], device=device)
         policy = cls(base, ResidualACConfig(**state["residual_config"]))
         policy.actor.load_state_dict(state["actor"])
@@ -478,6 +482,7 @@ class ResidualACPolicy(ChunkedActing):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> ResidualACPolicy:
+        """A policy saved by :meth:`save`; a missing or corrupt directory is a :class:`CheckpointError`."""
         from rewards.checkpoint import load_checkpoint
 
         meta, tensors = load_checkpoint(path, expect_model=RESIDUAL_MODEL)

@@ -67,18 +67,22 @@ class Rollout:
 
     @property
     def length(self) -> int:
+        """Frames in the rollout (steps + 1)."""
         return int(self.state.shape[0])
 
     @property
     def success(self) -> bool:
+        """Ground-truth success at the last frame."""
         return bool(self.success_flags[-1])
 
     @property
     def episode_id(self) -> str:
+        """A file-safe id from the task and seed, e.g. ``clean_whiteboard_0000042``."""
         slug = re.sub(r"[^a-z0-9]+", "_", self.task_id.split("/")[-1].lower()).strip("_")
         return f"{slug}_{self.seed:07d}"
 
     def to_bytes(self) -> bytes:
+        """The rollout as NPZ bytes (what :meth:`from_file` reads)."""
         buf = io.BytesIO()
         np.savez(
             buf,
@@ -89,6 +93,7 @@ class Rollout:
 
     @classmethod
     def from_file(cls, path: Path) -> Rollout:
+        """A rollout written by :meth:`to_bytes`; a truncated or foreign file is a :class:`DatasetError`."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 task_id, instruction, seed = (str(v) for v in z["meta"])
@@ -105,14 +110,17 @@ class RolloutStore:
         self.root = Path(root)
 
     def path(self, rollout: Rollout) -> Path:
+        """Where ``rollout`` is stored."""
         return self.root / f"{rollout.episode_id}.npz"
 
     def add(self, rollout: Rollout) -> None:
+        """Store ``rollout`` (atomically; an existing file of the same episode is replaced)."""
         self.root.mkdir(parents=True, exist_ok=True)
         data = rollout.to_bytes()
         atomic_write(self.path(rollout), lambda f: f.write(data))
 
     def files(self) -> list[Path]:
+        """The stored rollout files, sorted."""
         return sorted(self.root.glob("*.npz")) if self.root.is_dir() else []
 
     def __len__(self) -> int:
@@ -127,6 +135,7 @@ class RolloutStore:
             yield Rollout.from_file(path)
 
     def load(self) -> list[Rollout]:
+        """Every stored rollout."""
         return list(self)
 
 
@@ -266,6 +275,7 @@ class LocalExecutor:
         self.asynchronous = asynchronous
 
     def collect(self, make_env: EnvFactory, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+        """Roll ``policy`` out on one env per seed (vector env, ``num_envs`` at a time); returns the count."""
         import gymnasium as gym
         from gymnasium.vector import AutoresetMode
 
@@ -329,6 +339,7 @@ class RayExecutor:
         self.start_timeout_s = start_timeout_s
 
     def collect(self, make_env: EnvFactory, policy, seeds: Sequence[int], on_rollout: Callable[[Rollout], None]) -> int:
+        """Roll ``policy`` out on Ray workers, one seed per task; returns the count."""
         import time
 
         import ray

@@ -126,10 +126,12 @@ class SpiralConfig(FrozenConfig):
         return cls(**data)
 
     def rollout_seeds(self, round_index: int) -> list[int]:
+        """The env seeds of round ``round_index``'s rollouts (disjoint from every other round and the evaluation)."""
         start = self.seed + ROLLOUT_SEED_BASE + round_index * ROUND_SEED_STRIDE
         return list(range(start, start + self.rollouts_per_round))
 
     def eval_seeds(self) -> list[int]:
+        """The evaluation seeds, the same for every round."""
         start = self.seed + EVAL_SEED_BASE
         return list(range(start, start + self.eval_episodes))
 
@@ -146,13 +148,16 @@ class RoundResult:
 
     @property
     def success_rate(self) -> float:
+        """Successes over episodes (NaN with no episodes)."""
         return self.successes / self.episodes if self.episodes else math.nan
 
     @property
     def interval(self) -> tuple[float, float]:
+        """Wilson 95 % interval of the success rate."""
         return wilson_interval(self.successes, self.episodes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as plain values, with the success rate and its interval."""
         lo, hi = self.interval
         return {**dataclasses.asdict(self), "success_rate": self.success_rate, "ci95": [lo, hi]}
 
@@ -160,6 +165,7 @@ class RoundResult:
 def rollout_training_episode(
     rollout: Rollout, weight: np.ndarray | None, condition: np.ndarray | None
 ) -> PolicyEpisode:
+    """A rollout as a behaviour-cloning episode with per-frame BC ``weight`` and RECAP ``condition``."""
     return PolicyEpisode(
         instruction=rollout.instruction,
         embeddings=rollout.embeddings.astype(np.float32),

@@ -106,6 +106,7 @@ class StateEpisode:
 
     @property
     def length(self) -> int:
+        """Frames in the episode."""
         return int(self.state.shape[0])
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from agents.relabel import RelabelConfig, relabel_progress
 from agents.state_policy import StateEpisode, StatePolicy
@@ -106,13 +107,16 @@ class StateSpiralConfig(FrozenConfig):
             raise ConfigError(f"`finetune_lr` must be > 0 or None; got {self.finetune_lr!r}")
 
     def rollout_seeds(self, r: int) -> list[int]:
+        """The env seeds of round ``r``'s rollouts (disjoint from every other round and the evaluation)."""
         start = self.seed + ROLLOUT_SEED_BASE + r * ROUND_SEED_STRIDE
         return list(range(start, start + self.rollouts_per_round))
 
     def eval_seeds(self) -> list[int]:
+        """The evaluation seeds, the same for every round."""
         start = self.seed + EVAL_SEED_BASE
         return list(range(start, start + self.eval_episodes))
 
+    @override
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
@@ -148,13 +152,16 @@ class StateRollout:
 
     @property
     def length(self) -> int:
+        """Frames in the rollout (steps + 1)."""
         return int(self.state.shape[0])
 
     @property
     def success(self) -> bool:
+        """Ground-truth success at the last frame."""
         return bool(self.success_flags[-1])
 
     def to_bytes(self) -> bytes:
+        """The rollout as NPZ bytes."""
         buffer = io.BytesIO()
         fields = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
         np.savez_compressed(buffer, **fields)
@@ -378,6 +385,7 @@ class StateSpiral:
         self.pool = cf.ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx)
 
     def close(self) -> None:
+        """Shut the worker pool down."""
         self.pool.shutdown()
 
     def __enter__(self) -> StateSpiral:
@@ -424,6 +432,7 @@ class StateSpiral:
         return [StateRollout.from_file(root / f"seed_{s}.npz") for s in seeds], len(seeds) - len(todo)
 
     def evaluate(self, rdir: Path, policy_path: Path) -> dict[str, Any]:
+        """Evaluate the policy saved at ``policy_path`` on the evaluation seeds; results also go to ``rdir``."""
         from agents.state_policy import LABEL
         from sarm2_env.stats import wilson_interval
 

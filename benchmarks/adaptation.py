@@ -389,6 +389,7 @@ def per_task_table(results: dict[str, Any]) -> list[str]:
 
 
 def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
+    """Write the adaptation results (JSON, Markdown) under ``out`` and ``docs``; returns the Markdown."""
     from benchmarks.report import _git_revision, short_revision
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
@@ -478,6 +479,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.adaptation``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     add_data_arguments(p, what="data and RM1")
     p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated trainable backends to adapt")
@@ -508,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the RM1 -> RM2 adaptation benchmark; returns the exit status."""
     import os
     import platform
     import sys

@@ -134,6 +134,7 @@ class BenchConfig:
         return [tasks.resolve_task_id(t) for t in self.tasks]
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain values (stored beside the run's results)."""
         return dataclasses.asdict(self)
 
     def digest(self, *sections: str) -> str:

@@ -198,6 +198,7 @@ def skill_rows(cell: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print and write the calibrated-progress agreement table; returns the exit status."""
     import tasks
     from benchmarks.report import _git_revision, short_revision
     from sarm2_env.errors import ConfigError

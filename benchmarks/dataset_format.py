@@ -127,6 +127,7 @@ def _time_best(fn: Callable[[], object], repeats: int) -> float:
 
 
 def bench_npz(frames: Frames, directory: Path, compressed: bool, repeats: int) -> dict[str, float | str]:
+    """Write and read ``frames`` as NPZ ``repeats`` times: sizes and timings."""
     path = directory / ("c.npz" if compressed else "u.npz")
     arrays = {f"frames_{cam}": v for cam, v in frames.items()}
     save = np.savez_compressed if compressed else np.savez
@@ -151,6 +152,7 @@ def bench_npz(frames: Frames, directory: Path, compressed: bool, repeats: int) -
 
 
 def bench_mp4(frames: Frames, directory: Path, lossless: bool, fps: float, repeats: int) -> dict[str, float | str]:
+    """Write and read ``frames`` as MP4 ``repeats`` times: sizes, timings and reconstruction error."""
     import imageio.v2 as iio
 
     params = ["-crf", "0", "-preset", "medium"] if lossless else ["-crf", "23", "-preset", "medium"]
@@ -200,6 +202,7 @@ def bench_mp4(frames: Frames, directory: Path, lossless: bool, fps: float, repea
 
 
 def run(name: str, frames: Frames, repeats: int, fps: float) -> list[str]:
+    """Compare the storage formats on one set of frames; returns the report lines."""
     n = sum(len(v) for v in frames.values())
     t, h, w, _ = frames[CAMERAS[0]].shape
     raw = sum(v.nbytes for v in frames.values())
@@ -234,6 +237,7 @@ def run(name: str, frames: Frames, repeats: int, fps: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Compare episode storage formats on rendered frames; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="synthetic frames per camera")
     parser.add_argument("--size", type=int, default=128, help="synthetic image side (pixels)")

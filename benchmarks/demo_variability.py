@@ -119,6 +119,7 @@ def summarise(out: Path, cells: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure the demos' length variation per task at each operator variability; returns the exit status."""
     import tasks
     from sarm2_env.errors import ConfigError
 

@@ -14,6 +14,7 @@ from sarm2_env.stats import wilson_interval
 
 
 def main() -> None:
+    """Print each task's scripted-expert success rate (Wilson 95 % interval) per skill."""
     import tasks
     from tasks.expert import run_expert_episode
 
@@ -40,7 +41,7 @@ def main() -> None:
                 final += info["progress"]
             lo, hi = wilson_interval(wins, args.seeds)
             print(
-                f"{env.unwrapped.spec.id:26s} {skill:5.2f} {wins:4d}/{args.seeds:<4d} [{lo:4.2f}, {hi:4.2f}]  "
+                f"{tasks.resolve_task_id(task):26s} {skill:5.2f} {wins:4d}/{args.seeds:<4d} [{lo:4.2f}, {hi:4.2f}]  "
                 f"{steps / args.seeds:10.1f} {final / args.seeds:19.3f}",
                 flush=True,
             )

@@ -7,7 +7,7 @@ layer of the toolkit can use them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -153,6 +153,6 @@ def macro_summary(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def spearman_per_task(finals: dict[str, Sequence[tuple[float, float]]]) -> dict[str, float]:
+def spearman_per_task(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, float]:
     """Per task, Spearman's rho of ``(predicted, true)`` pairs (e.g. final progress across a task's rollouts)."""
     return {t: spearman(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())}

@@ -66,6 +66,7 @@ class RunState:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def data_root(self) -> Path:
+        """Where this run's datasets live (a suite per operator variability and held-out frame rate)."""
         d = self.config.data
         # Suites at another operator variability or held-out frame rate live beside the default one (the old
         # defaults keep the old folder name).
@@ -74,6 +75,7 @@ class RunState:
         return Path(d.root) / f"{d.image_size}px-seed{d.seed}{suffix}"
 
     def data_dir(self, split: str) -> Path:
+        """The dataset directory of ``split``."""
         return self.data_root() / split
 
 
@@ -317,6 +319,7 @@ class _Skip(Exception):
 
 
 def stage_train(state: RunState) -> None:
+    """Train (or resume, or reuse) every trainable backend of the run on the encoded training demos."""
     for name in state.config.backends:
         try:
             state.models[name] = _build_backend(state, name)
@@ -431,6 +434,7 @@ def _load_predictions(path: Path) -> dict[str, dict[str, np.ndarray]] | None:
 
 
 def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Every backend's predictions on the held-out sets (cached per backend); split -> episode -> outputs."""
     predictions = {}
     eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
     motion_ids = sorted(f"{s}|{f.episode_id}" for s, fs in state.features.items() if s.startswith(MOTION) for f in fs)

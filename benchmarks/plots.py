@@ -28,6 +28,8 @@ def _short(task: str) -> str:
 
 
 def write_plots(state: RunState, predictions: dict, agg: dict, labels: dict[str, str]) -> list[Path]:
+    """The run's figures (progress and rollout curves per task, primitive confusion, MoE expert use); returns
+    their paths."""
     plt = _plt()
     out_dir = state.run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ class RidgeProbe:
         self.bias = 0.0
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeProbe:
+        """Fit the ridge weights on standardised ``x (N, D)`` against ``y (N,)``; returns the probe."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         self.mean, self.scale = x.mean(0), np.maximum(x.std(0), 1e-6)
@@ -46,6 +47,7 @@ class RidgeProbe:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions ``(N,)`` for ``x (N, D)``."""
         if self.weights is None:
             raise RuntimeError("call fit() before predict()")
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale

@@ -41,6 +41,7 @@ def _poll_until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
 
 
 def control_loop(env: Any, steps: int) -> dict[str, float]:
+    """Step the emulated station ``steps`` times: achieved loop rate and period statistics."""
     obs, _ = env.reset()
     periods, overruns = [], 0
     for _ in range(steps):
@@ -87,6 +88,7 @@ def _stop_time(env: Any) -> float:
 
 
 def watchdog_trips(env: Any, station: Any) -> dict[str, Any]:
+    """Stall the policy and the cameras in turn: how fast each watchdog stops the station."""
     out: dict[str, Any] = {}
     obs, _ = env.reset()
     env.step(obs["agent_pos"])
@@ -106,6 +108,7 @@ def watchdog_trips(env: Any, station: Any) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Print the real station's timing on the emulated bus (control loop, watchdogs)."""
     from real.config import SafetyConfig
     from real.emulation import EmulatedStation
     from real.env import RealStationEnv

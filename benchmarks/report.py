@@ -321,10 +321,12 @@ def _short(task: str) -> str:
 
 
 def labels_of(state: RunState) -> dict[str, str]:
+    """Each backend's table label (with its honest qualifiers: random-init, tiny, stand-in)."""
     return {name: getattr(model, "label", name) for name, model in state.models.items()}
 
 
 def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes: float) -> str:
+    """The run's Markdown summary: headline table, per-task tables, intervals and paired comparisons."""
     c = state.config
     lines: list[str] = [f"# Benchmark `{c.name}`", ""]
     encoder = f"{state.encoder.label} (`{state.encoder.spec.key}`)" if state.encoder else c.encoder
@@ -475,6 +477,7 @@ def _row(cells: list[str], header: bool = False) -> str:
 
 
 def summary_csv(agg: dict, labels: dict[str, str]) -> str:
+    """The headline metrics per backend as CSV."""
     out = io.StringIO()
     writer = csv.writer(out)
     keys = [
@@ -500,6 +503,7 @@ def summary_csv(agg: dict, labels: dict[str, str]) -> str:
 
 
 def write_report(state: RunState, predictions: dict, started: float) -> dict[str, Any]:
+    """Aggregate the predictions, write summary.md / .csv / .json and the plots; returns the aggregate."""
     import time
 
     rows = episode_rows(state, predictions)

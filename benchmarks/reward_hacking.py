@@ -27,6 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from typing_extensions import override
 
 log = logging.getLogger("benchmarks.reward_hacking")
 
@@ -38,6 +39,7 @@ class EpisodeFinals(gym.Wrapper):
         super().__init__(env)
         self.finals: list[tuple[float, float]] = []
 
+    @override
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
@@ -79,6 +81,7 @@ def run_task(task: str, checkpoint: str, steps: int, episode_steps: int, seed: i
 
 
 def summary(results: dict[str, Any], command: str) -> str:
+    """The reward-hacking check as Markdown (progress paid for motion without task progress)."""
     from benchmarks.report import _git_revision, short_revision
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
@@ -116,6 +119,7 @@ def _label(checkpoint: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the reward-hacking check (PPO on the wrapped env); returns the exit status."""
     import sys
 
     from sarm2_env.atomic import atomic_write, write_json_atomic

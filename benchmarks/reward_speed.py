@@ -22,6 +22,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from typing_extensions import override
 
 TASK = "SARM2/CleanWhiteboard-v0"
 MAX_RATIO = 1.2
@@ -35,6 +36,7 @@ class InnerTimer(gym.vector.VectorWrapper):
         super().__init__(env)
         self.seconds = 0.0
 
+    @override
     def step(self, actions):
         start = time.perf_counter()
         out = self.env.step(actions)
@@ -43,6 +45,7 @@ class InnerTimer(gym.vector.VectorWrapper):
 
 
 def time_wrapper(model, n_envs: int, steps: int, image_size: int) -> dict[str, float]:
+    """Time the reward wrapper on ``n_envs`` vector envs for ``steps`` steps: ms per step and its parts."""
     from sarm2_env.constants import CAMERAS
     from sarm2_env.wrapper import SARM2RewardWrapper
 
@@ -88,6 +91,7 @@ def time_wrapper(model, n_envs: int, steps: int, image_size: int) -> dict[str, f
 
 
 def training_throughput(device: str, batch: int = 64, steps: int = 15) -> float:
+    """SARM2 training windows per second on ``device``."""
     import torch
 
     from rewards.sarm2.config import SARM2Config
@@ -120,6 +124,7 @@ def training_throughput(device: str, batch: int = 64, steps: int = 15) -> float:
 
 
 def main() -> None:
+    """Print the reward models' inference and training speed on this machine."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--envs", default="1,8")

@@ -31,6 +31,7 @@ log = logging.getLogger("benchmarks")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python benchmarks/run.py``."""
     from benchmarks.pipeline import STAGES
 
     p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0])
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark named by ``--config``; returns the exit status (2 on bad input, 1 when no backend ran)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     import tasks  # noqa: F401  (headless GL before anything imports mujoco)
@@ -66,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Run one benchmark config (reward models or SPIRAL) and return its aggregate results."""
     from benchmarks.bench_config import CONFIG_DIR, load_config
     from benchmarks.spiral_bench import is_spiral_config
 

@@ -341,6 +341,7 @@ def _train_times(timings: dict[str, float]) -> str:
 
 
 def write_report(results: dict[str, Any], out: Path, docs: Path | None, command: str) -> str:
+    """Write the scene-or-clock results (JSON, Markdown) under ``out`` and ``docs``; returns the Markdown."""
     from benchmarks.report import _git_revision, short_revision
 
     stamp = f"{dt.date.today().isoformat()}, commit {short_revision(_git_revision())}"
@@ -393,6 +394,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.scene_reading``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     add_data_arguments(p, what="data")
     variants = ", ".join(v.name for v in VARIANTS)
@@ -408,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the scene-or-clock benchmark (controls, probes, SARM2 options); returns the exit status."""
     import os
     import platform
     import sys

@@ -38,6 +38,7 @@ def target_steps_per_s(task_id: str) -> float:
 
 
 def record_actions(task_id: str, steps: int) -> list[np.ndarray]:
+    """The scripted expert's actions for ``steps`` steps of ``task_id`` (replayed by the timing runs)."""
     import tasks
     from tasks.expert import run_expert_episode
 
@@ -81,6 +82,7 @@ def time_env(task_id: str, size: int, actions: list[np.ndarray]) -> tuple[float,
 
 
 def main() -> None:
+    """Print the simulator's speed per task: physics, rendering and a full env step."""
     import tasks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -100,14 +100,17 @@ class SpiralBenchConfig(FrozenConfig):
 
     @property
     def demo_skills(self) -> tuple[float, ...]:
+        """``demo_skill`` as a tuple."""
         return self.demo_skill if isinstance(self.demo_skill, tuple) else (self.demo_skill,)
 
     def policy_config(self):
+        """The BC policy config: ``policy`` overrides at the benchmark's image size."""
         from agents.policy import BCPolicyConfig
 
         return BCPolicyConfig(**{"image_size": self.image_size, **self.policy})
 
     def spiral_config(self, rule: str):
+        """The SPIRAL config of one run with update ``rule``."""
         from agents.spiral import SpiralConfig
 
         return SpiralConfig.from_dict({**self.spiral, "update": {**self.spiral.get("update", {}), "rule": rule}})
@@ -123,6 +126,7 @@ def is_spiral_config(path: Path) -> bool:
 
 
 def load_spiral_config(path: Path, overrides: dict[str, Any]) -> SpiralBenchConfig:
+    """A SPIRAL benchmark config from YAML with ``overrides``; unknown keys are errors."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -220,7 +224,7 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
             reward_model = None
             if spiral_cfg.rewards == "offline" or spiral_cfg.adapt_reward_model:
                 reward_model = resolve_reward_model(reward, device=config.device)
-            if spiral_cfg.adapt_reward_model and not reward_model.adaptable:
+            if spiral_cfg.adapt_reward_model and not (reward_model is not None and reward_model.adaptable):
                 # References (oracle, sparse) read the physics: there is nothing to adapt.
                 spiral_cfg = dataclasses.replace(spiral_cfg, adapt_reward_model=False)
             if spiral_cfg.rewards == "offline":

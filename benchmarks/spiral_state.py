@@ -45,6 +45,7 @@ class SpiralStateBench:
 
     @classmethod
     def load(cls, path: str | Path) -> SpiralStateBench:
+        """The benchmark from YAML; unknown keys are a :class:`ConfigError` naming them."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -56,6 +57,7 @@ class SpiralStateBench:
         return cls(**data)
 
     def spiral_config(self):
+        """The :class:`agents.state_spiral.StateSpiralConfig` of one task's run."""
         from agents.relabel import RelabelConfig
         from agents.state_spiral import StateSpiralConfig
         from agents.updates import UpdateConfig
@@ -100,6 +102,7 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> No
 def summary_markdown(
     bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
 ) -> str:
+    """The state-policy SPIRAL results as Markdown: success per round with Wilson intervals."""
     from agents.state_policy import LABEL
     from benchmarks.report import _git_revision, short_revision
 
@@ -149,6 +152,7 @@ def summary_markdown(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run SPIRAL on the state-policy stand-in; returns the exit status."""
     from agents.state_policy import StatePolicy, StatePolicyConfig
     from agents.state_spiral import REFERENCE_SOURCES, StateSpiral
     from benchmarks.state_policy import _demo_file, _load_demos, collect_demos

@@ -159,6 +159,7 @@ def summarise(out: Path, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Calibrate the state BC policy by its data budget (success per task); returns the exit status."""
     import tasks
     from sarm2_env.errors import ConfigError
 

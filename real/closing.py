@@ -12,6 +12,7 @@ class ClosedOnExit:
     """
 
     def close(self) -> None:  # pragma: no cover - every user defines its own
+        """Release the resource; safe to call twice."""
         raise NotImplementedError
 
     def __exit__(self, *exc: object) -> None:

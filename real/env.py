@@ -54,6 +54,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
+from typing_extensions import override
 
 from real.arm import YAMArm
 from real.camera import D405Camera
@@ -525,6 +526,7 @@ class RealStationEnv(ClosedOnExit, gym.Env):
             if any(self._clip_totals.values()):
                 logger.info("safety clips so far: %s", self._clip_totals)
 
+    @override
     def render(self):
         if self.render_mode != "rgb_array":
             return None

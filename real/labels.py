@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 class LabelHook(Protocol):
     """``hook(obs, info) -> {"progress": float, "success": bool, "primitive": str, "done": bool}`` (any subset)."""
 
-    def __call__(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> Mapping[str, Any]: ...
+    def __call__(self, obs: Mapping[str, Any], info: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Extra info keys from the observation and info of one step."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)

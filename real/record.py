@@ -233,6 +233,7 @@ def _leader_configs(config: StationConfig, value: str) -> dict[str, LeaderConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m real.record``: record teleoperated demos or policy rollouts; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m real.record", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="station YAML (e.g. real/configs/yam_station.yaml)")
     parser.add_argument("--out", required=True, help="dataset directory (created, or appended to)")

@@ -23,13 +23,18 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from rewards.data import EpisodeFeatures, check_state, stack_cameras
 from sarm2_env.constants import PRIMITIVES
 from sarm2_env.errors import InputShapeError
+
+if TYPE_CHECKING:  # rewards.training imports torch; the base stays importable without it
+    from typing_extensions import Unpack
+
+    from rewards.training import FitOptions
 
 #: What the benchmark reports a backend as (``RewardModel.role``): the method under test, its ablations, the
 #: published methods it is compared with, and references that read ground truth or the clock (never "the
@@ -143,6 +148,10 @@ class RewardModel(abc.ABC):
     trains_on_negatives: ClassVar[bool] = False
     #: zero-shot judges that need a vision-language model (``vlm=...``) to be built
     requires_vlm: ClassVar[bool] = False
+    #: the config dataclass of a trainable backend (:class:`TrainableRewardModel` requires one)
+    config_cls: ClassVar[Any] = None
+    #: name of the shipped checkpoint directory under ``rewards/checkpoints`` (``checkpoint="default"``), if any
+    default_checkpoint: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -280,10 +289,6 @@ class TrainableRewardModel(RewardModel):
     """
 
     trainable = True
-    #: the backend's config dataclass
-    config_cls: ClassVar[type]
-    #: name of the shipped checkpoint directory under ``rewards/checkpoints`` (``checkpoint="default"``), if any
-    default_checkpoint: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -300,8 +305,17 @@ class TrainableRewardModel(RewardModel):
             raise TypeError(f"{cls.__qualname__}: `adaptable` is set but the class does not implement adapt()")
 
     @abc.abstractmethod
-    def fit(self, train: Sequence[EpisodeFeatures], val: Sequence[EpisodeFeatures] = (), **kwargs: Any) -> Any:
-        """Train on ``train`` (and validate on ``val``); ``out_dir=`` writes the checkpoint as it goes."""
+    def fit(
+        self,
+        train: Sequence[EpisodeFeatures],
+        val: Sequence[EpisodeFeatures] = (),
+        *,
+        include_failures: bool = False,
+        **options: Unpack[FitOptions],
+    ) -> Any:
+        """Train on ``train`` (successful demonstrations, unless ``include_failures``) and validate on ``val``;
+        ``options`` are the run options of :class:`rewards.training.FitOptions` (``out_dir=`` writes the checkpoint
+        as training goes). A backend may take more keywords (SARM2: ``negatives=``)."""
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
@@ -312,6 +326,17 @@ class TrainableRewardModel(RewardModel):
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> TrainableRewardModel:
         """A model from a checkpoint directory (``"default"``: the shipped one, where the backend has one)."""
 
-    def adapt(self, episodes: Sequence[EpisodeFeatures], targets: Sequence[np.ndarray | None], **kwargs: Any) -> Any:
-        """One-time adaptation on annotated rollouts (backends with ``adaptable = True`` implement it)."""
+    def adapt(
+        self,
+        episodes: Sequence[EpisodeFeatures],
+        targets: Sequence[np.ndarray | None],
+        *,
+        steps: int = 500,
+        lr_scale: float = 0.1,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> Any:
+        """One-time adaptation on annotated rollouts (backends with ``adaptable = True`` implement it): ``steps``
+        optimiser steps at the config's learning rates times ``lr_scale``; ``targets`` are per-step progress curves
+        (``None``: time-linear, for demonstrations)."""
         raise NotImplementedError(f"{self.name} does not adapt from annotated rollouts (its `adaptable` is False)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 from sarm2_env.constants import CAMERAS, STATE_DIM
 
@@ -28,6 +29,7 @@ class FrameTokens(nn.Module):
         self.state_proj = nn.Linear(STATE_DIM, d_model) if use_state else None
         self.mix = nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model))
 
+    @override
     def forward(self, emb: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         # emb (..., C, D), state (..., S) normalised -> (..., d)
         x = self.camera_proj(self.camera_norm(emb).flatten(-2))
@@ -63,6 +65,7 @@ class CausalTransformer(nn.Module):
         self.encoder = causal_encoder(d_model, n_layers, n_heads, ff_mult, dropout)
         self.norm = nn.LayerNorm(d_model)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x (B, N, d) -> (B, N, d)
         return self.norm(self.encoder(x, mask=causal_mask(x.shape[1], x.device), is_causal=True))

@@ -44,6 +44,7 @@ class EpisodeFeatures:
 
     @property
     def length(self) -> int:
+        """Frames in the episode."""
         return int(self.embeddings.shape[0])
 
     @property

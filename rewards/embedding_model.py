@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from typing_extensions import override
 
 from rewards.base import TrainableRewardModel
 from rewards.data import EpisodeFeatures, check_state, stack_cameras
@@ -75,6 +76,7 @@ class EmbeddingRewardModel(TrainableRewardModel):
 
     # --- description -------------------------------------------------------------------------------
     @property
+    @override
     def encoder_spec(self):
         return self._spec
 
@@ -85,9 +87,11 @@ class EmbeddingRewardModel(TrainableRewardModel):
         return qualifiers
 
     @property
+    @override
     def label(self) -> str:
         return f"{self.name} ({', '.join(self._label_qualifiers())})"
 
+    @override
     def covers(self, task: str) -> bool:
         return task in self.tasks or task in self.instruction_embeddings
 
@@ -96,6 +100,7 @@ class EmbeddingRewardModel(TrainableRewardModel):
 
     @property
     def text_encoder(self):
+        """The sentence encoder of the instructions (built on first use)."""
         if self._text_encoder is None:
             from rewards.encoders import make_text_encoder
 
@@ -285,7 +290,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class AdaptableMixin:
+class AdaptableMixin(EmbeddingRewardModel):
     """``adapt()``: one-time fine-tuning of a trained embedding model on per-step progress targets (RM1 -> RM2).
 
     The scaffold (validation before anything trains, target curves, the training loop, the summary) is here; a

@@ -45,6 +45,7 @@ def held_out_mse(model, episodes) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Rebuild the shipped default checkpoint; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m rewards.pretrained", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/sim_demos-var1", help="demo dataset (collected here if missing)")
     p.add_argument("--episodes", type=int, default=15, help="demos per task to collect")

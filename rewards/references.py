@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from rewards.base import RewardModel, RewardOutput, Session, TrainableRewardModel
 from rewards.data import EpisodeFeatures, calibrated_progress_of
@@ -93,6 +94,7 @@ class OracleRewardModel(_Reference):
     key = "progress"
 
     @property
+    @override
     def label(self) -> str:
         return "oracle (physics ground truth)"
 
@@ -101,6 +103,7 @@ class OracleRewardModel(_Reference):
             return self._from_info(session)
         return float(session.info["calibrated_progress"])
 
+    @override
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode)
         progress = feats.physics_progress.astype(np.float32)
@@ -114,6 +117,7 @@ class SparseRewardModel(_Reference):
     key = "success"
 
     @property
+    @override
     def label(self) -> str:
         return "sparse success (ground truth)"
 
@@ -122,6 +126,7 @@ class SparseRewardModel(_Reference):
         session.context["succeeded"] = done
         return float(done)
 
+    @override
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode)
         if feats.success_flags is None:
@@ -135,10 +140,12 @@ class TimeLinearConfig:
     """``time_linear`` has nothing to tune; the dataclass keeps the trainable-backend contract."""
 
     def to_dict(self) -> dict[str, Any]:
+        """No fields."""
         return {}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TimeLinearConfig:
+        """The (empty) config; any key is a :class:`ConfigError`."""
         if data:
             from sarm2_env.errors import ConfigError
 
@@ -147,6 +154,7 @@ class TimeLinearConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TimeLinearConfig:
+        """The (empty) config; overrides are a :class:`ConfigError`."""
         return cls.from_dict(overrides)
 
 
@@ -165,12 +173,15 @@ class TimeLinearRewardModel(TrainableRewardModel):
         self.mean_length: dict[str, float] = {}
 
     @property
+    @override
     def label(self) -> str:
         return "time-linear prior (t / mean demo length)"
 
+    @override
     def covers(self, task: str) -> bool:
         return task in self.mean_length
 
+    @override
     def fit(self, train: Sequence[EpisodeFeatures], val: Sequence[EpisodeFeatures] = (), *, out_dir=None, **_: Any):
         demos = [f for f in train if f.success]
         if not demos:
@@ -188,15 +199,18 @@ class TimeLinearRewardModel(TrainableRewardModel):
             )
         return self.mean_length[task]
 
+    @override
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = _features(episode)
         denom = max(self._length(feats.task_id) - 1.0, 1.0)
         progress = np.minimum(np.arange(feats.length, dtype=np.float32) / denom, 1.0).astype(np.float32)
         return RewardOutput(progress=progress, query_indices=np.arange(feats.length))
 
+    @override
     def start(self, task: str) -> Session:
         return Session(task=task, instruction=task, context={"denominator": max(self._length(task) - 1.0, 1.0)})
 
+    @override
     def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
         values = np.zeros(len(sessions), dtype=np.float32)
         for i, session in enumerate(sessions):
@@ -205,6 +219,7 @@ class TimeLinearRewardModel(TrainableRewardModel):
             session.last = {"progress": float(values[i])}
         return values
 
+    @override
     def save(self, path: str | os.PathLike, *, half: bool = False) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -213,6 +228,7 @@ class TimeLinearRewardModel(TrainableRewardModel):
         return path
 
     @classmethod
+    @override
     def load(cls, path: str | os.PathLike, **_: Any) -> TimeLinearRewardModel:
         file = Path(path) / "config.json"
         try:

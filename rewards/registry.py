@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sarm2_env.errors import CheckpointError, ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from rewards.base import RewardModel, TrainableRewardModel
 
 #: name -> "module:Class". One table; every backend the wrapper, benchmark and SPIRAL can use is here.
 REGISTRY: dict[str, str] = {
@@ -31,7 +34,7 @@ def list_reward_models() -> list[str]:
     return sorted(REGISTRY)
 
 
-def reward_model_class(name: str) -> type:
+def reward_model_class(name: str) -> type[RewardModel]:
     """The class registered as ``name``; an unknown name lists the known ones and suggests the closest."""
     if name not in REGISTRY:
         raise UnknownNameError("reward model", name, REGISTRY)
@@ -81,7 +84,7 @@ def make_reward_model(
             f"`checkpoint`: {name!r} is trainable and ships no checkpoint; pass checkpoint=<directory> (train one "
             f"with `python -m rewards.train --model {name}`), or checkpoint=None for an untrained model"
         )
-    return cls.load(checkpoint, **kwargs)
+    return cast("type[TrainableRewardModel]", cls).load(checkpoint, **kwargs)
 
 
 def reward_model_from_command_line(name: str, checkpoint: str | None, device: Any = None, flag: str = "--checkpoint "):

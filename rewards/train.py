@@ -40,6 +40,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m rewards.train``."""
     p = argparse.ArgumentParser(prog="python -m rewards.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="sarm2", help="registered reward model (default: sarm2)")
     p.add_argument("--data", action="append", required=True, help="episode dataset directory (repeatable)")
@@ -86,6 +87,7 @@ def model_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rewards.train``: train a reward backend; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -99,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Train the backend the arguments name; returns its training summary (``None`` when nothing trains)."""
     from rewards.data import load_features, split_episodes
     from rewards.encoders import make_image_encoder
     from rewards.registry import reward_model_class

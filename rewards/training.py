@@ -37,10 +37,12 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0 (it logs and writes checkpoints)."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether more than one process trains."""
         return self.world_size > 1
 
 

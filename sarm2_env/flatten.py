@@ -16,6 +16,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
+from typing_extensions import override
 
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import InputShapeError
@@ -40,5 +41,6 @@ class FlattenPixels(gym.ObservationWrapper):
             raise InputShapeError(f"`env`: observation 'pixels' lacks cameras {missing}")
         self.observation_space = spaces.Dict({**{c: pixels[c] for c in CAMERAS}, "agent_pos": space["agent_pos"]})
 
+    @override
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         return {**{c: observation["pixels"][c] for c in CAMERAS}, "agent_pos": observation["agent_pos"]}

@@ -25,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from typing_extensions import override
 
 from sarm2_env.constants import CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError
@@ -182,6 +183,7 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __new__(cls, env, *args: Any, **kwargs: Any):
+        """A vector env gets :class:`SARM2VectorRewardWrapper`, any other env this class."""
         if isinstance(env, gym.vector.VectorEnv):
             return SARM2VectorRewardWrapper(env, *args, **kwargs)
         return super().__new__(cls)
@@ -233,6 +235,7 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         info["sarm2/primitive"] = self._session.last.get("primitive")
         return info
 
+    @override
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         task_id = _task_id(self.env)
@@ -241,6 +244,7 @@ class SARM2RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._previous = self._progress(obs, info)
         return obs, self._annotate(dict(info), self._previous)
 
+    @override
     def step(self, action):
         if self._session is None:
             raise gym.error.ResetNeeded("SARM2RewardWrapper: call reset() before step()")
@@ -348,6 +352,7 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         info["sarm2/primitive"] = np.array([s.last.get("primitive") for s in self._sessions], dtype=object)
         return info
 
+    @override
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._sessions = [self.reward_model.start(self._task_for(info, i)) for i in range(self.num_envs)]
@@ -356,6 +361,7 @@ class SARM2VectorRewardWrapper(gym.vector.VectorWrapper):
         self._done[:] = False
         return obs, self._annotate(dict(info), self._previous)
 
+    @override
     def step(self, actions):
         if not self._sessions:
             raise gym.error.ResetNeeded("SARM2VectorRewardWrapper: call reset() before step()")

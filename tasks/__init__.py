@@ -42,14 +42,17 @@ class TaskEntry:
 
     @property
     def id(self) -> str:
+        """The Gymnasium id, ``SARM2/<Name>-v<version>``."""
         return f"SARM2/{self.name}-v{self.version}"
 
     @property
     def env_entry_point(self) -> str:
+        """``module:Class`` of the env."""
         return f"tasks.{self.module}:{self.name}Env"
 
     @property
     def expert_entry_point(self) -> str:
+        """``module:Class`` of the scripted expert."""
         return f"tasks.{self.module}:{self.name}Expert"
 
 

@@ -14,6 +14,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
+from typing_extensions import override
 
 from sarm2_env.actions import check_action
 from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
@@ -291,6 +292,7 @@ class YamTaskEnv(gym.Env):
         return layout
 
     # ------------------------------------------------------------------ gym API
+    @override
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
@@ -309,6 +311,7 @@ class YamTaskEnv(gym.Env):
         ev = self.evaluate()
         return self._observe(ev), self._info(ev)
 
+    @override
     def step(self, action):
         action = self._validate_action(action)
         self.data.ctrl[:] = self._action_to_ctrl(action)
@@ -323,12 +326,14 @@ class YamTaskEnv(gym.Env):
         terminated = bool(ev.success and self.terminate_on_success)
         return obs, float(ev.success), terminated, False, self._info(ev)
 
+    @override
     def render(self):
         if self.render_mode != "rgb_array":
             return None
         pixels = self._last_pixels if self._last_pixels is not None else self._render_pixels()
         return np.concatenate([pixels[cam] for cam in CAMERAS], axis=1)
 
+    @override
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
@@ -340,6 +345,7 @@ class YamTaskEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
     @property
     def elapsed_steps(self) -> int:
+        """Control steps since the last reset."""
         return self._elapsed_steps
 
     def agent_pos(self) -> np.ndarray:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -223,6 +224,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
 
     # ------------------------------------------------------------------ ground truth
     def ink_cleared(self) -> float:
+        """Fraction of the ink that has been wiped."""
         return float(self._wiped.sum() / max(1, self._inked.sum()))
 
     def _task_state_extra(self) -> list[tuple[str, np.ndarray]]:
@@ -234,10 +236,12 @@ class CleanWhiteboardEnv(YamTaskEnv):
         return self._cell_centers[self._inked & ~self._wiped]
 
     def eraser_pose(self) -> tuple[np.ndarray, float]:
+        """The eraser's position and yaw."""
         pos = self.data.xpos[self._eraser].copy()
         rot = self.data.xmat[self._eraser].reshape(3, 3)
         return pos, float(np.arctan2(rot[1, 0], rot[0, 0]))
 
+    @override
     def evaluate(self) -> Evaluation:
         ink = self.ink_cleared()
         held = any(g.active(self.data) for g in self.grasps.values())
@@ -329,6 +333,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
     TCP_ABOVE_BOTTOM = 0.012  # tool centre height above the eraser's bottom when grasped
     PRIMITIVES = frozenset({"pick_grab", "erase", "pass", "place"})
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: CleanWhiteboardEnv = self.env
         yield from self.maybe_hesitate()

@@ -6,6 +6,7 @@ from collections.abc import Generator, Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -246,9 +247,11 @@ class CoilHeadphonesEnv(YamTaskEnv):
         return self.data.mocap_pos[self._mandrel_mocap, :2].copy()
 
     def turns(self) -> float:
+        """Turns of cable wound around the mandrel."""
         return winding_turns(self.data.xpos[self._vbody], self.data.mocap_pos[self._mandrel_mocap, :2])
 
     # ------------------------------------------------------------------ ground truth
+    @override
     def evaluate(self) -> Evaluation:
         pts = self.data.xpos[self._vbody]
         centre = self.data.mocap_pos[self._mandrel_mocap, :2]
@@ -329,6 +332,7 @@ class CoilHeadphonesExpert(ScriptedExpert):
     TURNS = 2.4  # circles of the hand: the first part of the cable goes to reaching the mandrel
     STEP = np.pi / 4  # waypoint spacing along the circle
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: CoilHeadphonesEnv = self.env
         yield from self.maybe_hesitate()

@@ -451,6 +451,7 @@ def _suite_config(args: argparse.Namespace, task_names: tuple[str, ...]) -> Suit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tasks.collect``: collect scripted-expert episodes; returns the exit status."""
     import tasks
     from sarm2_env.dataset import summarise
 

@@ -45,6 +45,7 @@ class ArmGoal:
     tilt: float = 0.0
 
     def moved(self, dx: float = 0.0, dy: float = 0.0, dz: float = 0.0, **kw: float) -> ArmGoal:
+        """This goal moved by ``(dx, dy, dz)``, other fields replaced by ``kw`` (``yaw``, ``grip``)."""
         x, y, z = self.pos
         return replace(self, pos=(x + dx, y + dy, z + dz), **kw)
 
@@ -123,6 +124,7 @@ class ScriptedExpert:
 
     @property
     def clumsiness(self) -> float:
+        """``1 - skill``: how much noise and how many mistakes the operator makes."""
         return 1.0 - self.skill
 
     def chance(self, p_at_zero_skill: float) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -149,8 +150,10 @@ class FoldShortsEnv(YamTaskEnv):
         return self.data.xpos[self._vbody[LANDMARKS[name]]].copy()
 
     def vertices(self) -> np.ndarray:
+        """Positions of the cloth's vertices ``(V, 3)``."""
         return self.data.xpos[self._vbody].copy()
 
+    @override
     def evaluate(self) -> Evaluation:
         pts = {k: self.data.xpos[self._vbody[v]] for k, v in LANDMARKS.items()}
         dist = {pair: float(np.linalg.norm(pts[pair[0]] - pts[pair[1]])) for pair in self._d0}
@@ -253,6 +256,7 @@ class FoldShortsExpert(ScriptedExpert):
     PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: FoldShortsEnv = self.env
         yield from self.maybe_hesitate()

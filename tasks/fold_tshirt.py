@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -204,8 +205,10 @@ class FoldTShirtEnv(YamTaskEnv):
         return self.data.xpos[self._vbody[vertex(ix, iy)]].copy()
 
     def vertices(self) -> np.ndarray:
+        """Positions of the cloth's vertices ``(V, 3)``."""
         return self.data.xpos[self._vbody].copy()
 
+    @override
     def evaluate(self) -> Evaluation:
         xpos = self.data.xpos
         dist = np.linalg.norm(xpos[self._pair_a] - xpos[self._pair_b], axis=1)
@@ -295,6 +298,7 @@ class FoldTShirtExpert(ScriptedExpert):
     PRIMITIVES = frozenset({"pick_grab", "fold_flatten", "place"})
     GRASP_Z = 0.006  # tool centre height when pinching cloth off the table
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: FoldTShirtEnv = self.env
         retries = self.attempts()

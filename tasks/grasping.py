@@ -38,6 +38,7 @@ class WeldGrasp:
 
     @staticmethod
     def add_to_spec(spec: mujoco.MjSpec, arm: str, body: str) -> str:
+        """Add the (inactive) weld of ``arm``'s tool to ``body``; returns the equality's name."""
         name = f"grasp_{arm}_{body}"
         spec.add_equality(
             name=name,
@@ -59,9 +60,11 @@ class WeldGrasp:
         self.object_geoms = {g for g in range(model.ngeom) if model.geom_bodyid[g] == self.body_id}
 
     def active(self, data: mujoco.MjData) -> bool:
+        """Whether the object is held."""
         return bool(data.eq_active[self.eq_id])
 
     def pads_touching(self, data: mujoco.MjData) -> bool:
+        """Whether both finger pads touch the object."""
         touching = set()
         for g1, g2 in data.contact.geom[: data.ncon]:
             if g1 in self.pad_ids and g2 in self.object_geoms:
@@ -84,6 +87,7 @@ class WeldGrasp:
             data.eq_active[self.eq_id] = 1
 
     def release(self, data: mujoco.MjData) -> None:
+        """Let go of the object."""
         data.eq_active[self.eq_id] = 0
 
 
@@ -92,6 +96,7 @@ class PinchGrasp:
 
     @staticmethod
     def add_to_spec(spec: mujoco.MjSpec, arm: str, vertex_body: str, max_vertices: int = 8) -> list[str]:
+        """Add ``max_vertices`` (inactive) welds from ``arm``'s tool to cloth vertices; returns their names."""
         names = []
         for k in range(max_vertices):
             name = f"pinch_{arm}_{k}"
@@ -119,9 +124,11 @@ class PinchGrasp:
         self._armed = False  # a pinch needs an open -> closing transition, so pressing never grabs
 
     def active(self, data: mujoco.MjData) -> bool:
+        """Whether any vertex is pinched."""
         return bool(self.held)
 
     def update(self, model: mujoco.MjModel, data: mujoco.MjData, gripper_cmd: float) -> None:
+        """Pinch the vertices between the fingers when the gripper closes on them; release when it opens."""
         if gripper_cmd > RELEASE_ABOVE:
             self.release(data)
             self._armed = True
@@ -148,9 +155,11 @@ class PinchGrasp:
         self.held = near
 
     def release(self, data: mujoco.MjData) -> None:
+        """Let go of every pinched vertex."""
         data.eq_active[self.eq_ids] = 0
         self.held = []
 
     def reset(self, data: mujoco.MjData) -> None:
+        """Release and disarm (a new episode)."""
         self.release(data)
         self._armed = False

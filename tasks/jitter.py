@@ -54,6 +54,7 @@ class SceneJitter:
 
     @property
     def active(self) -> bool:
+        """Whether any jitter is applied."""
         return self.camera > 0.0 or self.lighting > 0.0
 
     def reseed(self, seed: int | None) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+from typing_extensions import override
 
 from sarm2_env.constants import ARMS
 from sarm2_env.errors import UnknownNameError, check_positive_int
@@ -55,6 +56,7 @@ RANDOM_HOLD_STEPS = 3
 class IdleControl(ScriptedExpert):
     """Holds the home pose for the whole episode."""
 
+    @override
     def plan(self) -> Iterator[Segment]:
         while True:
             yield Segment("dummy", 1.0)
@@ -63,6 +65,7 @@ class IdleControl(ScriptedExpert):
 class ArmPlayControl(ScriptedExpert):
     """Moves both arms between random poses high above the table (grippers opening and closing)."""
 
+    @override
     def plan(self) -> Iterator[Segment]:
         home = home_tcp_positions(self.env.model)
         while True:
@@ -94,10 +97,12 @@ class RandomControl:
         self._k = 0
 
     def reset(self, seed: int | None = None) -> None:
+        """Start a new episode with a fresh random stream."""
         self.rng = np.random.default_rng(seed)
         self._k = 0
 
     def act(self, obs=None) -> np.ndarray:
+        """A uniformly random action, held for a few steps."""
         if self._k % RANDOM_HOLD_STEPS == 0:
             space = self.env.action_space
             self._action = self.rng.uniform(space.low, space.high).astype(np.float32)

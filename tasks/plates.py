@@ -159,6 +159,7 @@ class PlateTaskEnv(YamTaskEnv):
         return None
 
     def tcp_pos(self, arm: str) -> np.ndarray:
+        """Position of ``arm``'s tool centre."""
         return self.data.site_xpos[self._tcp_ids[arm]].copy()
 
     def lift_of(self, k: int) -> float:
@@ -225,7 +226,9 @@ class PlateExpert(ScriptedExpert):
     GRASP_DZ = 0.001
     PICK_JITTER = 0.022  # grasp position error (m, std) at skill 0
 
-    def pick_plate(self, arm: str, k: int, yaw: float, lift: float = 0.1, **others: ArmGoal) -> Generator:
+    def pick_plate(
+        self, arm: str, k: int, yaw: float, lift: float = 0.1, **others: ArmGoal
+    ) -> Generator[Segment, None, bool]:
         """Pick plate ``k`` with ``arm`` (``others``: goals of the other arm during the approach).
 
         Yields ``pick_grab`` segments, and returns whether the plate ended up held (retries missed

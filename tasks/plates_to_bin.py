@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, yaw_quat
 from tasks.calibration import approach, calibrated_progress, stage_weights
@@ -158,6 +159,7 @@ class PlatesToBinEnv(PlateTaskEnv):
         pos = self.plate_pos(k)
         return self._bin_distance(pos) == 0.0 and pos[2] < BIN_HEIGHT
 
+    @override
     def evaluate(self) -> Evaluation:
         terms: dict[str, float] = {}
         scores, done = [], []
@@ -226,6 +228,7 @@ class PlatesToBinExpert(PlateExpert):
     PRIMITIVES = frozenset({"pick_grab", "place"})
     YAW = 0.0  # fingers close along world y
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: PlatesToBinEnv = self.env
         yield from self.maybe_hesitate()

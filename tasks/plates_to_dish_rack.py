@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, yaw_quat
 from tasks.calibration import approach, calibrated_progress, stage_weights
@@ -181,6 +182,7 @@ class PlatesToDishRackEnv(PlateTaskEnv):
                 return s
         return None
 
+    @override
     def evaluate(self) -> Evaluation:
         terms: dict[str, float] = {}
         scores, slots, settled = [], [], []
@@ -257,6 +259,7 @@ class PlatesToDishRackExpert(PlateExpert):
     #: the right) the wrist's last joint stays mid-range; the mirrored pair drives it into its limit.
     TILT = -np.pi / 2
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: PlatesToDishRackEnv = self.env
         yield from self.maybe_hesitate()

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -200,6 +201,7 @@ class PullPlugEnv(YamTaskEnv):
         return self.data.xpos[self._socket].copy(), float(np.arctan2(rot[1, 0], rot[0, 0]))
 
     def plug_position(self) -> np.ndarray:
+        """Position of the plug."""
         return self.data.xpos[self._plug].copy()
 
     def press_force(self) -> float:
@@ -219,6 +221,7 @@ class PullPlugEnv(YamTaskEnv):
             total += max(0.0, sign * self._force[0] * con.frame[2])
         return total
 
+    @override
     def evaluate(self) -> Evaluation:
         dist = self.pull_distance()
         out = dist >= OUT_DIST
@@ -285,6 +288,7 @@ class PullPlugExpert(ScriptedExpert):
     PRESS_DEPTH = 0.02  # m the pressing fingertips are driven below the socket's top
     PULL_DIST = 0.08  # m the right hand travels along the pull axis
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: PullPlugEnv = self.env
         attempts = self.attempts()

@@ -6,6 +6,7 @@ from collections.abc import Generator, Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -247,6 +248,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         return float(np.arctan2(rot[1, 0], rot[0, 0]))
 
     def crook_center(self) -> np.ndarray:
+        """Position of the centre of the umbrella's crook."""
         return self.body_point(CROOK_CENTER)
 
     def on_peg(self) -> bool:
@@ -262,6 +264,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         return (not held) and 0.0 < pos[2] < 0.05 and 0.12 < pos[0] < 0.55 and -0.75 < pos[1] < 0.25
 
     # ------------------------------------------------------------------ ground truth
+    @override
     def evaluate(self) -> Evaluation:
         held_l = self.grasps["left"].active(self.data)
         held_r = self.grasps["right"].active(self.data)
@@ -365,6 +368,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
     LEFT_HOME = ArmGoal((0.25, 0.0, 0.15))
     RIGHT_HOME = ArmGoal((0.25, -0.61, 0.15))
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: PutAwayUmbrellaEnv = self.env
         yield from self.maybe_hesitate()

@@ -59,4 +59,5 @@ class MultiCameraRenderer:
         return out
 
     def close(self) -> None:
+        """Free the renderer's GL context."""
         self._renderer.close()

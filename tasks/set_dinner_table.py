@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -41,10 +42,12 @@ class Tableware:
 
     @property
     def half_height(self) -> float:
+        """Half the item's height above the table."""
         return self.size[2] if self.kind == "box" else self.size[1]
 
     @property
     def is_cutlery(self) -> bool:
+        """Whether the item is cutlery (a box) rather than a dish."""
         return self.kind == "box"
 
 
@@ -324,6 +327,7 @@ class SetDinnerTableEnv(YamTaskEnv):
         return self.model.geom_pos[self._marker_geom[name], :2].copy(), 0.0
 
     def held(self, name: str) -> bool:
+        """Whether either arm holds ``name``."""
         return any(self.grasps[(arm, name)].active(self.data) for arm in ("left", "right"))
 
     def holding(self, arm: str) -> str | None:
@@ -355,8 +359,10 @@ class SetDinnerTableEnv(YamTaskEnv):
         return align, dist, bool(ok)
 
     def placed(self, name: str) -> bool:
+        """Whether ``name`` is on its target."""
         return self.object_terms(name)[2]
 
+    @override
     def evaluate(self) -> Evaluation:
         terms: dict[str, float] = {}
         scores = []
@@ -436,6 +442,7 @@ class SetDinnerTableExpert(ScriptedExpert):
     ORDER = ("plate", "cup", "fork", "knife")
     REST = {"left": ArmGoal((0.22, 0.0, 0.15)), "right": ArmGoal((0.22, -0.61, 0.15))}
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: SetDinnerTableEnv = self.env
         yield from self.maybe_hesitate()

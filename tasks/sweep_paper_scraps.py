@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import mujoco
 import numpy as np
+from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
@@ -242,6 +243,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         return self.data.xpos[self._broom].copy(), float(np.arctan2(rot[1, 0], rot[0, 0]))
 
     def broom_held(self) -> bool:
+        """Whether the broom is held."""
         return any(g.active(self.data) for g in self.grasps.values())
 
     def broom_at_rest(self) -> bool:
@@ -251,6 +253,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         on_spot = bool(np.all(np.abs(pos[:2] - BROOM_REST) <= REST_HALF))
         return on_spot and upright and pos[2] < HEAD_HALF[2] + 0.01 and not self.broom_held()
 
+    @override
     def evaluate(self) -> Evaluation:
         frac = float(self.scraps_in_zone().mean())
         at_rest = self.broom_at_rest()
@@ -326,6 +329,7 @@ class SweepPaperScrapsExpert(ScriptedExpert):
     BANDS = (-0.175, -0.24, -0.305)  # y of the three planned strokes
     REST = {"left": ArmGoal((0.25, 0.0, 0.15)), "right": ArmGoal((0.25, -0.61, 0.15))}
 
+    @override
     def plan(self) -> Iterator[Segment]:
         env: SweepPaperScrapsEnv = self.env
         yield from self.maybe_hesitate()

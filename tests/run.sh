@@ -21,4 +21,5 @@ if [ ${#browser_missing[@]} -gt 0 ]; then
   fi
 fi
 ruff check .
+mypy  # the packages, configured in pyproject.toml ([tool.mypy])
 python -m pytest -q "$@"

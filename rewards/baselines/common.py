@@ -22,7 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
+from typing_extensions import (
+    Unpack,  # typing.Unpack needs Python 3.11
+    override,
+)
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
@@ -263,6 +266,7 @@ class WindowRewardModel(EmbeddingRewardModel):
         return feats.task_id if feats.task_id in self.tasks else feats.instruction
 
     # --- offline -----------------------------------------------------------------------------------
+    @override
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode, embeddings)
         self._check_dim(feats.embeddings.shape[-1])
@@ -286,10 +290,12 @@ class WindowRewardModel(EmbeddingRewardModel):
         )
 
     # --- online ------------------------------------------------------------------------------------
+    @override
     def start(self, task: str) -> Session:
         self._require_net()
         return Session(task=task, instruction=self._instruction(task), context={"model": self._context(task)})
 
+    @override
     def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
         windows, window_states = self._push_frames(sessions, frame_embeddings, states, self._indices)
         out = self._checked(self._run(windows, window_states, [s.context["model"] for s in sessions]))

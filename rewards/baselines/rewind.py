@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 from rewards.baselines.common import (
     EpisodeStore,
@@ -58,6 +59,7 @@ class ReWiNDNet(nn.Module):
         self.encoder = CausalTransformer(d, c.n_layers, c.n_heads, c.ff_mult, c.dropout)
         self.head = nn.Linear(d, 1)
 
+    @override
     def forward(self, emb: torch.Tensor, task_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         # emb (B, W, C, D), task_emb (B, L) -> progress (B, W): frame i's progress from frames <= i
         x = torch.cat([self.text_proj(task_emb)[:, None], self.tokens(emb)], dim=1)  # (B, 1 + W, d)
@@ -76,6 +78,7 @@ class ReWiNDBatcher:
         self.store, self.episode_emb, self.task_emb, self.config = store, episode_emb, task_emb, config
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, Any]:
+        """A training batch: rewound prefixes (and negatives), their embeddings and per-frame targets."""
         c, store = self.config, self.store
         episode = rng.integers(0, len(store), size=batch_size)  # episodes uniformly
         idx, back = sample_rewound_prefixes(store.lengths[episode], c.n_frames, rng, c.rewind_prob)  # (B, W)
@@ -133,6 +136,7 @@ class ReWiNDRewardModel(PrefixRewardModel):
         super().__init__(config, **kwargs)
 
     @property
+    @override
     def label(self) -> str:
         return f"ReWiND ({', '.join(self._label_qualifiers())})"
 

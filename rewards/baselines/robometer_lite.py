@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 from rewards.baselines.common import (
     EpisodeStore,
@@ -153,6 +154,7 @@ class RobometerLiteNet(nn.Module):
         self.progress_head = nn.Linear(d, 1)
         self.preference_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
+    @override
     def forward(self, emb: torch.Tensor, task_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         # emb (B, W, C, D), task_emb (B, L) -> progress (B, W), preference_score (B,)
         x = torch.cat([self.text_proj(task_emb)[:, None], self.tokens(emb)], dim=1)  # (B, 1 + W, d)
@@ -170,6 +172,7 @@ class PairBatcher:
         self.store, self.episode_emb, self.config = store, episode_emb, config
 
     def batch(self, pairs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Tensors of both clips of every pair (embeddings, instructions, targets, which is further)."""
         store, dev = self.store, self.store.device
         episode = np.concatenate([pairs["chosen_episode"], pairs["rejected_episode"]])  # (2P,)
         idx = np.concatenate([pairs["chosen_idx"], pairs["rejected_idx"]])  # (2P, W)
@@ -185,6 +188,7 @@ class PairBatcher:
         }
 
     def sample(self, rng: np.random.Generator, n_pairs: int) -> dict[str, torch.Tensor]:
+        """``n_pairs`` random preference pairs as a training batch."""
         c = self.config
         pairs = build_pairs(
             self.store.lengths, self.store.task_of, c.n_frames, rng, n_pairs, c.pair_weights, c.min_prefix_gap
@@ -233,6 +237,7 @@ class RobometerLiteRewardModel(PrefixRewardModel):
         super().__init__(config, **kwargs)
 
     @property
+    @override
     def label(self) -> str:
         return f"Robometer-lite ({', '.join(self._label_qualifiers())})"
 

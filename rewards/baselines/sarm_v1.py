@@ -19,7 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
+from typing_extensions import (
+    Unpack,  # typing.Unpack needs Python 3.11
+    override,
+)
 
 from rewards.baselines.common import (
     TINY_TRANSFORMER,
@@ -121,6 +124,7 @@ class StageTable:
 
     @property
     def n_stages(self) -> int:
+        """Stages of the task."""
         return len(self.sequence)
 
     @property
@@ -133,6 +137,7 @@ class StageTable:
 
     @property
     def names(self) -> list[str]:
+        """Each stage's primitive name (``unlabelled`` for -1)."""
         return [PRIMITIVES[p] if p >= 0 else "unlabelled" for p in self.sequence]
 
     def progress(self, stage: np.ndarray, tau: np.ndarray) -> np.ndarray:
@@ -142,6 +147,7 @@ class StageTable:
         return (bp[stage] + np.asarray(tau) * (bp[stage + 1] - bp[stage])).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
+        """The table as plain values (stored in the checkpoint)."""
         return {
             "sequence": list(self.sequence),
             "names": self.names,
@@ -153,6 +159,7 @@ class StageTable:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StageTable:
+        """A table written by :meth:`to_dict`."""
         return cls(
             sequence=tuple(int(p) for p in data["sequence"]),
             proportions=tuple(float(p) for p in data["proportions"]),
@@ -346,6 +353,7 @@ class SARMRewardModel(WindowRewardModel):
         }
 
     @property
+    @override
     def label(self) -> str:
         return f"SARM v1 ({', '.join(self._label_qualifiers())})"
 
@@ -358,6 +366,7 @@ class SARMRewardModel(WindowRewardModel):
                 return task_id
         return None
 
+    @override
     def covers(self, task: str) -> bool:
         return self._task_id(task) is not None
 

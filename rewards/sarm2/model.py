@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from typing_extensions import Unpack  # typing.Unpack needs Python 3.11
+from typing_extensions import (
+    Unpack,  # typing.Unpack needs Python 3.11
+    override,
+)
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state
@@ -67,6 +70,7 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         return qualifiers
 
     @property
+    @override
     def label(self) -> str:
         return f"SARM2 ({', '.join(self._label_qualifiers())})" if self.name == "sarm2" else super().label
 
@@ -108,6 +112,7 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         return np.concatenate([np.zeros((len(w), 1), dtype=np.int64), w], axis=1)  # (B, 1 + W): start frame first
 
     # --- offline -----------------------------------------------------------------------------------
+    @override
     def predict_episode(self, episode, embeddings=None) -> RewardOutput:
         feats = self.features(episode, embeddings)
         self._check_dim(feats.embeddings.shape[-1])
@@ -142,10 +147,12 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         )
 
     # --- online ------------------------------------------------------------------------------------
+    @override
     def start(self, task: str) -> Session:
         self._require_net()
         return Session(task=task, instruction=self._instruction(task), context={"task_emb": self.task_embedding(task)})
 
+    @override
     def step_batch(self, sessions: Sequence[Session], frame_embeddings: np.ndarray, states: np.ndarray) -> np.ndarray:
         windows, window_states = self._push_frames(sessions, frame_embeddings, states, self._windows)
         primitive = self._session_labels(sessions) if self.gate_source == "label" else None

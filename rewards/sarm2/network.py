@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import override
 
 from rewards.blocks import FrameTokens, causal_encoder, causal_mask
 from rewards.sarm2.config import SARM2Config
@@ -33,6 +34,7 @@ class StageEstimator(nn.Module):
         self.group_head = nn.Linear(d, NUM_GROUPS)
         nn.init.normal_(self.position, std=0.02)
 
+    @override
     def forward(self, emb: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # emb (B, W, C, D), state (B, W, S) -> primitive logits (B, P), group logits (B, G)
         x = self.tokenizer(emb, state) + self.position  # (B, W, d)
@@ -96,6 +98,7 @@ class SingleHead(nn.Module):
             nn.Linear(d_model, config.expert_hidden), nn.GELU(), nn.Linear(config.expert_hidden, 1)
         )
 
+    @override
     def forward(self, h: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         progress = torch.sigmoid(self.mlp(h).squeeze(-1))  # (B,)
         return progress, torch.ones(h.shape[0], 1, device=h.device), h.new_zeros(())
@@ -121,6 +124,7 @@ class ValueDecoder(nn.Module):
         self.moe = MultiGateMoE(d, config) if config.use_moe else SingleHead(d, config)
         nn.init.normal_(self.position, std=0.02)
 
+    @override
     def forward(
         self,
         emb: torch.Tensor,

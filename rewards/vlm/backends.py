@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from sarm2_env.errors import ConfigError, InputShapeError, SARM2Error, WeightsNotFoundError
 
@@ -322,6 +323,7 @@ class LocalVLM(VLMBackend):
         inputs = self.processor(text=[text], images=[pil] if pil else None, return_tensors="pt")
         return inputs.to(self.device, self.dtype)  # floating tensors (pixels) to the model dtype, ids stay ints
 
+    @override
     def generate(self, images: Sequence[np.ndarray], prompt: str, max_new_tokens: int = 256) -> str:
         import copy
 
@@ -340,6 +342,7 @@ class LocalVLM(VLMBackend):
         new = out[0, inputs["input_ids"].shape[1] :]
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
+    @override
     def next_token_logprobs(self, images: Sequence[np.ndarray], prompt: str, candidates: Sequence[str]) -> dict:
         import torch
 
@@ -462,6 +465,7 @@ class HTTPVLM(VLMBackend):
         tries = self.retries + 1
         raise type(last)(f"{last} (after {tries} attempt{'s' if tries > 1 else ''})")
 
+    @override
     def generate(self, images: Sequence[np.ndarray], prompt: str, max_new_tokens: int = 256) -> str:
         if int(max_new_tokens) < 1:
             raise ConfigError(f"`max_new_tokens` must be >= 1; got {max_new_tokens}")
@@ -473,6 +477,7 @@ class HTTPVLM(VLMBackend):
         }
         return self._post(body, _reply_text)
 
+    @override
     def next_token_logprobs(self, images: Sequence[np.ndarray], prompt: str, candidates: Sequence[str]) -> dict:
         candidates = _check_candidates(candidates)
         body = {

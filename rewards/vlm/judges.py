@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from typing_extensions import override
 
 from rewards.base import RewardModel, RewardOutput, Session
 from rewards.data import check_state
@@ -238,12 +239,15 @@ class VLMJudge(RewardModel):
     # --- description -------------------------------------------------------------------------------
     @property
     def vlm_label(self) -> str:
+        """How the VLM behind the judge is named in tables."""
         return str(getattr(self.vlm, "label", None) or type(self.vlm).__name__)
 
     @property
+    @override
     def label(self) -> str:
         return f"{self.title} ({self.vlm_label})"
 
+    @override
     def covers(self, task: str) -> bool:
         return True  # zero-shot: any task with an instruction
 
@@ -310,6 +314,7 @@ class VLMJudge(RewardModel):
         )
 
     # --- online ------------------------------------------------------------------------------------
+    @override
     def start(self, task: str) -> Session:
         return Session(
             task=task,

@@ -53,6 +53,7 @@ def read_binary_stl(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_binary_stl(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Write a triangle mesh as binary STL."""
     tris = verts[faces].astype(np.float32)  # (F, 3, 3)
     normals = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
@@ -65,6 +66,7 @@ def write_binary_stl(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
 
 
 def main() -> None:
+    """Regenerate the tasks' simplified meshes."""
     from importlib.resources import files
 
     import fast_simplification
