@@ -29,6 +29,7 @@ from torch import nn
 from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.policy import Policy as Policy  # re-exported: SPIRAL's policies follow the one interface
 
 log = logging.getLogger(__name__)
 
