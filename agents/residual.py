@@ -350,14 +350,9 @@ class ResidualACPolicy(ChunkedActing):
         tr = chunk_transitions(progress, self.execute, cfg.gamma)
         obs_np, act_np, base_np = self._transition_arrays(episodes, tr)
         dev = self.device
-        obs = torch.as_tensor(obs_np, device=dev)
-        act = torch.as_tensor(act_np, device=dev)
-        base = torch.as_tensor(base_np, device=dev)
-        reward = torch.as_tensor(tr.reward, device=dev)
-        mc = torch.as_tensor(tr.mc_return, device=dev)
-        nxt = torch.as_tensor(tr.next, device=dev)
+        arrays = (obs_np, act_np, base_np, tr.reward, tr.mc_return, tr.next, tr.discount)
+        obs, act, base, reward, mc, nxt, disc = (torch.as_tensor(a, device=dev) for a in arrays)
         not_done = torch.as_tensor(~tr.done, dtype=torch.float32, device=dev)
-        disc = torch.as_tensor(tr.discount, device=dev)
 
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -396,25 +391,19 @@ class ResidualACPolicy(ChunkedActing):
                 opt_a.step()
                 actor_q.append(float(q_pi.detach().mean()))
                 residual_sq.append(float((res.detach() ** 2).mean()))
-                with torch.no_grad():
-                    for net, tgt in ((self.actor, actor_t), (self.critics, critics_t)):
-                        for p, pt in zip(net.parameters(), tgt.parameters()):
-                            pt.mul_(1.0 - cfg.tau).add_(p, alpha=cfg.tau)
+                _polyak((self.actor, actor_t), (self.critics, critics_t), tau=cfg.tau)
             if not np.isfinite(critic_losses[-1]):
                 raise NonFiniteError(f"residual actor-critic: critic loss became {critic_losses[-1]} at step {step}")
         self.actor.eval()
         self.critics.eval()
         self.critics_trained = True
-        tail = max(1, len(critic_losses) // 10)
         self.training_summary = {
             "transitions": n,
             "episodes": len(episodes),
             "steps": steps,
-            "critic_loss": float(np.mean(critic_losses[-tail:])),
-            "actor_q": float(np.mean(actor_q[-max(1, len(actor_q) // 10) :])) if actor_q else None,
-            "residual_rms": float(np.sqrt(np.mean(residual_sq[-max(1, len(residual_sq) // 10) :])))
-            if residual_sq
-            else None,
+            "critic_loss": _last_tenth(critic_losses),
+            "actor_q": _last_tenth(actor_q),
+            "residual_rms": None if not residual_sq else float(np.sqrt(_last_tenth(residual_sq))),
             "mean_chunk_reward": float(tr.reward.mean()),
         }
         log.info("residual AC fit: %s", self.training_summary)
@@ -522,3 +511,18 @@ def policy_from_state_dict(state: Mapping[str, Any], device: str | torch.device 
     if state.get("kind") == RESIDUAL_MODEL:
         return ResidualACPolicy.from_state_dict(state, device=device)
     return BCPolicy.from_state_dict(state, device=device)
+
+
+def _polyak(*pairs: tuple[nn.Module, nn.Module], tau: float) -> None:
+    """Move each target network ``tau`` of the way towards its online network (TD3's soft update)."""
+    with torch.no_grad():
+        for net, target in pairs:
+            for p, pt in zip(net.parameters(), target.parameters()):
+                pt.mul_(1.0 - tau).add_(p, alpha=tau)
+
+
+def _last_tenth(values: Sequence[float]) -> float | None:
+    """Mean of the last tenth of a training curve (at least one value); ``None`` for an empty curve."""
+    if not values:
+        return None
+    return float(np.mean(values[-max(1, len(values) // 10) :]))

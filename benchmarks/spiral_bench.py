@@ -182,11 +182,10 @@ def _reward_arg(config: SpiralBenchConfig, source: str, task_dir: Path, data_dir
 def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
     """Run (or resume) every task x (source, rule) SPIRAL run and write the report."""
     import tasks
-    from agents.policy import BCPolicy, demos_from_dataset
+    from agents.policy import BCPolicy
     from agents.spiral import SPIRAL
     from sarm2_env.make import make_env
     from sarm2_env.wrapper import resolve_reward_model
-    from tasks.collect import CollectConfig, collect
 
     started = time.perf_counter()
     run_dir = Path(config.out) / config.name
@@ -198,19 +197,8 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
         short = task_id.split("/")[1].removesuffix("-v0")
         task_dir = run_dir / short
         data_dir = Path(config.data_root) / f"{config.image_size}px" / short
-        collect(
-            CollectConfig(
-                tasks=(task_id,),
-                episodes=config.demos,
-                skills=config.demo_skills,
-                seed=config.demo_seed,
-                image_size=config.image_size,
-            ),
-            str(data_dir),
-            progress_bar=False,
-        )
         encoder = BCPolicy(policy_cfg, device=config.device).image_encoder
-        demos = demos_from_dataset(data_dir, encoder)
+        demos = _demos(config, task_id, data_dir, encoder)
         env_kwargs: dict[str, Any] = {"image_size": config.image_size}
         if config.episode_steps is not None:
             env_kwargs["max_episode_steps"] = config.episode_steps
@@ -261,6 +249,25 @@ def run_spiral_benchmark(config: SpiralBenchConfig) -> dict[str, Any]:
     (run_dir / "spiral_summary.md").write_text(summary_markdown(results, config))
     plot_curves(results, run_dir / "plots")
     return results
+
+
+def _demos(config: SpiralBenchConfig, task_id: str, data_dir: Path, encoder: Any) -> list:
+    """The task's demonstrations for behaviour cloning: collected once into ``data_dir`` (resumable), encoded."""
+    from agents.policy import demos_from_dataset
+    from tasks.collect import CollectConfig, collect
+
+    collect(
+        CollectConfig(
+            tasks=(task_id,),
+            episodes=config.demos,
+            skills=config.demo_skills,
+            seed=config.demo_seed,
+            image_size=config.image_size,
+        ),
+        str(data_dir),
+        progress_bar=False,
+    )
+    return demos_from_dataset(data_dir, encoder)
 
 
 def best_rule(results: dict[str, Any], config: SpiralBenchConfig) -> dict[str, Any] | None:

@@ -149,6 +149,22 @@ class _RateKeeper:
         }
 
 
+def _checked_arguments(
+    config: Any, image_size: Any, render_mode: str | None, max_episode_steps: int | None
+) -> StationConfig:
+    """The station config (loaded from a path where one is given, resized to ``image_size``) once the env's
+    arguments are checked; bad ones are :class:`ConfigError` before any hardware is touched."""
+    if not isinstance(config, StationConfig):
+        config = load_station_config(config)
+    if image_size is not None:
+        config = dataclasses.replace(config, image_size=_image_size(image_size, "image_size"))
+    if render_mode not in (None, "rgb_array"):
+        raise ConfigError(f"`render_mode` must be None or 'rgb_array'; got {render_mode!r}")
+    if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+        raise ConfigError(f"`max_episode_steps` must be None or a positive integer; got {max_episode_steps!r}")
+    return config
+
+
 class RealStationEnv(ClosedOnExit, gym.Env):
     """The real station as a Gymnasium env (see the module docstring, the task card).
 
@@ -190,14 +206,7 @@ class RealStationEnv(ClosedOnExit, gym.Env):
         install_signal_handlers: bool = True,
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(config, StationConfig):
-            config = load_station_config(config)
-        if image_size is not None:
-            config = dataclasses.replace(config, image_size=_image_size(image_size, "image_size"))
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"`render_mode` must be None or 'rgb_array'; got {render_mode!r}")
-        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
-            raise ConfigError(f"`max_episode_steps` must be None or a positive integer; got {max_episode_steps!r}")
+        config = _checked_arguments(config, image_size, render_mode, max_episode_steps)
         self.config = config
         self.task = str(task)
         self.task_id = str(task_id)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -317,6 +317,21 @@ class SARMTaskNet(nn.Module):
 
 
 # --- the reward model ------------------------------------------------------------------------------
+def _stage_tables(by_task: Mapping[str, Sequence[EpisodeFeatures]]) -> dict[str, StageTable]:
+    """Each task's stage table from its demos' primitive labels (logged: stages, proportions, canonical demos)."""
+    tables = {task: build_stage_table([f.primitive for f in eps]) for task, eps in by_task.items()}
+    for task, table in tables.items():
+        log.info(
+            "sarm %s: stages %s, proportions %s (%d of %d demos follow the sequence exactly)",
+            task,
+            table.names,
+            [round(p, 3) for p in table.proportions],
+            table.canonical_episodes,
+            table.episodes,
+        )
+    return tables
+
+
 class SARMRewardModel(WindowRewardModel):
     """SARM v1, the task-specific stage-aware baseline: one small net per task, trained on that task's demos.
 
@@ -470,16 +485,7 @@ class SARMRewardModel(WindowRewardModel):
         val = self._usable(val, include_failures, "validation") if val else []
         self._register_tasks(train)
         by_task = {task: [f for f in train if f.task_id == task] for task in sorted({f.task_id for f in train})}
-        self.stage_tables = {task: build_stage_table([f.primitive for f in eps]) for task, eps in by_task.items()}
-        for task, table in self.stage_tables.items():
-            log.info(
-                "sarm %s: stages %s, proportions %s (%d of %d demos follow the sequence exactly)",
-                task,
-                table.names,
-                [round(p, 3) for p in table.proportions],
-                table.canonical_episodes,
-                table.episodes,
-            )
+        self.stage_tables = _stage_tables(by_task)
         skipped = sorted({f.task_id for f in val} - set(by_task))
         if skipped:
             log.warning("sarm validation: no training demos for %s; their held-out episodes are skipped", skipped)
@@ -497,19 +503,7 @@ class SARMRewardModel(WindowRewardModel):
             held_out = [f for f in val if f.task_id == task]
             val_data = _StagedEpisodes(held_out, self.stage_tables[task], ctx.device) if held_out else None
 
-            def loss_fn(model, rng, data=data):
-                episode = rng.integers(0, len(data.store), size=batch_size)
-                window, _ = rewind_windows(
-                    data.store.lengths[episode], c.n_history, c.frame_stride, rng, c.rewind_prob, c.rewind_max_frames
-                )
-                idx = np.concatenate([np.zeros((len(window), 1), dtype=np.int64), window], axis=1)
-                emb, state = data.store.gather(episode, idx)
-                stage, tau = data.labels(episode, idx[:, -1])  # the labels of the frame the window ends on
-                teacher = torch.from_numpy(rng.random(batch_size) < c.gt_stage_ratio).to(ctx.device)
-                out = model(emb, state, stage, teacher)
-                ce = F.cross_entropy(out["stage_logits"], stage)
-                mse = F.mse_loss(out["tau"], tau)
-                return c.stage_loss_weight * ce + mse, {"ce": ce.item(), "tau_mse": mse.item()}
+            loss_fn = self._loss_fn(data, batch_size, ctx.device)
 
             log.info("sarm: training the net for %s on %d demos", task, len(eps))
             per_task[task] = run_training(
@@ -545,6 +539,27 @@ class SARMRewardModel(WindowRewardModel):
         if out_dir is not None and ctx.is_main:
             self.save(out_dir)
         return self.training_summary
+
+    def _loss_fn(self, data: _StagedEpisodes, batch_size: int, device: torch.device) -> Callable:
+        """Stage cross-entropy plus tau MSE on rewound windows of one task's demos (teacher-forced stages at
+        ``gt_stage_ratio``)."""
+        c = self.config
+
+        def loss_fn(model, rng):
+            episode = rng.integers(0, len(data.store), size=batch_size)
+            window, _ = rewind_windows(
+                data.store.lengths[episode], c.n_history, c.frame_stride, rng, c.rewind_prob, c.rewind_max_frames
+            )
+            idx = np.concatenate([np.zeros((len(window), 1), dtype=np.int64), window], axis=1)
+            emb, state = data.store.gather(episode, idx)
+            stage, tau = data.labels(episode, idx[:, -1])  # the labels of the frame the window ends on
+            teacher = torch.from_numpy(rng.random(batch_size) < c.gt_stage_ratio).to(device)
+            out = model(emb, state, stage, teacher)
+            ce = F.cross_entropy(out["stage_logits"], stage)
+            mse = F.mse_loss(out["tau"], tau)
+            return c.stage_loss_weight * ce + mse, {"ce": ce.item(), "tau_mse": mse.item()}
+
+        return loss_fn
 
     @torch.no_grad()
     def _validate(self, sub: SARMTaskNet, data: _StagedEpisodes, max_frames: int = 4096) -> dict[str, float]:
