@@ -1,7 +1,8 @@
 """Rollout annotation for reward-model adaptation (docs/design.md §4, SPIRAL step "annotate ~100 rollouts").
 
-A human (or :func:`auto_annotate`, in simulation) describes each rollout coarsely: a final progress in [0, 1],
-time segments labelled by how the task moved during them, and optionally the frame of a catastrophic failure.
+A human (or, in simulation, :func:`agents.auto_annotation.auto_annotate`) describes each rollout coarsely: a final
+progress in [0, 1], time segments labelled by how the task moved during them, and optionally the frame of a
+catastrophic failure.
 :func:`synthesize_progress` turns that description into a dense per-frame progress curve, the regression target
 used to adapt a reward model to the policy's own rollouts.
 
@@ -67,7 +68,7 @@ key                    required meaning
 ``segments``           yes      list of ``{"start": int, "end": int, "label": str}``; ``0 <= start < end <=
                                 length``; ``end`` exclusive; no two overlap; any order (stored sorted)
 ``catastrophic_frame`` no       ``null`` (default) or an int in [0, length): the curve is 0 from this frame on
-``annotator``          yes      non-empty str: who labelled it (``"auto"`` for :func:`auto_annotate`)
+``annotator``          yes      non-empty str: who labelled it (``"auto"`` for the auto-labeller)
 ``created``            yes      ISO 8601 date-time (``datetime.fromisoformat``; a trailing ``Z`` is accepted)
 ``updated``            yes      ISO 8601 date-time of the last change
 ``notes``              no       free text, default ``""``
@@ -114,12 +115,9 @@ __all__ = [
     "AnnotationFileError",
     "AnnotationStore",
     "AnnotationWarning",
-    "AutoAnnotateConfig",
     "BadLine",
     "RolloutAnnotation",
-    "Segment",
-    "auto_annotate",
-    "find_catastrophe",
+    "AnnotatedSegment",
     "parse_segments",
     "synthesize_progress",
 ]
@@ -129,7 +127,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "sarm2-rollout-annotation"
 VERSION = 1
 
-#: Segment labels, in the order of the annotation page's shortcut keys 1-4.
+#: AnnotatedSegment labels, in the order of the annotation page's shortcut keys 1-4.
 LABELS: tuple[str, str, str, str] = ("fast", "slow", "adjust", "mistake")
 #: Slope of each label, in units of the per-rollout speed ``s``.
 LABEL_WEIGHTS: dict[str, int] = {"fast": 2, "slow": 1, "adjust": 0, "mistake": -1}
@@ -204,7 +202,7 @@ def _parse_time(name: str, value: object) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Segment:
+class AnnotatedSegment:
     """Frames ``[start, end)`` of a rollout (``end`` exclusive) and how the task moved during them.
 
     Args:
@@ -243,7 +241,7 @@ class Segment:
         return {"start": self.start, "end": self.end, "label": self.label}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Segment:
+    def from_dict(cls, data: Mapping[str, Any]) -> AnnotatedSegment:
         """Inverse of :meth:`to_dict`; unknown or missing keys are errors."""
         if not isinstance(data, Mapping):
             raise AnnotationError(f"a segment must be an object with keys {list(_SEGMENT_KEYS)}; got {data!r:.80}")
@@ -258,18 +256,18 @@ class Segment:
         return cls(start=data["start"], end=data["end"], label=data["label"])
 
 
-def _describe_segment(i: int, seg: Segment) -> str:
+def _describe_segment(i: int, seg: AnnotatedSegment) -> str:
     return f"segments[{i}] [{seg.start}, {seg.end}) {seg.label!r}"
 
 
-def parse_segments(segments: Any) -> tuple[Segment, ...]:
+def parse_segments(segments: Any) -> tuple[AnnotatedSegment, ...]:
     """A JSON list of segment objects -> segments; an :class:`AnnotationError` names the first bad entry."""
     if not isinstance(segments, list):
         raise AnnotationError(f"`segments` must be a list of objects; got {type(segments).__name__}")
     parsed = []
     for i, seg in enumerate(segments):
         try:
-            parsed.append(Segment.from_dict(seg))
+            parsed.append(AnnotatedSegment.from_dict(seg))
         except AnnotationError as exc:
             raise AnnotationError(f"`segments[{i}]`: {exc}") from None
     return tuple(parsed)
@@ -277,7 +275,7 @@ def parse_segments(segments: Any) -> tuple[Segment, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class RolloutAnnotation:
-    """A human's (or :func:`auto_annotate`'s) coarse description of one rollout; see the module docstring.
+    """A human's (or the auto-labeller's) coarse description of one rollout; see the module docstring.
 
     ``segments`` may be given in any order and as a list; it is stored as a tuple sorted by ``start``.
 
@@ -289,7 +287,7 @@ class RolloutAnnotation:
     episode_id: str
     length: int
     final_progress: float
-    segments: tuple[Segment, ...] = ()
+    segments: tuple[AnnotatedSegment, ...] = ()
     catastrophic_frame: int | None = None
     annotator: str = "unknown"
     created: str = dataclasses.field(default_factory=_now)
@@ -324,11 +322,13 @@ class RolloutAnnotation:
     def _check_segments(self) -> None:
         segs = self.segments
         if isinstance(segs, (str, bytes, Mapping)) or not isinstance(segs, Iterable):
-            raise AnnotationError(f"`segments` must be a sequence of Segment; got {type(segs).__name__}")
+            raise AnnotationError(f"`segments` must be a sequence of AnnotatedSegment; got {type(segs).__name__}")
         segs = tuple(segs)
         for i, seg in enumerate(segs):
-            if not isinstance(seg, Segment):
-                raise AnnotationError(f"`segments[{i}]` must be a Segment; got {type(seg).__name__} {seg!r:.80}")
+            if not isinstance(seg, AnnotatedSegment):
+                raise AnnotationError(
+                    f"`segments[{i}]` must be an AnnotatedSegment; got {type(seg).__name__} {seg!r:.80}"
+                )
             if seg.end > self.length:
                 raise AnnotationError(
                     f"`segments[{i}].end` must be <= length ({self.length}); got {seg.end} "
@@ -691,193 +691,3 @@ class AnnotationStore:
             atomic_write_bytes(self.path, data, suffix=f"-{threading.get_ident()}")
         except OSError as exc:
             raise AnnotationFileError(self.path, f"could not write the annotation file ({exc})") from exc
-
-
-# --------------------------------------------------------------------------------------------------- auto
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoAnnotateConfig:
-    """How :func:`auto_annotate` turns ground-truth progress into labels.
-
-    Args:
-        window: steps averaged into each step's slope (a centred window, shrunk at the ends); 1 = raw steps.
-        min_segment: runs of one label shorter than this many frames are merged into their longer neighbour.
-        flat_slope: per-frame slopes with ``|slope| <= flat_slope`` everywhere make the whole rollout ``adjust``
-            (no measurable motion, so no speed can be fitted).
-        drop_threshold: a catastrophe is a frame where progress falls more than this below its running maximum
-            and never comes back above that level; ``None`` disables catastrophe detection.
-        annotator: the ``annotator`` field of the result.
-    """
-
-    window: int = 5
-    min_segment: int = 3
-    flat_slope: float = 1e-5
-    drop_threshold: float | None = 0.25
-    annotator: str = "auto"
-
-    def __post_init__(self) -> None:
-        if not _is_int(self.window) or self.window < 1:
-            raise AnnotationError(f"`window` must be an int >= 1; got {self.window!r}")
-        if not _is_int(self.min_segment) or self.min_segment < 1:
-            raise AnnotationError(f"`min_segment` must be an int >= 1; got {self.min_segment!r}")
-        if not _is_number(self.flat_slope) or not self.flat_slope >= 0:
-            raise AnnotationError(f"`flat_slope` must be a number >= 0; got {self.flat_slope!r}")
-        dt = self.drop_threshold
-        if dt is not None and (not _is_number(dt) or not 0 < dt <= 1):
-            raise AnnotationError(f"`drop_threshold` must be None or a number in (0, 1]; got {dt!r}")
-        if not isinstance(self.annotator, str) or not self.annotator.strip():
-            raise AnnotationError(f"`annotator` must be a non-empty str; got {self.annotator!r}")
-
-
-class _HasProgress(Protocol):
-    @property
-    def episode_id(self) -> str: ...
-
-    @property
-    def progress(self) -> np.ndarray: ...
-
-
-def _window_slopes(progress: np.ndarray, window: int) -> np.ndarray:
-    """Mean step (t -> t+1) over the steps ``[t - h, t + window - 1 - h]`` clipped to the rollout."""
-    steps = len(progress) - 1
-    h = (window - 1) // 2
-    t = np.arange(steps)
-    lo = np.clip(t - h, 0, steps)
-    hi = np.clip(t - h + window, 0, steps)  # exclusive step index, so frame index of the window's end
-    return (progress[hi] - progress[lo]) / np.maximum(hi - lo, 1)
-
-
-def _fit_speed(slopes: np.ndarray) -> tuple[float, np.ndarray]:
-    """The speed ``s`` and per-step weights (2, 1, 0, -1) minimising ``sum_t (slope_t - w_t s)^2``."""
-    levels = np.array([LABEL_WEIGHTS[name] for name in LABELS], dtype=np.float64)  # (4,)
-    positive = slopes[slopes > 0]
-    scale = float(np.max(np.abs(slopes)))
-    starts = {scale / 2, scale}
-    if positive.size:
-        starts |= {float(q) for q in np.quantile(positive, [0.25, 0.5, 0.75])}
-    best: tuple[float, float, np.ndarray] | None = None
-    for s in sorted(starts):
-        for _ in range(20):
-            idx = np.argmin((slopes[:, None] - levels[None, :] * s) ** 2, axis=1)  # (steps,)
-            w = levels[idx]
-            denom = float(np.sum(w * w))
-            new_s = float(np.sum(w * slopes)) / denom if denom > 0 else s
-            if new_s <= 0 or abs(new_s - s) <= 1e-12 * max(s, 1e-12):
-                break
-            s = new_s
-        idx = np.argmin((slopes[:, None] - levels[None, :] * s) ** 2, axis=1)
-        cost = float(np.sum((slopes - levels[idx] * s) ** 2))
-        if best is None or cost < best[0]:
-            best = (cost, s, idx)
-    if best is None:  # pragma: no cover - ``starts`` is never empty
-        raise AnnotationError("`slopes` must be non-empty; got none")
-    return best[1], best[2]
-
-
-def _merge_short_runs(labels: list[int], min_len: int) -> list[tuple[int, int, int]]:
-    """Runs ``(start, end, label)`` of ``labels`` with runs shorter than ``min_len`` merged into a neighbour."""
-    runs: list[list[int]] = []
-    for i, lab in enumerate(labels):
-        if runs and runs[-1][2] == lab:
-            runs[-1][1] = i + 1
-        else:
-            runs.append([i, i + 1, lab])
-    while len(runs) > 1:
-        short = [k for k, r in enumerate(runs) if r[1] - r[0] < min_len]
-        if not short:
-            break
-        k = min(short, key=lambda k: (runs[k][1] - runs[k][0], k))
-        left = runs[k - 1] if k > 0 else None
-        right = runs[k + 1] if k + 1 < len(runs) else None
-        if right is None or (left is not None and left[1] - left[0] >= right[1] - right[0]):
-            left[1] = runs[k][1]  # type: ignore[index]
-            del runs[k]
-        else:
-            right[0] = runs[k][0]
-            del runs[k]
-        merged: list[list[int]] = []
-        for r in runs:  # neighbours with equal labels become one run
-            if merged and merged[-1][2] == r[2]:
-                merged[-1][1] = r[1]
-            else:
-                merged.append(r)
-        runs = merged
-    return [(r[0], r[1], r[2]) for r in runs]
-
-
-def find_catastrophe(progress: np.ndarray, drop_threshold: float) -> int | None:
-    """The first frame where ``progress`` is more than ``drop_threshold`` below its running maximum and stays
-    there (never climbs back above ``running max - drop_threshold``), or None."""
-    p = np.asarray(progress, dtype=np.float64)
-    if len(p) < 2:
-        return None
-    peak = np.maximum.accumulate(p)
-    later_max = np.maximum.accumulate(p[::-1])[::-1]  # max of p[t:]
-    for c in range(1, len(p)):
-        level = peak[c - 1] - drop_threshold
-        if p[c] < level and later_max[c] < level:
-            return c
-    return None
-
-
-def auto_annotate(
-    episode: _HasProgress,
-    config: AutoAnnotateConfig | None = None,
-    *,
-    episode_id: str | None = None,
-) -> RolloutAnnotation:
-    """Annotate a simulated rollout from its ground-truth progress, so RM adaptation can run unattended.
-
-    Per step, the progress slope averaged over ``config.window`` steps is matched to the label slopes
-    ``(2, 1, 0, -1) * s``, with the speed ``s`` fitted to the rollout (least squares over the labelled steps);
-    short runs are merged; ``final_progress`` is the last ground-truth progress (before the catastrophe, if any);
-    the catastrophe is :func:`find_catastrophe`. Segments cover the active frames ``[0, catastrophic_frame)``
-    (or the whole rollout).
-
-    Args:
-        episode: anything with ``progress`` (T,) in [0, 1] and ``episode_id`` (e.g. a
-            :class:`~sarm2_env.dataset.Episode`).
-        config: thresholds; defaults to :class:`AutoAnnotateConfig`.
-        episode_id: overrides ``episode.episode_id`` (required when that is empty).
-
-    Raises:
-        AnnotationError: no episode id, or progress that is not a finite 1-D array in [0, 1].
-    """
-    config = config or AutoAnnotateConfig()
-    eid = episode_id if episode_id is not None else getattr(episode, "episode_id", "")
-    p = np.asarray(episode.progress, dtype=np.float64)
-    if p.ndim != 1 or p.size < 1 or not np.all(np.isfinite(p)):
-        raise AnnotationError(f"`progress` must be a finite (T,) array with T >= 1; got shape {p.shape}")
-    if p.min() < -1e-6 or p.max() > 1 + 1e-6:
-        raise AnnotationError(f"`progress` must lie in [0, 1]; got values in [{p.min():g}, {p.max():g}]")
-    p = np.clip(p, 0.0, 1.0)
-    length = len(p)
-    cat = find_catastrophe(p, config.drop_threshold) if config.drop_threshold is not None else None
-    active = length if cat is None else cat
-    final = float(p[active - 1]) if active > 0 else 0.0
-    segments: list[Segment] = []
-    if active >= 2:
-        slopes = _window_slopes(p[:active], config.window)  # (active - 1,)
-        if float(np.max(np.abs(slopes))) <= config.flat_slope:
-            labels = [LABELS.index("adjust")] * len(slopes)
-        else:
-            _, labels_arr = _fit_speed(slopes)
-            labels = [int(i) for i in labels_arr]
-        runs = _merge_short_runs(labels, config.min_segment)
-        for k, (start, end, lab) in enumerate(runs):
-            segments.append(Segment(start, active if k == len(runs) - 1 else end, LABELS[lab]))
-    elif active == 1:
-        segments.append(Segment(0, 1, "slow"))
-    ann = RolloutAnnotation(
-        episode_id=eid,
-        length=length,
-        final_progress=min(max(final, 0.0), 1.0),
-        segments=tuple(segments),
-        catastrophic_frame=cat,
-        annotator=config.annotator,
-        notes=f"auto_annotate(window={config.window}, min_segment={config.min_segment}, "
-        f"drop_threshold={config.drop_threshold}) from ground-truth progress",
-    )
-    logger.debug("auto-annotated %s: %d segments, catastrophe %s", eid, len(segments), cat)
-    return ann

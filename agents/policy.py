@@ -240,7 +240,7 @@ class BCPolicy(ChunkedActing):
     """
 
     def __init__(self, config: BCPolicyConfig | None = None, device: str | torch.device | None = None) -> None:
-        from rewards.training import default_device
+        from rewards.train_loop import default_device
 
         self.config = config or BCPolicyConfig()
         self.device = default_device(device)
@@ -373,7 +373,7 @@ class BCPolicy(ChunkedActing):
         ``init_from`` starts from another policy's weights and normalisation (SPIRAL's fine-tuning rounds);
         otherwise the normalisation statistics are fitted to ``episodes``.
         """
-        from rewards.training import init_distributed, run_training
+        from rewards.train_loop import init_distributed, run_training
 
         if not episodes:
             raise ConfigError("`episodes` must hold at least one episode to clone; got none")

@@ -76,7 +76,7 @@ class SpiralConfig(FrozenConfig):
             encoded once (the policy's encoder must be the reward model's).
         annotations: a JSONL file of rollout annotations (:class:`agents.annotation.AnnotationStore`, e.g.
             written by ``python -m agents.annotate``); rollouts it lacks are annotated automatically from the
-            simulator's ground-truth progress (:func:`agents.annotation.auto_annotate`).
+            simulator's ground-truth progress (:func:`agents.auto_annotation.auto_annotate`).
     """
 
     label = "SPIRAL"
@@ -405,7 +405,8 @@ class SPIRAL:
         return self.adapted_model
 
     def _adapt(self, rollouts: list[Rollout]) -> dict[str, Any]:
-        from agents.annotation import AnnotationStore, auto_annotate, synthesize_progress
+        from agents.annotation import AnnotationStore, synthesize_progress
+        from agents.auto_annotation import auto_annotate
 
         path = self._adapted_path()
         if (path / "config.json").exists():

@@ -137,7 +137,7 @@ class StatePolicy(ChunkedActing):
     label = LABEL
 
     def __init__(self, config: StatePolicyConfig | None = None, device: str | torch.device | None = None) -> None:
-        from rewards.training import default_device
+        from rewards.train_loop import default_device
 
         self.config = config or StatePolicyConfig()
         self.device = default_device(device)
@@ -219,7 +219,7 @@ class StatePolicy(ChunkedActing):
 
         ``init_from`` starts from another policy's weights and normalisation (SPIRAL's fine-tuning rounds).
         """
-        from rewards.training import init_distributed, run_training
+        from rewards.train_loop import init_distributed, run_training
 
         if not episodes:
             raise ConfigError("`episodes` must hold at least one episode to clone; got none")

@@ -158,7 +158,8 @@ def annotation_targets(
         DatasetError: annotations of another dataset (episode ids that match no rollout), rollouts without an
             annotation, or an annotation whose length differs from its rollout's.
     """
-    from agents.annotation import AnnotationStore, auto_annotate, synthesize_progress
+    from agents.annotation import AnnotationStore, synthesize_progress
+    from agents.auto_annotation import auto_annotate
     from sarm2_env.atomic import atomic_write
 
     by_id = {f.episode_id: f for f in rollouts}

@@ -118,7 +118,7 @@ def rollouts(task_id: str, seeds: Sequence[int], skill: float, variability: floa
     """One episode per seed of ``task_id``'s scripted expert at ``skill`` and ``variability``."""
     import tasks
 
-    env = tasks.make_env(task_id, obs_mode="state")
+    env = tasks.make_task_env(task_id, obs_mode="state")
     expert = tasks.make_expert(env, skill=skill, variability=variability)
     try:
         return [run_episode(env, expert, seed, skill) for seed in seeds]

@@ -28,7 +28,7 @@ def main() -> None:
     header = f"{'task':26s} {'skill':>5s} {'success':>9s} {'95% CI':>13s} {'mean steps':>10s}"
     print(f"{header} {'mean final progress':>19s}")
     for task in args.tasks.split(","):
-        env = tasks.make_env(task, image_size=args.image_size)
+        env = tasks.make_task_env(task, image_size=args.image_size)
         for skill in (float(s) for s in args.skills.split(",")):
             expert = tasks.make_expert(env, skill=skill)
             wins, steps, final = 0, 0, 0.0

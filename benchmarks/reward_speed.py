@@ -96,7 +96,7 @@ def training_throughput(device: str, batch: int = 64, steps: int = 15) -> float:
 
     from rewards.sarm2.config import SARM2Config
     from rewards.sarm2.network import SARM2Net
-    from rewards.sarm2.trainer import sarm2_loss
+    from rewards.sarm2.objective import sarm2_loss
 
     config = SARM2Config()
     net = SARM2Net(config, 1280, 384).to(device)

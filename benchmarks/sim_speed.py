@@ -42,7 +42,7 @@ def record_actions(task_id: str, steps: int) -> list[np.ndarray]:
     import tasks
     from tasks.expert import run_expert_episode
 
-    env = tasks.make_env(task_id, image_size=32)
+    env = tasks.make_task_env(task_id, image_size=32)
     expert = tasks.make_expert(env, skill=1.0)
     actions = [a for _, a, _, _ in run_expert_episode(env, expert, seed=0, max_steps=steps) if a is not None]
     env.close()
@@ -57,7 +57,7 @@ def time_env(task_id: str, size: int, actions: list[np.ndarray]) -> tuple[float,
 
     import tasks
 
-    env = tasks.make_env(task_id, image_size=size, terminate_on_success=False).unwrapped
+    env = tasks.make_task_env(task_id, image_size=size, terminate_on_success=False).unwrapped
     env.reset(seed=0)
     t0 = time.perf_counter()
     for a in actions:

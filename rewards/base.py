@@ -31,10 +31,10 @@ from rewards.data import EpisodeFeatures, check_state, stack_cameras
 from sarm2_env.constants import PRIMITIVES
 from sarm2_env.errors import InputShapeError
 
-if TYPE_CHECKING:  # rewards.training imports torch; the base stays importable without it
+if TYPE_CHECKING:  # rewards.train_loop imports torch; the base stays importable without it
     from typing_extensions import Unpack
 
-    from rewards.training import FitOptions
+    from rewards.train_loop import FitOptions
 
 #: What the benchmark reports a backend as (``RewardModel.role``): the method under test, its ablations, the
 #: published methods it is compared with, and references that read ground truth or the clock (never "the
@@ -314,7 +314,7 @@ class TrainableRewardModel(RewardModel):
         **options: Unpack[FitOptions],
     ) -> Any:
         """Train on ``train`` (successful demonstrations, unless ``include_failures``) and validate on ``val``;
-        ``options`` are the run options of :class:`rewards.training.FitOptions` (``out_dir=`` writes the checkpoint
+        ``options`` are the run options of :class:`rewards.train_loop.FitOptions` (``out_dir=`` writes the checkpoint
         as training goes). A backend may take more keywords (SARM2: ``negatives=``)."""
 
     @abc.abstractmethod

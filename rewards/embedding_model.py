@@ -48,7 +48,7 @@ class EmbeddingRewardModel(TrainableRewardModel):
     ) -> None:
         super().__init__()
         from rewards.encoders import EncoderSpec, ImageEncoder, make_image_encoder
-        from rewards.training import default_device
+        from rewards.train_loop import default_device
 
         if config is None:
             config = self.config_cls()
@@ -323,7 +323,7 @@ class AdaptableMixin(EmbeddingRewardModel):
         :class:`InputShapeError` / ``NonFiniteError`` for embeddings of another encoder or bad target curves.
         """
         from rewards.data import adaptation_targets
-        from rewards.training import init_distributed, run_training
+        from rewards.train_loop import init_distributed, run_training
         from sarm2_env.errors import ConfigError
 
         net = self._require_net()
@@ -368,9 +368,9 @@ class AdaptableMixin(EmbeddingRewardModel):
         counts: dict[str, int],
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        """The end of every ``fit``: :func:`rewards.training.run_training` at the config's steps, warm-up and
+        """The end of every ``fit``: :func:`rewards.train_loop.run_training` at the config's steps, warm-up and
         clipping, checkpointing to ``options["out_dir"]`` as it goes; ``training_summary`` gets ``counts``."""
-        from rewards.training import run_training
+        from rewards.train_loop import run_training
 
         c = self.config
         out_dir = options["out_dir"]

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     from rewards.data import load_features, split_episodes
     from rewards.encoders import make_image_encoder
     from rewards.registry import reward_model_class
-    from rewards.training import init_distributed
+    from rewards.train_loop import init_distributed
 
     cls = reward_model_class(args.model)
     if not cls.trainable:

@@ -13,7 +13,7 @@ def make_env(task: str, reward_model: Any = None, reward_mode: str = "delta", **
 
     ``kwargs`` go to the task (``image_size``, ``render_mode``, ``max_episode_steps``, ...).
     """
-    from tasks import make_env as make_task_env
+    from tasks import make_task_env
 
     env = make_task_env(task, **kwargs)
     if reward_model is None:

@@ -100,8 +100,9 @@ def resolve_task_ids(text: str) -> list[str]:
     return [resolve_task_id(t) for t in text.split(",")]
 
 
-def make_env(task: str, **kwargs) -> gym.Env:
-    """``gym.make`` for a SARM2 task by full id or short name (``"FoldShorts"``)."""
+def make_task_env(task: str, **kwargs) -> gym.Env:
+    """``gym.make`` for a SARM2 task by full id or short name (``"FoldShorts"``): the bare task env, no reward
+    wrapper (:func:`sarm2_env.make_env` adds one)."""
     return gym.make(resolve_task_id(task), **kwargs)
 
 
@@ -124,7 +125,7 @@ __all__ = [
     "TASKS",
     "TASK_TABLE",
     "TaskEntry",
-    "make_env",
+    "make_task_env",
     "make_expert",
     "resolve_task_id",
     "resolve_task_ids",

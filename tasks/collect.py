@@ -272,7 +272,7 @@ def _record_job(task_id: str, seed: int, skill: float, image_size: int, variabil
     obs_mode = "pixels" if render_every == 1 else "state"  # state: render only the steps that are kept
     key = (task_id, image_size, obs_mode)
     if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = tasks.make_env(task_id, image_size=image_size, obs_mode=obs_mode)
+        _WORKER_ENVS[key] = tasks.make_task_env(task_id, image_size=image_size, obs_mode=obs_mode)
     env = _WORKER_ENVS[key]
     t0 = time.perf_counter()
     expert = tasks.make_expert(env, skill=skill, variability=variability)

@@ -33,23 +33,27 @@ def _pose_in(data: mujoco.MjData, parent: int, child: int) -> tuple[np.ndarray, 
     return pos, quat
 
 
+def _add_gripper_equality(spec: mujoco.MjSpec, name: str, kind: mujoco.mjtEq, arm: str, body: str) -> str:
+    """An inactive equality constraint (weld or connect) from ``arm``'s gripper to ``body``; returns ``name``."""
+    spec.add_equality(
+        name=name,
+        type=kind,
+        objtype=mujoco.mjtObj.mjOBJ_BODY,
+        name1=f"{arm}_gripper",
+        name2=body,
+        active=False,
+        solref=[0.01, 1.0],
+    )
+    return name
+
+
 class WeldGrasp:
     """Weld assist between one arm's gripper and one rigid body."""
 
     @staticmethod
     def add_to_spec(spec: mujoco.MjSpec, arm: str, body: str) -> str:
         """Add the (inactive) weld of ``arm``'s tool to ``body``; returns the equality's name."""
-        name = f"grasp_{arm}_{body}"
-        spec.add_equality(
-            name=name,
-            type=mujoco.mjtEq.mjEQ_WELD,
-            objtype=mujoco.mjtObj.mjOBJ_BODY,
-            name1=f"{arm}_gripper",
-            name2=body,
-            active=False,
-            solref=[0.01, 1.0],
-        )
-        return name
+        return _add_gripper_equality(spec, f"grasp_{arm}_{body}", mujoco.mjtEq.mjEQ_WELD, arm, body)
 
     def __init__(self, model: mujoco.MjModel, arm: str, body: str) -> None:
         self.arm, self.body = arm, body
@@ -97,20 +101,10 @@ class PinchGrasp:
     @staticmethod
     def add_to_spec(spec: mujoco.MjSpec, arm: str, vertex_body: str, max_vertices: int = 8) -> list[str]:
         """Add ``max_vertices`` (inactive) welds from ``arm``'s tool to cloth vertices; returns their names."""
-        names = []
-        for k in range(max_vertices):
-            name = f"pinch_{arm}_{k}"
-            spec.add_equality(
-                name=name,
-                type=mujoco.mjtEq.mjEQ_CONNECT,
-                objtype=mujoco.mjtObj.mjOBJ_BODY,
-                name1=f"{arm}_gripper",
-                name2=vertex_body,
-                active=False,
-                solref=[0.01, 1.0],
-            )
-            names.append(name)
-        return names
+        return [
+            _add_gripper_equality(spec, f"pinch_{arm}_{k}", mujoco.mjtEq.mjEQ_CONNECT, arm, vertex_body)
+            for k in range(max_vertices)
+        ]
 
     def __init__(
         self, model: mujoco.MjModel, arm: str, vertex_bodies: np.ndarray, radius: float = 0.03, max_vertices: int = 8

@@ -167,7 +167,7 @@ def collect_controls(
                 if task_id != env_task:
                     if env is not None:
                         env.close()
-                    env, env_task = tasks.make_env(task_id, image_size=image_size, obs_mode=obs_mode), task_id
+                    env, env_task = tasks.make_task_env(task_id, image_size=image_size, obs_mode=obs_mode), task_id
                 episode = record_episode(
                     env, make_control(control, env), seed=seed, skill=0.0, render_every=render_every, max_steps=steps
                 )

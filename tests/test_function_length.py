@@ -28,7 +28,7 @@ LONG_ON_PURPOSE: dict[str, str] = {
     "real/arm.py::_ChainArm.open": "the motor bring-up sequence in the order it runs on hardware, each failure "
     "handled where it happens, kept together for safety review",
     "benchmarks/adaptation.py::main": "the experiment's script: collect, annotate, adapt per N, evaluate, report",
-    "rewards/training.py::run_training": "the one training loop (DDP, resume, evaluation, checkpoints); split, its "
+    "rewards/train_loop.py::run_training": "the one training loop (DDP, resume, evaluation, checkpoints); split, its "
     "state would travel between helpers",
     "tasks/collect.py::main": "the command line's checks and dispatch (one suite or one split)",
     "tasks/sweep_paper_scraps.py::SweepPaperScrapsEnv._build_task": "one scene description, read top to bottom like "

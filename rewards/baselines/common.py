@@ -30,7 +30,7 @@ from typing_extensions import (
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
 from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
-from rewards.training import FitOptions
+from rewards.train_loop import FitOptions
 from sarm2_env.config import FrozenConfig
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -334,9 +334,9 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
     ) -> dict[str, Any]:
         """Train one net over every task on demonstrations (unsuccessful episodes dropped unless
         ``include_failures``) with the backend's :meth:`_loss_fn`; validate on ``val`` with its
-        :meth:`_evaluator`; ``options``: the run options of :class:`rewards.training.FitOptions` (``out_dir``
+        :meth:`_evaluator`; ``options``: the run options of :class:`rewards.train_loop.FitOptions` (``out_dir``
         writes the checkpoint as training goes)."""
-        from rewards.training import fit_options, init_distributed, seeded_init
+        from rewards.train_loop import fit_options, init_distributed, seeded_init
 
         opts = fit_options(options, self.name)
         train = [f for f in train if f.length >= self.min_episode_length]

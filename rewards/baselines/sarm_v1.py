@@ -35,7 +35,7 @@ from rewards.baselines.common import (
 from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures
 from rewards.sarm2.windows import causal_windows, rewind_windows
-from rewards.training import FitOptions
+from rewards.train_loop import FitOptions
 from sarm2_env.constants import NUM_PRIMITIVES, PRIMITIVE_INDEX, PRIMITIVES, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError
 
@@ -472,9 +472,9 @@ class SARMRewardModel(WindowRewardModel):
 
         Unsuccessful episodes are dropped unless ``include_failures``. Held-out episodes of tasks without
         training demos are skipped. Each task's optimiser state goes to ``out_dir/sarm-tasks/taskN`` (resume).
-        ``options``: the run options of :class:`rewards.training.FitOptions`.
+        ``options``: the run options of :class:`rewards.train_loop.FitOptions`.
         """
-        from rewards.training import fit_options, init_distributed, run_training, seeded_init
+        from rewards.train_loop import fit_options, init_distributed, run_training, seeded_init
 
         opts = fit_options(options, self.name)
         out_dir, seed = opts["out_dir"], opts["seed"]

@@ -19,7 +19,7 @@ from rewards.embedding_model import CHECKPOINT_DIR, AdaptableMixin, EmbeddingRew
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.network import SARM2Net
 from rewards.sarm2.windows import causal_windows
-from rewards.training import FitOptions
+from rewards.train_loop import FitOptions
 from sarm2_env.constants import PRIMITIVES
 from sarm2_env.errors import ConfigError, DatasetError, NonFiniteError
 
@@ -199,10 +199,10 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         ``negatives`` are episodes in which the task does not advance (the motion controls of
         :mod:`tasks.motion_controls`: idle, random actions, arm play), trained towards their recorded physics
         progress (``physics_progress``, about 0) so that motion alone earns no progress. ``options``: the run
-        options of :class:`rewards.training.FitOptions` (``out_dir``, ``resume``, ``seed``, ...).
+        options of :class:`rewards.train_loop.FitOptions` (``out_dir``, ``resume``, ``seed``, ...).
         """
-        from rewards.sarm2.trainer import WindowBatcher, sarm2_loss, validate
-        from rewards.training import fit_options, init_distributed, seeded_init
+        from rewards.sarm2.objective import WindowBatcher, sarm2_loss, validate
+        from rewards.train_loop import fit_options, init_distributed, seeded_init
 
         opts = fit_options(options, self.name)
         ctx = opts["ctx"] or init_distributed(self.device)
@@ -243,7 +243,7 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
     def _adaptation_objective(self, net, episodes, curves, device, lr_scale):
         """SARM2's training loss on windows whose target is the curve at their current frame; primitive labels of
         -1 (rollouts) are ignored."""
-        from rewards.sarm2.trainer import WindowBatcher, sarm2_loss
+        from rewards.sarm2.objective import WindowBatcher, sarm2_loss
 
         c = self.config
         batcher = WindowBatcher(episodes, self.instruction_embeddings, c, device, targets=curves, held_frames=True)

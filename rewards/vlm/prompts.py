@@ -307,26 +307,26 @@ def parse_gvl_reply(reply: str, num_frames: int) -> np.ndarray:
     return np.clip(values, 0.0, 100.0)
 
 
-# --- TOPReward ---------------------------------------------------------------------------------------------
-def topreward_prompt(instruction: str, num_images: int, template: str | None = None) -> str:
-    """TOPReward prompt: ``num_images`` prefix frames (time order) and the completion statement to call True/False."""
+def _prefix_frames_prompt(template: str, instruction: str, num_images: int) -> str:
+    """``template`` filled with the instruction and ``num_images`` image placeholders at ``{frames}``."""
     if num_images < 1:
         raise ConfigError(f"`num_images` must be >= 1; got {num_images}")
-    prompt = _fill(template or TOPREWARD_TEMPLATE, instruction=instruction, frames="\n".join([IMAGE] * num_images))
+    prompt = _fill(template, instruction=instruction, frames="\n".join([IMAGE] * num_images))
     if count_images(prompt) != num_images:
         raise ConfigError(f"`template` must place {{frames}} once; got {count_images(prompt)} image placeholders")
     return prompt
+
+
+# --- TOPReward ---------------------------------------------------------------------------------------------
+def topreward_prompt(instruction: str, num_images: int, template: str | None = None) -> str:
+    """TOPReward prompt: ``num_images`` prefix frames (time order) and the completion statement to call True/False."""
+    return _prefix_frames_prompt(template or TOPREWARD_TEMPLATE, instruction, num_images)
 
 
 # --- RoboReward-style --------------------------------------------------------------------------------------
 def roboreward_prompt(instruction: str, num_images: int, template: str | None = None) -> str:
     """RoboReward-style prompt: ``num_images`` prefix frames (time order), the rubric, and the answer format."""
-    if num_images < 1:
-        raise ConfigError(f"`num_images` must be >= 1; got {num_images}")
-    prompt = _fill(template or ROBOREWARD_TEMPLATE, instruction=instruction, frames="\n".join([IMAGE] * num_images))
-    if count_images(prompt) != num_images:
-        raise ConfigError(f"`template` must place {{frames}} once; got {count_images(prompt)} image placeholders")
-    return prompt
+    return _prefix_frames_prompt(template or ROBOREWARD_TEMPLATE, instruction, num_images)
 
 
 _SCORE_PATTERNS = (

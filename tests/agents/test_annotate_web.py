@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from agents import annotate
-from agents.annotation import AnnotationStore, RolloutAnnotation, Segment, synthesize_progress
+from agents.annotation import AnnotatedSegment, AnnotationStore, RolloutAnnotation, synthesize_progress
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver") or (
@@ -142,7 +142,9 @@ class TestAPI:
         assert status == 404 and "'nope'" in payload["error"]
 
     def test_save_verifies_curve_and_upserts(self, server):
-        ann = RolloutAnnotation("ep1", 20, 0.8, (Segment(0, 5, "fast"), Segment(8, 12, "mistake")), annotator="tester")
+        ann = RolloutAnnotation(
+            "ep1", 20, 0.8, (AnnotatedSegment(0, 5, "fast"), AnnotatedSegment(8, 12, "mistake")), annotator="tester"
+        )
         curve = synthesize_progress(ann).astype(float).tolist()
         status, res = request(server, "/api/annotation/ep1", SAVE | {"curve": curve})
         assert status == 200 and res["ok"] and res["verified"] is True and res["max_abs_diff"] < 1e-6
@@ -509,7 +511,7 @@ class TestBrowser:
         d = browser
         path = server.store.path
         bad_line = '{"format": "sarm2-rollout-annotation", "version": 1, "episode_id": "ep1", "len'
-        good = RolloutAnnotation("ep2", 20, 0.4, (Segment(0, 10, "slow"),), annotator="bob")
+        good = RolloutAnnotation("ep2", 20, 0.4, (AnnotatedSegment(0, 10, "slow"),), annotator="bob")
         path.write_text(bad_line + "\n" + good.to_json() + "\n")
         # a missing episode in the URL: visible error, the first unannotated one opens instead
         open_page(d, server.url + "#nope")

@@ -13,24 +13,22 @@ from agents.annotation import (
     FORMAT,
     LABELS,
     VERSION,
+    AnnotatedSegment,
     AnnotationError,
     AnnotationFileError,
     AnnotationStore,
     AnnotationWarning,
-    AutoAnnotateConfig,
     RolloutAnnotation,
-    Segment,
-    auto_annotate,
-    find_catastrophe,
     synthesize_progress,
 )
+from agents.auto_annotation import AutoAnnotateConfig, auto_annotate, find_catastrophe
 from sarm2_env.dataset import EpisodeDataset
 
 T0 = "2026-05-01T12:00:00+00:00"
 
 
 def make(length: int = 10, final: float = 1.0, segments=(), catastrophic_frame=None, **kw) -> RolloutAnnotation:
-    segs = tuple(Segment(*s) if isinstance(s, tuple) else s for s in segments)
+    segs = tuple(AnnotatedSegment(*s) if isinstance(s, tuple) else s for s in segments)
     return RolloutAnnotation(
         episode_id=kw.pop("episode_id", "ep"),
         length=length,
@@ -64,11 +62,11 @@ class TestSchema:
     )
     def test_segment_validation(self, kwargs, message):
         with pytest.raises(AnnotationError, match=None) as info:
-            Segment(**kwargs)
+            AnnotatedSegment(**kwargs)
         assert message in str(info.value)
 
     def test_segment_accepts_numpy_ints(self):
-        seg = Segment(np.int64(2), np.int32(5), "slow")
+        seg = AnnotatedSegment(np.int64(2), np.int32(5), "slow")
         assert (seg.start, seg.end, len(seg), seg.weight) == (2, 5, 3, 1)
         assert type(seg.start) is int
 
@@ -215,7 +213,7 @@ class TestSynthesize:
             length = int(rng.integers(2, 40))
             cuts = np.sort(rng.choice(np.arange(length + 1), size=min(length + 1, 6), replace=False))
             segs = [
-                Segment(int(a), int(b), LABELS[rng.integers(4)])
+                AnnotatedSegment(int(a), int(b), LABELS[rng.integers(4)])
                 for a, b in zip(cuts[:-1], cuts[1:])
                 if rng.random() < 0.8
             ]

@@ -67,7 +67,7 @@ def test_hold_freezes_the_last_frames_of_a_window() -> None:
 
 
 def test_held_window_targets_do_not_advance() -> None:
-    from rewards.sarm2.trainer import WindowBatcher
+    from rewards.sarm2.objective import WindowBatcher
 
     config = SARM2Config.preset("tiny", rewind_prob=0.0, hold_prob=1.0)
     batcher = WindowBatcher([frame_indexed("e", "x")], {"x": np.zeros(8, np.float32)}, config, torch.device("cpu"))
@@ -78,7 +78,7 @@ def test_held_window_targets_do_not_advance() -> None:
 
 
 def test_wrong_instruction_negatives_get_another_task_and_target_zero() -> None:
-    from rewards.sarm2.trainer import WindowBatcher
+    from rewards.sarm2.objective import WindowBatcher
 
     emb = {"a": np.zeros(8, np.float32), "b": np.ones(8, np.float32)}
     config = SARM2Config.preset("tiny", rewind_prob=0.0, negative_prob=0.5)
@@ -97,7 +97,7 @@ def test_wrong_instruction_negatives_get_another_task_and_target_zero() -> None:
 
 def test_options_off_draw_nothing_extra_from_the_generator() -> None:
     """Defaults (probabilities 0) reproduce today's training batches exactly."""
-    from rewards.sarm2.trainer import WindowBatcher
+    from rewards.sarm2.objective import WindowBatcher
 
     emb = {"x": np.zeros(8, np.float32)}
     base = SARM2Config.preset("tiny")

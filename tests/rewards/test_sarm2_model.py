@@ -55,7 +55,7 @@ def test_time_progress() -> None:
 def test_rewind_alignment_images_states_labels_targets_share_frames() -> None:
     """A batch's embeddings, states, primitive label and target all come from the same frame indices."""
     from rewards.data import EpisodeFeatures
-    from rewards.sarm2.trainer import WindowBatcher
+    from rewards.sarm2.objective import WindowBatcher
 
     length = 50
     frame = np.arange(length, dtype=np.float32)
@@ -348,7 +348,7 @@ def test_adaptation_fits_annotated_rollout_targets(tiny_sarm2_checkpoint) -> Non
     """RM1 -> RM2: an annotated failed rollout (progress up, then back down) pulls predictions towards its curve,
     and the loaded checkpoint is left untouched."""
     from rewards.registry import make_reward_model
-    from rewards.sarm2.trainer import WindowBatcher
+    from rewards.sarm2.objective import WindowBatcher
 
     model = make_reward_model("sarm2", checkpoint=tiny_sarm2_checkpoint, device="cpu")
     rollout = synthetic_features(SIM_TASKS[0], 1, seed=7)[0]

@@ -16,7 +16,7 @@ FAST_TASKS = ("PullPlug", "PlatesToBin", "PutAwayUmbrella")
 
 def _demo(task: str, seed: int = 0) -> tuple[object, list[dict]]:
     """A full-skill, operator-variability-1 demo in state mode: the env (left at the demo's last state) and infos."""
-    env = tasks.make_env(task, obs_mode="state")
+    env = tasks.make_task_env(task, obs_mode="state")
     expert = tasks.make_expert(env, skill=1.0, variability=1.0)
     infos = [info for *_, info in run_expert_episode(env, expert, seed=seed)]
     return env, infos
@@ -51,7 +51,7 @@ def test_approach_counts_from_the_start_distance_to_arrival():
 # ---------------------------------------------------------------------------------------------- every task
 @pytest.mark.parametrize("task_id", sorted(tasks.TASKS))
 def test_every_task_reports_both_progresses_and_starts_at_zero(task_id):
-    env = tasks.make_env(task_id, obs_mode="state")
+    env = tasks.make_task_env(task_id, obs_mode="state")
     try:
         _, info = env.reset(seed=3)
         unwrapped = env.unwrapped
@@ -89,7 +89,7 @@ def test_full_skill_demo_is_close_to_time_linear(task):
 def test_pull_plug_calibrated_progress_drops_when_the_plug_is_pushed_back_in():
     import mujoco
 
-    env = tasks.make_env("PullPlug", obs_mode="state")
+    env = tasks.make_task_env("PullPlug", obs_mode="state")
     expert = tasks.make_expert(env, skill=1.0, variability=1.0)
     unwrapped = env.unwrapped
     try:
@@ -112,7 +112,7 @@ def test_plates_to_bin_calibrated_progress_drops_when_a_placed_plate_is_taken_ba
     from tasks.plates import REST_Z
     from tasks.plates_to_bin import PLATE_HOMES
 
-    env = tasks.make_env("PlatesToBin", obs_mode="state")
+    env = tasks.make_task_env("PlatesToBin", obs_mode="state")
     expert = tasks.make_expert(env, skill=1.0, variability=0.0)
     unwrapped = env.unwrapped
     try:

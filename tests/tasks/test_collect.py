@@ -31,7 +31,7 @@ def test_collect_round_trip_and_resume(tmp_path):
     np.testing.assert_allclose(np.diff(ep.timestamp), 0.1)
 
     # The recorded first frame is the env's reset observation for the recorded seed.
-    env = tasks.make_env("CleanWhiteboard", image_size=32)
+    env = tasks.make_task_env("CleanWhiteboard", image_size=32)
     obs, _ = env.reset(seed=ep.seed)
     np.testing.assert_array_equal(obs["pixels"]["top"], ep.frames["top"][0])
     np.testing.assert_array_equal(obs["agent_pos"], ep.state[0])
@@ -249,8 +249,8 @@ def test_repair_records_broken_episodes_again(tmp_path, capsys):
 def test_query_rate_recording_renders_only_the_kept_steps_and_matches_a_full_recording():
     from tasks.collect import record_episode
 
-    full_env = tasks.make_env("PullPlug", image_size=16)
-    state_env = tasks.make_env("PullPlug", image_size=16, obs_mode="state")
+    full_env = tasks.make_task_env("PullPlug", image_size=16)
+    state_env = tasks.make_task_env("PullPlug", image_size=16, obs_mode="state")
     try:
         full = record_episode(full_env, tasks.make_expert(full_env, skill=0.6, variability=1.0), seed=3, skill=0.6)
         expert = tasks.make_expert(state_env, skill=0.6, variability=1.0)

@@ -292,7 +292,7 @@ def test_control_hz_sets_the_control_period():
 
 def test_unknown_task_name():
     with pytest.raises(UnknownNameError) as exc_info:
-        tasks.make_env("FoldShort")
+        tasks.make_task_env("FoldShort")
     err = exc_info.value
     assert isinstance(err, ValueError)
     msg = str(err)
@@ -324,7 +324,7 @@ def test_resolve_task_id(name, expected):
 
 
 def test_make_env_by_short_name():
-    env = tasks.make_env("CleanWhiteboard", image_size=16)
+    env = tasks.make_task_env("CleanWhiteboard", image_size=16)
     try:
         assert env.spec.id == WHITEBOARD
         assert isinstance(env.unwrapped, CleanWhiteboardEnv)

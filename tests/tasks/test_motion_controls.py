@@ -14,7 +14,7 @@ TASK = "SARM2/PlatesToBin-v0"
 def env():
     import tasks
 
-    e = tasks.make_env(TASK, image_size=32, obs_mode="state")
+    e = tasks.make_task_env(TASK, image_size=32, obs_mode="state")
     yield e
     e.close()
 

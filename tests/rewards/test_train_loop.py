@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from rewards.training import DistContext, run_training, warmup_cosine
+from rewards.train_loop import DistContext, run_training, warmup_cosine
 from sarm2_env.constants import CAMERAS, STATE_DIM
 from tests.rewards.fixtures import SIM_TASKS, instruction_of
 
@@ -224,7 +224,7 @@ def test_fit_does_not_depend_on_earlier_random_draws(backend) -> None:
 
 
 def test_fit_refuses_unknown_run_options() -> None:
-    from rewards.training import FIT_DEFAULTS, fit_options
+    from rewards.train_loop import FIT_DEFAULTS, fit_options
 
     assert fit_options({"seed": 3}, "sarm2") == {**FIT_DEFAULTS, "seed": 3}
     with pytest.raises(TypeError, match=r"sarm2.fit\(\) got unexpected keyword argument\(s\) \['stepz'\]"):

@@ -1,4 +1,4 @@
-"""Training batches and losses for SARM2 over cached frame embeddings."""
+"""SARM2's training objective: window batches over cached frame embeddings, the loss, and held-out validation."""
 
 from __future__ import annotations
 
