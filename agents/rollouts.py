@@ -40,8 +40,25 @@ EnvFactory = Callable[[], Any]
 _FIELDS = ("embeddings", "state", "action", "rm_progress", "progress", "success_flags")
 
 
+class RecordedEpisode:
+    """``length`` and ``success`` of an episode record with ``state (T, ...)`` and ``success_flags (T,)``."""
+
+    state: np.ndarray
+    success_flags: np.ndarray
+
+    @property
+    def length(self) -> int:
+        """Frames in the episode (steps + 1)."""
+        return int(self.state.shape[0])
+
+    @property
+    def success(self) -> bool:
+        """Ground-truth success at the last frame."""
+        return bool(self.success_flags[-1])
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class Rollout:
+class Rollout(RecordedEpisode):
     """One policy episode (see the module docstring). Arrays have one row per frame ``T = steps + 1``."""
 
     task_id: str
@@ -64,16 +81,6 @@ class Rollout:
         for name in ("rm_progress", "progress", "success_flags"):
             if getattr(self, name).shape != (t,):
                 raise InputShapeError(f"`{name}`: expected ({t},); got {getattr(self, name).shape}")
-
-    @property
-    def length(self) -> int:
-        """Frames in the rollout (steps + 1)."""
-        return int(self.state.shape[0])
-
-    @property
-    def success(self) -> bool:
-        """Ground-truth success at the last frame."""
-        return bool(self.success_flags[-1])
 
     @property
     def episode_id(self) -> str:

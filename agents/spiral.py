@@ -36,6 +36,7 @@ from agents.policy import NEGATIVE, POSITIVE, BCPolicy, BCPolicyConfig, PolicyEp
 from agents.relabel import RelabelConfig, relabel_progress
 from agents.residual import ResidualACPolicy, load_policy
 from agents.rollouts import EnvFactory, Rollout, RolloutStore, make_executor
+from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.updates import UpdateConfig, sample_targets
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.config import FrozenConfig
@@ -45,13 +46,10 @@ from sarm2_env.stats import pearson, wilson_interval
 log = logging.getLogger(__name__)
 
 #: Seed ranges (added to ``SpiralConfig.seed``): rollouts of round r, and the evaluation episodes.
-ROLLOUT_SEED_BASE = 1_000_000
-ROUND_SEED_STRIDE = 10_000
-EVAL_SEED_BASE = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)
-class SpiralConfig(FrozenConfig):
+class SpiralConfig(RoundSeeds, FrozenConfig):
     """One SPIRAL run.
 
     Args:
@@ -124,16 +122,6 @@ class SpiralConfig(FrozenConfig):
         if isinstance(data.get("relabel"), dict):
             data["relabel"] = RelabelConfig(**data["relabel"])
         return cls(**data)
-
-    def rollout_seeds(self, round_index: int) -> list[int]:
-        """The env seeds of round ``round_index``'s rollouts (disjoint from every other round and the evaluation)."""
-        start = self.seed + ROLLOUT_SEED_BASE + round_index * ROUND_SEED_STRIDE
-        return list(range(start, start + self.rollouts_per_round))
-
-    def eval_seeds(self) -> list[int]:
-        """The evaluation seeds, the same for every round."""
-        start = self.seed + EVAL_SEED_BASE
-        return list(range(start, start + self.eval_episodes))
 
 
 @dataclasses.dataclass(frozen=True)

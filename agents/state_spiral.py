@@ -45,6 +45,8 @@ import numpy as np
 from typing_extensions import override
 
 from agents.relabel import RelabelConfig, relabel_progress
+from agents.rollouts import RecordedEpisode
+from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.state_policy import StateEpisode, StatePolicy
 from agents.updates import UpdateConfig, sample_targets
 from rewards.references import physics_progress
@@ -55,14 +57,11 @@ from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 
 log = logging.getLogger(__name__)
 
-ROLLOUT_SEED_BASE = 1_000_000
-ROUND_SEED_STRIDE = 10_000
-EVAL_SEED_BASE = 2_000_000
 REFERENCE_SOURCES = ("oracle", "sparse")
 
 
 @dataclasses.dataclass(frozen=True)
-class StateSpiralConfig(FrozenConfig):
+class StateSpiralConfig(RoundSeeds, FrozenConfig):
     """One run: ``rounds`` after ``pi_0`` on ``task``, per reward source.
 
     Args:
@@ -106,16 +105,6 @@ class StateSpiralConfig(FrozenConfig):
         if self.finetune_lr is not None and not self.finetune_lr > 0:
             raise ConfigError(f"`finetune_lr` must be > 0 or None; got {self.finetune_lr!r}")
 
-    def rollout_seeds(self, r: int) -> list[int]:
-        """The env seeds of round ``r``'s rollouts (disjoint from every other round and the evaluation)."""
-        start = self.seed + ROLLOUT_SEED_BASE + r * ROUND_SEED_STRIDE
-        return list(range(start, start + self.rollouts_per_round))
-
-    def eval_seeds(self) -> list[int]:
-        """The evaluation seeds, the same for every round."""
-        start = self.seed + EVAL_SEED_BASE
-        return list(range(start, start + self.eval_episodes))
-
     @override
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -123,7 +112,7 @@ class StateSpiralConfig(FrozenConfig):
 
 # ------------------------------------------------------------------------------------------- rollouts
 @dataclasses.dataclass(frozen=True)
-class StateRollout:
+class StateRollout(RecordedEpisode):
     """One episode of the state policy: ``state (T, D)``, ``action (T - 1, 14)``, the simulator's ``progress (T,)``
     and ``success_flags (T,)``, and the reward model's view: ``frames`` (the rendered frame indices) with their
     ``embeddings (Q, C, E)`` (empty without an encoder)."""
@@ -149,16 +138,6 @@ class StateRollout:
         for name, (ok, want) in checks.items():
             if not ok:
                 raise InputShapeError(f"`{name}`: expected {want}; got {getattr(self, name).shape}")
-
-    @property
-    def length(self) -> int:
-        """Frames in the rollout (steps + 1)."""
-        return int(self.state.shape[0])
-
-    @property
-    def success(self) -> bool:
-        """Ground-truth success at the last frame."""
-        return bool(self.success_flags[-1])
 
     def to_bytes(self) -> bytes:
         """The rollout as NPZ bytes."""

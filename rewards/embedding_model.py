@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -86,10 +86,13 @@ class EmbeddingRewardModel(TrainableRewardModel):
             qualifiers.append("random-init encoder, test only")
         return qualifiers
 
+    #: how tables name the backend, before its qualifiers (the registry name when empty)
+    display_name: ClassVar[str] = ""
+
     @property
     @override
     def label(self) -> str:
-        return f"{self.name} ({', '.join(self._label_qualifiers())})"
+        return f"{self.display_name or self.name} ({', '.join(self._label_qualifiers())})"
 
     @override
     def covers(self, task: str) -> bool:

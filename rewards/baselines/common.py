@@ -323,6 +323,13 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
 
     #: shorter episodes are left out of training and validation
     min_episode_length: ClassVar[int] = 1
+    #: the network, built as ``net_cls(image_dim, text_dim, config)``
+    net_cls: ClassVar[type[nn.Module]]
+
+    @override
+    def _build_net(self, text_dim: int) -> nn.Module:
+        self.net = self.net_cls(self._spec.dim, text_dim, self.config).to(self.device).eval()
+        return self.net
 
     def fit(
         self,

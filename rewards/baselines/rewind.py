@@ -130,19 +130,12 @@ class ReWiNDRewardModel(PrefixRewardModel):
 
     name = "rewind"
     role = "published_baseline"
+    display_name = "ReWiND"
+    net_cls = ReWiNDNet
     config_cls = ReWiNDConfig
 
     def __init__(self, config: ReWiNDConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-
-    @property
-    @override
-    def label(self) -> str:
-        return f"ReWiND ({', '.join(self._label_qualifiers())})"
-
-    def _build_net(self, text_dim: int) -> ReWiNDNet:
-        self.net = ReWiNDNet(self._spec.dim, text_dim, self.config).to(self.device).eval()
-        return self.net
 
     def _loss_fn(self, store: EpisodeStore, episode_emb: torch.Tensor, task_emb: torch.Tensor, batch_size: int):
         """Rewound demo prefixes (and mismatched-instruction negatives) against time-linear targets: MSE."""

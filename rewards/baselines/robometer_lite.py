@@ -230,20 +230,13 @@ class RobometerLiteRewardModel(PrefixRewardModel):
 
     name = "robometer_lite"
     role = "published_baseline"
+    display_name = "Robometer-lite"
+    net_cls = RobometerLiteNet
     config_cls = RobometerLiteConfig
     min_episode_length = 2  # a preference pair needs two prefix ends
 
     def __init__(self, config: RobometerLiteConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-
-    @property
-    @override
-    def label(self) -> str:
-        return f"Robometer-lite ({', '.join(self._label_qualifiers())})"
-
-    def _build_net(self, text_dim: int) -> RobometerLiteNet:
-        self.net = RobometerLiteNet(self._spec.dim, text_dim, self.config).to(self.device).eval()
-        return self.net
 
     def _loss_fn(self, store: EpisodeStore, episode_emb: torch.Tensor, task_emb: torch.Tensor, batch_size: int):
         """Preference pairs: progress MSE on both clips plus the Bradley-Terry loss on the pair."""

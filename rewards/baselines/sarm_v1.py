@@ -352,6 +352,7 @@ class SARMRewardModel(WindowRewardModel):
 
     name = "sarm"
     role = "published_baseline"
+    display_name = "SARM v1"
     config_cls = SARMConfig
 
     def __init__(
@@ -366,11 +367,6 @@ class SARMRewardModel(WindowRewardModel):
             task: t if isinstance(t, StageTable) else StageTable.from_dict(t)
             for task, t in (stage_tables or {}).items()
         }
-
-    @property
-    @override
-    def label(self) -> str:
-        return f"SARM v1 ({', '.join(self._label_qualifiers())})"
 
     # --- tasks -------------------------------------------------------------------------------------
     def _task_id(self, task: str) -> str | None:

@@ -399,7 +399,7 @@ def test_bradley_terry_loss_decreases_with_training() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from tests.rewards.test_training import write_dataset
+    from tests.rewards.test_train_loop import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("baselines") / "data")
 
