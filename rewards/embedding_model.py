@@ -280,6 +280,50 @@ class EmbeddingRewardModel(TrainableRewardModel):
         model.checkpoint_path = path
         return model
 
+    def _train_net(
+        self,
+        net: nn.Module,
+        param_groups: list[dict[str, Any]],
+        loss_fn: Callable,
+        *,
+        ctx,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None,
+        counts: dict[str, int],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The end of every ``fit``: :func:`rewards.train_loop.run_training` at the config's steps, warm-up and
+        clipping, checkpointing to ``options["out_dir"]`` as it goes; ``training_summary`` gets ``counts``."""
+        from rewards.train_loop import run_training
+
+        c = self.config
+        out_dir = options["out_dir"]
+
+        def save(module, summary):
+            self.training_summary = {**summary, **counts}
+            if out_dir is not None:
+                self.save(out_dir)
+
+        summary = run_training(
+            module=net,
+            param_groups=param_groups,
+            loss_fn=loss_fn,
+            steps=c.steps,
+            warmup=c.warmup_steps,
+            grad_clip=c.grad_clip,
+            seed=options["seed"],
+            ctx=ctx,
+            out_dir=out_dir,
+            resume=options["resume"],
+            evaluate=evaluate,
+            save=save,
+            eval_every=options["eval_every"],
+            checkpoint_every=options["checkpoint_every"],
+            progress=options["progress"],
+        )
+        net.eval()
+        self.training_summary = {**summary, **counts}
+        return self.training_summary
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
@@ -359,50 +403,6 @@ class AdaptableMixin(EmbeddingRewardModel):
         adapted = {"episodes": len(episodes), "annotated": annotated, "steps": steps, "lr_scale": lr_scale}
         self.training_summary = {**self.training_summary, "adapted": adapted}
         return summary
-
-    def _train_net(
-        self,
-        net: nn.Module,
-        param_groups: list[dict[str, Any]],
-        loss_fn: Callable,
-        *,
-        ctx,
-        evaluate: Callable[[nn.Module], dict[str, float]] | None,
-        counts: dict[str, int],
-        options: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The end of every ``fit``: :func:`rewards.train_loop.run_training` at the config's steps, warm-up and
-        clipping, checkpointing to ``options["out_dir"]`` as it goes; ``training_summary`` gets ``counts``."""
-        from rewards.train_loop import run_training
-
-        c = self.config
-        out_dir = options["out_dir"]
-
-        def save(module, summary):
-            self.training_summary = {**summary, **counts}
-            if out_dir is not None:
-                self.save(out_dir)
-
-        summary = run_training(
-            module=net,
-            param_groups=param_groups,
-            loss_fn=loss_fn,
-            steps=c.steps,
-            warmup=c.warmup_steps,
-            grad_clip=c.grad_clip,
-            seed=options["seed"],
-            ctx=ctx,
-            out_dir=out_dir,
-            resume=options["resume"],
-            evaluate=evaluate,
-            save=save,
-            eval_every=options["eval_every"],
-            checkpoint_every=options["checkpoint_every"],
-            progress=options["progress"],
-        )
-        net.eval()
-        self.training_summary = {**summary, **counts}
-        return self.training_summary
 
     def _adaptation_objective(
         self, net: nn.Module, episodes: Sequence[EpisodeFeatures], curves: list[np.ndarray], device, lr_scale: float
