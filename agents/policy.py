@@ -29,6 +29,7 @@ from torch import nn
 from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.policy import ActionQueues
 from sarm2_env.policy import Policy as Policy  # re-exported: SPIRAL's policies follow the one interface
 
 log = logging.getLogger(__name__)
@@ -191,24 +192,10 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-3).astype(np.float32)
 
 
-class ChunkedActing:
+class ChunkedActing(ActionQueues):
     """Receding-horizon acting for ``N`` envs at once, shared by the policies: every env keeps a queue of planned
-    actions, and the envs whose queue ran out get a new plan. Subclasses provide ``encode_observations``."""
-
-    _instructions: list[str]
-    _queues: list[list[np.ndarray]]
-
-    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
-        """Start new episodes: all envs (``indices=None``) or only those listed; their queues are emptied."""
-        if indices is None:
-            self._instructions = [str(s) for s in instructions]
-            self._queues = [[] for _ in self._instructions]
-            return
-        if len(instructions) != len(indices):
-            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
-        for i, text in zip(indices, instructions):
-            self._instructions[i] = str(text)
-            self._queues[i] = []
+    actions (:class:`sarm2_env.policy.ActionQueues`), and the envs whose queue ran out get a new plan. Subclasses
+    provide ``encode_observations``."""
 
     def act(self, observations: Mapping[str, Any]) -> np.ndarray:
         """One action per env ``(N, 14)`` from batched observations (encoded, then planned in chunks)."""
@@ -220,17 +207,9 @@ class ChunkedActing:
     ) -> np.ndarray:
         """Pop one action per env, first refilling empty queues with ``plan(embeddings, state, instructions)``,
         which returns the ``(n, K, 14)`` actions to execute for the ``n`` envs that need a plan."""
-        n = state.shape[0]
-        if n != len(self._queues):
-            raise InputShapeError(
-                f"`observations`: the policy was reset for {len(self._queues)} envs; got a batch of {n}"
-            )
-        need = [i for i in range(n) if not self._queues[i]]
-        if need:
-            chunks = plan(embeddings[need], state[need], [self._instructions[i] for i in need])
-            for j, i in enumerate(need):
-                self._queues[i] = list(chunks[j])
-        return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
+        return self._pop_actions(
+            state.shape[0], lambda need: plan(embeddings[need], state[need], [self._instructions[i] for i in need])
+        )
 
 
 class BCPolicy(ChunkedActing):

@@ -20,7 +20,7 @@ import numpy as np
 from sarm2_env.constants import ACTION_DIM
 from sarm2_env.errors import InputShapeError, InvalidActionError
 
-__all__ = ["Policy", "PredictPolicy", "act_once", "action_chunk", "batch_of_one", "as_policy"]
+__all__ = ["ActionQueues", "Policy", "PredictPolicy", "act_once", "action_chunk", "batch_of_one", "as_policy"]
 
 
 @runtime_checkable
@@ -71,7 +71,48 @@ def action_chunk(output: Any) -> np.ndarray:
     return arr
 
 
-class PredictPolicy:
+class ActionQueues:
+    """Per-env queues of planned actions, the mechanism every chunked policy acts through: ``reset`` empties the
+    queues of the envs that start an episode, and :meth:`_pop_actions` refills the empty ones with a new plan
+    before taking one action from each."""
+
+    _instructions: list[str]
+    _queues: list[list[np.ndarray]]
+
+    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
+        """Start new episodes: all envs (``indices=None``) or only those listed; their queues are emptied."""
+        if indices is None:
+            self._instructions = [str(s) for s in instructions]
+            self._queues = [[] for _ in self._instructions]
+            return
+        if len(instructions) != len(indices):
+            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
+        for i, text in zip(indices, instructions):
+            self._instructions[i] = str(text)
+            self._queues[i] = []
+
+    def _pop_actions(self, n: int, plan: Callable[[list[int]], Sequence[np.ndarray]]) -> np.ndarray:
+        """One action per env ``(n, 14)``: the envs whose queue ran out (their indices) first get ``plan(need)``,
+        one chunk ``(K, 14)`` each."""
+        if n != len(self._queues):
+            raise InputShapeError(
+                f"`observations`: the policy was reset for {len(self._queues)} envs; got a batch of {n}"
+            )
+        need = [i for i in range(n) if not self._queues[i]]
+        if need:
+            chunks = plan(need)
+            for j, i in enumerate(need):
+                self._queues[i] = list(chunks[j])
+        return np.stack([q.pop(0) for q in self._queues]).astype(np.float32)
+
+
+def _batch_size(observations: Any) -> int:
+    if isinstance(observations, Mapping):
+        return _batch_size(next(iter(observations.values())))
+    return len(observations)
+
+
+class PredictPolicy(ActionQueues):
     """A :class:`Policy` from a single-observation model: ``predict(obs)`` (a method, or the callable itself)
     returns one action ``(14,)`` or a chunk ``(k, 14)``; each env executes its chunk in order and asks for the
     next one when it runs out.
@@ -86,28 +127,17 @@ class PredictPolicy:
             raise TypeError(f"`predictor` must have predict(obs) or be callable; got {type(predictor).__name__}")
         self.predictor = predictor
         self._predict: Callable[[Any], Any] = predict
-        self._queues: list[list[np.ndarray]] = []
-
-    def reset(self, instructions: Sequence[str], indices: Sequence[int] | None = None) -> None:
-        """Start new episodes: their queued chunks are dropped."""
-        if indices is None:
-            self._queues = [[] for _ in instructions]
-            return
-        if len(instructions) != len(indices):
-            raise InputShapeError(f"`instructions`: expected one per index ({len(indices)}); got {len(instructions)}")
-        for i in indices:
-            self._queues[i] = []
+        self._instructions = []
+        self._queues = []
 
     def act(self, observations: Any) -> np.ndarray:
         """One action per env: the next of its chunk, predicting a new chunk from its observation when empty."""
         if not self._queues:
-            self._queues = [[]]  # used without reset(): one env, as on the real station
-        out = np.empty((len(self._queues), ACTION_DIM), dtype=np.float32)
-        for i, queue in enumerate(self._queues):
-            if not queue:
-                queue.extend(action_chunk(self._predict(_row(observations, i))).astype(np.float32))
-            out[i] = queue.pop(0)
-        return out
+            self.reset([""])  # used without reset(): one env, as on the real station
+        return self._pop_actions(
+            _batch_size(observations),
+            lambda need: [action_chunk(self._predict(_row(observations, i))) for i in need],
+        )
 
 
 def as_policy(obj: Any) -> Policy:

@@ -48,6 +48,8 @@ def test_predict_policy_runs_each_chunk_in_order_per_env():
     assert model.calls == 4 and third[:, 1].tolist() == [0, 0]
     with pytest.raises(InputShapeError, match="one per index"):
         policy.reset(["x", "y"], indices=[0])
+    with pytest.raises(InputShapeError, match="reset for 2 envs; got a batch of 3"):
+        policy.act(_obs(3))
 
 
 def test_act_once_and_as_policy():
