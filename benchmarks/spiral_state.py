@@ -99,6 +99,24 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> No
     plt.close(fig)
 
 
+def _update_line(config: Any) -> str:
+    """How the rollouts were explored and weighted, when the config departs from the plain rollouts."""
+    parts = []
+    if config.explore_noise > 0:
+        parts.append(
+            f"rollouts explore with one N(0, {config.explore_noise:g} rad) offset per executed plan on the arm joints "
+            "the demos move, and only the planning frames are cloned"
+        )
+    if config.drop_stalled_tail:
+        parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
+    if config.rollout_share is not None:
+        parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
+    if config.aggregate:
+        parts.append("each update uses every round's rollouts so far")
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}. " if parts else ""
+
+
 def summary_markdown(
     bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
 ) -> str:
@@ -118,7 +136,8 @@ def summary_markdown(
         f"Update: {config.update.rule}; {config.rollouts_per_round} rollouts and {config.eval_episodes} evaluation "
         f"episodes per round (the same evaluation seeds for every policy); rewards queried at every "
         f"{config.relabel.query_every}th frame. Round 1's rollouts (of the shared `pi_0`) are relabelled by every "
-        "source. Cells: successes / episodes (95 % Wilson interval), mean final ground-truth progress.",
+        "source. " + _update_line(config) + "Cells: successes / episodes (95 % Wilson interval), mean final "
+        "ground-truth progress.",
         "",
         "| reward source | " + " | ".join(f"pi_{r}" for r in range(config.rounds + 1)) + " |",
         "|---|" + "---|" * (config.rounds + 1),

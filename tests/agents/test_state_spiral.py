@@ -3,6 +3,7 @@ relabelling per source, resume, bad configs. Tiny sizes on PullPlug (the shortes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 
@@ -58,6 +59,93 @@ def test_rollouts_render_and_encode_only_the_query_frames(pi0, tmp_path, monkeyp
     assert ro.frames.tolist() == expected == rendered  # nothing else was rendered
     assert ro.embeddings.shape == (len(expected), 3, 64) and ro.action.shape == (ro.length - 1, 14)
     assert ro.state.shape[1] > 14 and ro.progress.shape == ro.success_flags.shape == (ro.length,)
+
+
+def test_exploring_rollouts_record_the_executed_offsets(pi0, tmp_path):
+    policy, path = pi0
+    calm, noisy, again = (tmp_path / f"{name}.npz" for name in ("calm", "noisy", "again"))
+    rollout_episode(TASK, str(path), 5, str(calm), image_size=32, encoder=None, query_every=10, max_steps=40)
+    for out in (noisy, again):
+        rollout_episode(
+            TASK, str(path), 5, str(out), image_size=32, encoder=None, query_every=10, max_steps=40, explore_noise=0.05
+        )
+    a, b, c = (StateRollout.from_file(p) for p in (calm, noisy, again))
+    np.testing.assert_array_equal(b.action, c.action)  # seeded by the rollout's seed
+    # The first plan runs from the same states, so the recorded actions differ from the calm ones by one held offset.
+    execute = policy.config.execute
+    offset = b.action[:execute] - a.action[:execute]
+    np.testing.assert_allclose(offset, np.broadcast_to(offset[0], offset.shape), atol=1e-6)
+    assert np.all(offset[:, [6, 13]] == 0) and 0.01 < np.abs(offset[0]).max() < 0.3  # grippers are not perturbed
+    with pytest.raises(ConfigError, match="explore_noise"):
+        _config(explore_noise=-0.1)
+
+
+def test_exploring_updates_clone_only_the_planning_frames(pi0, demos, tmp_path, monkeypatch):
+    policy, _ = pi0
+    seen = []
+    real_fit = StatePolicy.fit
+
+    def fit(self, episodes, **kw):
+        seen.extend(e for e in episodes if e.weight is not None)
+        return real_fit(self, episodes, **kw)
+
+    monkeypatch.setattr(StatePolicy, "fit", fit)
+    cfg = _config(explore_noise=0.02, max_episode_steps=60, update=UpdateConfig(rule="awr"))
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        spiral.run(["oracle"])
+    execute = policy.config.execute
+    assert seen and all(np.all(e.weight[np.arange(e.length) % execute != 0] == 0) for e in seen)
+    assert all(np.all(e.weight[::execute] > 0) for e in seen)  # AWR weights are positive
+
+
+def test_the_stalled_tail_ends_where_progress_last_rose():
+    from agents.state_spiral import _peak_frame
+
+    assert _peak_frame(np.array([0.0, 0.2, 0.5, 0.5, 0.49, 0.3, 0.3])) == 2  # within 0.02 of the maximum
+    assert _peak_frame(np.array([0.0, 0.4, 0.2, 0.41, 0.1])) == 1  # first frame near the maximum
+    assert _peak_frame(np.zeros(5)) == 0  # never rose: nothing to clone (a failure under sparse success)
+    assert _peak_frame(np.linspace(0, 1, 6)) == 5
+
+
+def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tmp_path, monkeypatch):
+    policy, _ = pi0
+    seen = []
+    real_fit = StatePolicy.fit
+
+    def fit(self, episodes, **kw):
+        seen.extend(e for e in episodes if e.weight is not None)
+        return real_fit(self, episodes, **kw)
+
+    monkeypatch.setattr(StatePolicy, "fit", fit)
+    cfg = _config(drop_stalled_tail=True, max_episode_steps=40, rollouts_per_round=4)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        spiral.run(["oracle"])
+        seen.clear()
+        rollouts = [StateRollout.from_file(p) for p in sorted((tmp_path / "shared" / "round_01_rollouts").iterdir())]
+        flags = np.zeros(rollouts[0].length, bool)
+        flags[-3:] = True  # one rollout made to succeed at its end; the 40-step others fail
+        rollouts[0] = dataclasses.replace(rollouts[0], success_flags=flags)
+        assert [ro.success for ro in rollouts] == [True, False, False, False]
+        spiral.update("sparse", 1, rollouts, tmp_path / "pi0", tmp_path / "sparse_policy")
+    assert len(seen) == 1 and seen[0].success  # the failures lost every frame, so were left out
+
+
+def test_rollout_share_is_the_rollouts_part_of_every_batch():
+    from agents.state_policy import StateEpisode
+    from agents.state_spiral import _scale_to_share
+
+    def episode(weight):
+        t = len(weight)
+        return StateEpisode(TASK, np.zeros((t, 20), np.float32), np.zeros((t, 14), np.float32), np.asarray(weight))
+
+    rollouts = [episode([1.0, 0.0, 2.0]), episode([0.5, 0.5])]
+    _scale_to_share(rollouts, demo_frames=300, share=0.25)
+    total = sum(float(e.weight.sum()) for e in rollouts)
+    assert total / (total + 300) == pytest.approx(0.25)
+    np.testing.assert_allclose(rollouts[0].weight / rollouts[0].weight[0], [1.0, 0.0, 2.0])  # relative weights kept
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ConfigError, match="rollout_share"):
+            _config(rollout_share=bad)
 
 
 def test_sources_read_progress_as_documented():
