@@ -201,6 +201,13 @@ class StatePolicy(ChunkedActing):
             raise NonFiniteError("state BC policy produced NaN/inf actions (diverged training?)")
         return actions.astype(np.float32)
 
+    def standardised_features(self, states: np.ndarray) -> np.ndarray:
+        """The head's standardised inputs ``(T, F)`` for one episode's states ``(T, D)`` (clipped to +-5: a
+        state far outside the demos would otherwise dominate whatever is fitted on them)."""
+        self._require_trained()
+        x = history_features(np.asarray(states, np.float32), self.config.history)
+        return np.clip((x - self.norm["x_mean"]) / self.norm["x_std"], -5.0, 5.0).astype(np.float32)
+
     def _require_trained(self) -> None:
         if self.net is None:
             raise CheckpointError("the state BC policy is untrained: call fit(episodes) or StatePolicy.load(path)")

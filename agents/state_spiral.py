@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
+from agents.outcome_advantage import outcome_advantages
 from agents.relabel import RelabelConfig, relabel_progress
 from agents.rollouts import RecordedEpisode
 from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
@@ -58,6 +59,8 @@ from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 log = logging.getLogger(__name__)
 
 REFERENCE_SOURCES = ("oracle", "sparse")
+#: What the update rule weights by (see :class:`StateSpiralConfig`).
+ADVANTAGES = ("chunk", "outcome")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,10 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
         rollout_share: the share of every fine-tuning batch drawn from the weighted rollouts, the rest from the
             demos (``None``: in proportion to their frames and weights; with 120 demos of ~400 frames beside 50
             rollouts, the demos then carry most of every batch).
+        advantage: what the weighting rule reads. ``"chunk"``: the progress gain over the chunk,
+            ``p(t+H) - p(t)`` (:mod:`agents.relabel`). ``"outcome"``: the episode's final progress minus a
+            cross-fitted value of the state (:mod:`agents.outcome_advantage`), so a motion that gains progress
+            but leads nowhere (an approach that stops short) counts against the state's promise.
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -106,6 +113,7 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     explore_noise: float = 0.0
     drop_stalled_tail: bool = False
     rollout_share: float | None = None
+    advantage: str = "chunk"
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -123,6 +131,12 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
         if self.finetune_lr is not None and not self.finetune_lr > 0:
             raise ConfigError(f"`finetune_lr` must be > 0 or None; got {self.finetune_lr!r}")
+        if self.advantage not in ADVANTAGES:
+            from sarm2_env.errors import UnknownNameError
+
+            raise UnknownNameError("advantage", self.advantage, ADVANTAGES)
+        if self.advantage == "outcome" and self.rollouts_per_round < 2:
+            raise ConfigError("`advantage='outcome'` cross-fits over rollouts: `rollouts_per_round` must be >= 2")
         if self.rollout_share is not None and not 0 < self.rollout_share < 1:
             raise ConfigError(f"`rollout_share` must be in (0, 1) or None; got {self.rollout_share!r}")
         if not (np.isfinite(self.explore_noise) and self.explore_noise >= 0):
@@ -537,10 +551,16 @@ class StateSpiral:
         replay = [*earlier, *rollouts]
         predicted = [predicted_progress(ro, source, self.models.get(source)) for ro in replay]
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
+        previous = StatePolicy.load(previous_path, device="cpu")
         advantages = [rl.advantage for rl in relabelled]
+        if cfg.advantage == "outcome":
+            advantages = outcome_advantages(
+                [previous.standardised_features(ro.state) for ro in replay],
+                [float(rl.progress[-1]) for rl in relabelled],
+                seed=cfg.seed + r,
+            )
         flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
         targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
-        previous = StatePolicy.load(previous_path, device="cpu")
         episodes, start = [], 0
         for ro, rl in zip(replay, relabelled):
             end = start + ro.length - 1

@@ -109,6 +109,8 @@ def _update_line(config: Any) -> str:
         )
     if config.drop_stalled_tail:
         parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
+    if config.advantage == "outcome":
+        parts.append("the update weights by outcome advantages (final progress minus a cross-fitted state value)")
     if config.rollout_share is not None:
         parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
     if config.aggregate:

@@ -40,6 +40,20 @@ def pi0(demos, tmp_path_factory):
     return policy, path
 
 
+@pytest.fixture
+def rollout_fits(monkeypatch):
+    """The weighted (rollout) episodes every StatePolicy.fit of the test received, in order."""
+    seen = []
+    real_fit = StatePolicy.fit
+
+    def fit(self, episodes, **kw):
+        seen.extend(e for e in episodes if e.weight is not None)
+        return real_fit(self, episodes, **kw)
+
+    monkeypatch.setattr(StatePolicy, "fit", fit)
+    return seen
+
+
 def _config(**kw) -> StateSpiralConfig:
     base = dict(task=TASK, rounds=1, rollouts_per_round=3, eval_episodes=3, finetune_steps=30, workers=1)
     base["relabel"] = RelabelConfig(chunk=20)
@@ -80,16 +94,9 @@ def test_exploring_rollouts_record_the_executed_offsets(pi0, tmp_path):
         _config(explore_noise=-0.1)
 
 
-def test_exploring_updates_clone_only_the_planning_frames(pi0, demos, tmp_path, monkeypatch):
+def test_exploring_updates_clone_only_the_planning_frames(pi0, demos, tmp_path, rollout_fits):
     policy, _ = pi0
-    seen = []
-    real_fit = StatePolicy.fit
-
-    def fit(self, episodes, **kw):
-        seen.extend(e for e in episodes if e.weight is not None)
-        return real_fit(self, episodes, **kw)
-
-    monkeypatch.setattr(StatePolicy, "fit", fit)
+    seen = rollout_fits
     cfg = _config(explore_noise=0.02, max_episode_steps=60, update=UpdateConfig(rule="awr"))
     with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
         spiral.run(["oracle"])
@@ -107,16 +114,9 @@ def test_the_stalled_tail_ends_where_progress_last_rose():
     assert _peak_frame(np.linspace(0, 1, 6)) == 5
 
 
-def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tmp_path, monkeypatch):
+def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tmp_path, rollout_fits):
     policy, _ = pi0
-    seen = []
-    real_fit = StatePolicy.fit
-
-    def fit(self, episodes, **kw):
-        seen.extend(e for e in episodes if e.weight is not None)
-        return real_fit(self, episodes, **kw)
-
-    monkeypatch.setattr(StatePolicy, "fit", fit)
+    seen = rollout_fits
     cfg = _config(drop_stalled_tail=True, max_episode_steps=40, rollouts_per_round=4)
     with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
         spiral.run(["oracle"])
@@ -128,6 +128,29 @@ def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tm
         assert [ro.success for ro in rollouts] == [True, False, False, False]
         spiral.update("sparse", 1, rollouts, tmp_path / "pi0", tmp_path / "sparse_policy")
     assert len(seen) == 1 and seen[0].success  # the failures lost every frame, so were left out
+
+
+def test_outcome_advantages_favour_the_rollout_that_ended_well(pi0, demos, tmp_path, rollout_fits):
+    from sarm2_env.errors import UnknownNameError
+
+    policy, _ = pi0
+    cfg = _config(advantage="outcome", max_episode_steps=40, rollouts_per_round=4)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        spiral.run(["oracle"])
+        rollout_fits.clear()
+        rollouts = [StateRollout.from_file(p) for p in sorted((tmp_path / "shared" / "round_01_rollouts").iterdir())]
+        flags = np.zeros(rollouts[0].length, bool)
+        flags[-3:] = True
+        rollouts[0] = dataclasses.replace(rollouts[0], success_flags=flags)
+        spiral.update("sparse", 1, rollouts, tmp_path / "pi0", tmp_path / "sparse_policy")
+    good = [float(e.weight.mean()) for e in rollout_fits if e.success]
+    bad = [float(e.weight.mean()) for e in rollout_fits if not e.success]
+    # chunk advantages would weigh the success's idle frames like the failures' (0.83 against 0.39 here)
+    assert len(good) == 1 and good[0] > 0.9 and max(bad, default=0.0) < 0.5 * good[0]
+    with pytest.raises(UnknownNameError, match="advantage"):
+        _config(advantage="bogus")
+    with pytest.raises(ConfigError, match="rollouts_per_round"):
+        _config(advantage="outcome", rollouts_per_round=1)
 
 
 def test_rollout_share_is_the_rollouts_part_of_every_batch():

@@ -55,8 +55,14 @@ def test_tiny_run_writes_a_labelled_table_and_a_plot(tmp_path, capsys):
 def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
     plain = bench.SpiralStateBench.load(_write(tmp_path)).spiral_config()
     assert bench._update_line(plain) == ""
-    spiral = {**TINY["spiral"], "explore_noise": 0.015, "rollout_share": 0.5, "drop_stalled_tail": True}
+    spiral = {
+        **TINY["spiral"],
+        "explore_noise": 0.015,
+        "rollout_share": 0.5,
+        "drop_stalled_tail": True,
+        "advantage": "outcome",
+    }
     cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral=spiral)).spiral_config()
     line = bench._update_line(cfg)
     assert line.startswith("Rollouts explore with one N(0, 0.015 rad) offset") and "50 % of every" in line
-    assert "after its relabelled progress last rose" in line
+    assert "after its relabelled progress last rose" in line and "outcome advantages" in line
