@@ -391,8 +391,8 @@ def predicted_progress(rollout: StateRollout, source: str, model: Any = None) ->
 
 
 def _peak_frame(progress: np.ndarray, tolerance: float = 0.02) -> int:
-    """The first frame at which ``progress`` comes within ``tolerance`` of its episode maximum: nothing the
-    rollout did after it made progress."""
+    """The first frame at which ``progress`` comes within ``tolerance`` of its episode maximum; the rollout
+    made no more progress after it."""
     p = np.asarray(progress, dtype=np.float64)
     return int(np.argmax(p >= p.max() - tolerance))
 
