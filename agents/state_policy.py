@@ -193,7 +193,7 @@ class StatePolicy(ChunkedActing):
     def predict_chunks(self, features: np.ndarray) -> np.ndarray:
         """``(N, H, 14)`` absolute joint targets (grippers clipped to [0, 1]) from features ``(N, F)``."""
         self._require_trained()
-        x = torch.as_tensor((features - self.norm["x_mean"]) / self.norm["x_std"], dtype=torch.float32)
+        x = torch.as_tensor(self._standardise(features), dtype=torch.float32)
         y = self.net(x.to(self.device)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
         actions = y * self.norm["y_std"] + self.norm["y_mean"]
         actions[..., _GRIPPERS] = np.clip(actions[..., _GRIPPERS], 0.0, 1.0)
@@ -206,7 +206,10 @@ class StatePolicy(ChunkedActing):
         state far outside the demos would otherwise dominate whatever is fitted on them)."""
         self._require_trained()
         x = history_features(np.asarray(states, np.float32), self.config.history)
-        return np.clip((x - self.norm["x_mean"]) / self.norm["x_std"], -5.0, 5.0).astype(np.float32)
+        return np.clip(self._standardise(x), -5.0, 5.0).astype(np.float32)
+
+    def _standardise(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.norm["x_mean"]) / self.norm["x_std"]
 
     def _require_trained(self) -> None:
         if self.net is None:
@@ -256,7 +259,7 @@ class StatePolicy(ChunkedActing):
                 "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
                 "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
             }
-        xn = torch.as_tensor((x - self.norm["x_mean"]) / self.norm["x_std"], dtype=torch.float32, device=self.device)
+        xn = torch.as_tensor(self._standardise(x), dtype=torch.float32, device=self.device)
         yn = torch.as_tensor(
             (y - self.norm["y_mean"].reshape(-1)) / self.norm["y_std"].reshape(-1),
             dtype=torch.float32,
