@@ -114,20 +114,26 @@ def test_the_stalled_tail_ends_where_progress_last_rose():
     assert _peak_frame(np.linspace(0, 1, 6)) == 5
 
 
-def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tmp_path, rollout_fits):
-    policy, _ = pi0
-    seen = rollout_fits
-    cfg = _config(drop_stalled_tail=True, max_episode_steps=40, rollouts_per_round=4)
+def _sparse_update_with_one_success(cfg, policy, demos, tmp_path, fits: list) -> None:
+    """Round 1 of ``cfg`` (40-step rollouts, which fail), then a sparse update after one rollout is made to
+    succeed at its end; ``fits`` keeps only that update's weighted episodes."""
     with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
         spiral.run(["oracle"])
-        seen.clear()
+        fits.clear()
         rollouts = [StateRollout.from_file(p) for p in sorted((tmp_path / "shared" / "round_01_rollouts").iterdir())]
         flags = np.zeros(rollouts[0].length, bool)
-        flags[-3:] = True  # one rollout made to succeed at its end; the 40-step others fail
+        flags[-3:] = True
         rollouts[0] = dataclasses.replace(rollouts[0], success_flags=flags)
         assert [ro.success for ro in rollouts] == [True, False, False, False]
         spiral.update("sparse", 1, rollouts, tmp_path / "pi0", tmp_path / "sparse_policy")
-    assert len(seen) == 1 and seen[0].success  # the failures lost every frame, so were left out
+
+
+def test_dropping_stalled_tails_keeps_only_successes_under_sparse(pi0, demos, tmp_path, rollout_fits):
+    policy, _ = pi0
+    cfg = _config(drop_stalled_tail=True, max_episode_steps=40, rollouts_per_round=4)
+    _sparse_update_with_one_success(cfg, policy, demos, tmp_path, rollout_fits)
+    # the failures lost every frame, so were left out
+    assert len(rollout_fits) == 1 and rollout_fits[0].success
 
 
 def test_outcome_advantages_favour_the_rollout_that_ended_well(pi0, demos, tmp_path, rollout_fits):
@@ -135,14 +141,7 @@ def test_outcome_advantages_favour_the_rollout_that_ended_well(pi0, demos, tmp_p
 
     policy, _ = pi0
     cfg = _config(advantage="outcome", max_episode_steps=40, rollouts_per_round=4)
-    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
-        spiral.run(["oracle"])
-        rollout_fits.clear()
-        rollouts = [StateRollout.from_file(p) for p in sorted((tmp_path / "shared" / "round_01_rollouts").iterdir())]
-        flags = np.zeros(rollouts[0].length, bool)
-        flags[-3:] = True
-        rollouts[0] = dataclasses.replace(rollouts[0], success_flags=flags)
-        spiral.update("sparse", 1, rollouts, tmp_path / "pi0", tmp_path / "sparse_policy")
+    _sparse_update_with_one_success(cfg, policy, demos, tmp_path, rollout_fits)
     good = [float(e.weight.mean()) for e in rollout_fits if e.success]
     bad = [float(e.weight.mean()) for e in rollout_fits if not e.success]
     # Chunk advantages would give the success's idle frames a middling weight (0.83 on average here). A failure
