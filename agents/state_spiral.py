@@ -70,7 +70,8 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     Args:
         task: the task id (``obs_mode="state"`` must be available: every SARM2 task).
         rounds, rollouts_per_round, eval_episodes: as :class:`agents.spiral.SpiralConfig`.
-        finetune_steps: BC steps of each round's update (from the previous policy's weights).
+        finetune_steps: BC steps of each round's update (from the previous policy's weights, or from a fresh
+            initialisation with ``retrain``).
         finetune_lr: learning rate of those updates (``None``: the policy's own, that of the initial BC).
         aggregate: update on every round's rollouts so far (each relabelled by the source), not only this round's.
         explore_noise: standard deviation (rad) of the exploration added to the arm joints of the rollouts'
@@ -93,6 +94,13 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             ``p(t+H) - p(t)`` (:mod:`agents.relabel`). ``"outcome"``: the episode's final progress minus a
             cross-fitted value of the state (:mod:`agents.outcome_advantage`), so a motion that gains progress
             but leads nowhere (an approach that stops short) counts against the state's promise.
+        retrain: train each round's policy afresh (``finetune_steps`` from a new initialisation) on the demos
+            and the weighted rollouts, its input normalisation refit on both, instead of fine-tuning the previous
+            policy. Fine-tuning keeps the weights and the normalisation fitted on the demos alone; with few demos
+            the rollouts' states lie up to 20 of those standard deviations away (PullPlug, 2 demos), and cloning
+            them wrecked the policy: fine-tuned on its own successful exploring rollouts, PullPlug's ``pi_0`` went
+            from 29/50 to 13/50; retrained afresh on the same successes it reached 45/50. When retraining, every
+            frame of an exploring rollout is cloned (planning frames only: 34/50).
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -114,6 +122,7 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     drop_stalled_tail: bool = False
     rollout_share: float | None = None
     advantage: str = "chunk"
+    retrain: bool = False
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -567,7 +576,7 @@ class StateSpiral:
             weight = np.append(targets.weight[start:end], 0.0)
             if cfg.drop_stalled_tail:
                 weight[_peak_frame(rl.progress) :] = 0.0
-            if cfg.explore_noise > 0:
+            if cfg.explore_noise > 0 and not cfg.retrain:
                 weight[np.arange(ro.length) % previous.config.execute != 0] = 0.0  # see StateSpiralConfig
             episodes.append(ro.training_episode(weight))
             start = end
@@ -584,7 +593,7 @@ class StateSpiral:
             [e for e in episodes if e.weight is None or e.weight.sum() > 0],
             seed=cfg.seed + r,
             steps=cfg.finetune_steps,
-            init_from=previous,
+            init_from=None if cfg.retrain else previous,
         )
         policy.save(out)
         # Agreement against the simulator on the frames the source was read at (the query grid).

@@ -103,9 +103,10 @@ def _update_line(config: Any) -> str:
     """How the rollouts were explored and weighted, when the config departs from the plain rollouts."""
     parts = []
     if config.explore_noise > 0:
+        cloned = "every frame is cloned" if config.retrain else "only the planning frames are cloned"
         parts.append(
             f"rollouts explore with one N(0, {config.explore_noise:g} rad) offset per executed plan on the arm joints "
-            "the demos move, and only the planning frames are cloned"
+            f"the demos move, and {cloned}"
         )
     if config.drop_stalled_tail:
         parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
@@ -115,6 +116,11 @@ def _update_line(config: Any) -> str:
         parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
     if config.aggregate:
         parts.append("each update uses every round's rollouts so far")
+    if config.retrain:
+        parts.append(
+            "each round's policy is trained afresh on the demos and the weighted rollouts (inputs standardised "
+            "over both), not fine-tuned"
+        )
     text = "; ".join(parts)
     return f"{text[:1].upper()}{text[1:]}. " if parts else ""
 

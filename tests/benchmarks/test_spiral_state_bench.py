@@ -66,3 +66,7 @@ def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
     line = bench._update_line(cfg)
     assert line.startswith("Rollouts explore with one N(0, 0.015 rad) offset") and "50 % of every" in line
     assert "after its relabelled progress last rose" in line and "outcome advantages" in line
+    assert "only the planning frames" in line and "trained afresh" not in line
+    cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral={**spiral, "retrain": True})).spiral_config()
+    line = bench._update_line(cfg)
+    assert "every frame is cloned" in line and "trained afresh on the demos and the weighted rollouts" in line
