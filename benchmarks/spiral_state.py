@@ -125,6 +125,29 @@ def _update_line(config: Any) -> str:
     return f"{text[:1].upper()}{text[1:]}. " if parts else ""
 
 
+def _paired_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Each source's last policy against ``pi_0`` on the same evaluation seeds: the episodes only one of them
+    solves, and the exact McNemar p-value of that difference."""
+    from sarm2_env.stats import mcnemar_exact
+
+    lines = [
+        "The last round against `pi_0`, paired on the same evaluation seeds (episodes only the last policy solves, "
+        "episodes only `pi_0` solves; exact McNemar p-value):",
+        "",
+        "| reward source | gained | lost | net | p |",
+        "|---|---|---|---|---|",
+    ]
+    for source, curve in curves.items():
+        first = {e["seed"]: e["success"] for e in curve[0]["per_episode"]}
+        last = {e["seed"]: e["success"] for e in curve[-1]["per_episode"]}
+        gained = sum(last[k] and not first[k] for k in first)
+        lost = sum(first[k] and not last[k] for k in first)
+        pvalue = mcnemar_exact(gained, lost)
+        shown = f"{pvalue:.3f}" if pvalue >= 0.001 else "< 0.001"
+        lines.append(f"| {source} | {gained} | {lost} | {gained - lost:+d} | {shown} |")
+    return lines
+
+
 def summary_markdown(
     bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
 ) -> str:
@@ -157,6 +180,7 @@ def summary_markdown(
             for c in curve
         ]
         lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    lines += ["", *_paired_lines(curves)]
     lines += [
         "",
         "Per round, how the source's relabelled progress agreed with the simulator's on that round's rollouts "

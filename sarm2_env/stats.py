@@ -1,4 +1,5 @@
-"""Numpy-only statistics shared by every layer: correlations and ranks, success-rate and bootstrap intervals, AUROC.
+"""Numpy-only statistics shared by every layer: correlations and ranks, success-rate and bootstrap intervals, AUROC,
+the paired comparison of two policies' successes on the same episodes.
 
 Pure functions of arrays; none reads files or models. Rank statistics are implemented here (average ranks
 for ties, Kendall's tau-b) so results do not depend on which scipy version is installed.
@@ -81,6 +82,18 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value of two policies evaluated on the same episodes: ``gained`` episodes only
+    the second succeeds on, ``lost`` only the first (episodes both solve or both fail carry no evidence)."""
+    if gained < 0 or lost < 0:
+        raise ValueError(f"`gained` and `lost` must be counts >= 0; got {gained!r}, {lost!r}")
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(gained, lost) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
 
 
 def bootstrap_interval(

@@ -70,3 +70,18 @@ def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
     cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral={**spiral, "retrain": True})).spiral_config()
     line = bench._update_line(cfg)
     assert "every frame is cloned" in line and "trained afresh on the demos and the weighted rollouts" in line
+
+
+def test_the_summary_pairs_the_last_round_with_pi0_on_the_same_seeds():
+    def record(successes):
+        return {"per_episode": [{"seed": 100 + i, "success": ok} for i, ok in enumerate(successes)]}
+
+    pi0 = record([True, True, False, False, False, False])
+    curves = {"sparse": [pi0, record([False] * 6), record([True, False, True, True, True, False])]}
+    row = bench._paired_lines(curves)[-1]
+    # seeds 102-104 gained, 101 lost: 4 discordant pairs, p = 2 * (1 + 4) / 16
+    assert row == "| sparse | 3 | 1 | +2 | 0.625 |"
+    curves["sparse"][-1] = record([True, True, True, True, True, True])
+    assert bench._paired_lines(curves)[-1] == "| sparse | 4 | 0 | +4 | 0.125 |"
+    curves["sparse"] = [record([False] * 12), record([True] * 12)]
+    assert bench._paired_lines(curves)[-1] == "| sparse | 12 | 0 | +12 | < 0.001 |"

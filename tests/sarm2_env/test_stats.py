@@ -63,6 +63,18 @@ def test_stratified_bootstrap_keeps_groups_and_pairs() -> None:
     assert lo < s.macro_mean(singles) < hi
 
 
+def test_mcnemar_exact_by_hand_and_against_scipy() -> None:
+    # 5 discordant pairs, all one way: 2 * (1/2)^5
+    assert s.mcnemar_exact(5, 0) == pytest.approx(2 / 32) == s.mcnemar_exact(0, 5)
+    # 16 gained, 2 lost: 2 * (C(18,0) + C(18,1) + C(18,2)) / 2^18
+    assert s.mcnemar_exact(16, 2) == pytest.approx(2 * (1 + 18 + 153) / 2**18)
+    assert s.mcnemar_exact(3, 3) == 1.0 and s.mcnemar_exact(0, 0) == 1.0
+    with pytest.raises(ValueError, match="counts"):
+        s.mcnemar_exact(-1, 2)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert s.mcnemar_exact(12, 4) == pytest.approx(scipy_stats.binomtest(4, 16).pvalue)
+
+
 def test_wilson_interval() -> None:
     lo, hi = s.wilson_interval(20, 20)
     assert lo == pytest.approx(0.8389, abs=1e-3) and hi == pytest.approx(1.0)
