@@ -32,8 +32,9 @@ def test_shipped_configs_load():
     for name in ("spiral_state_cpu", "spiral_state_cpu_aggregate"):
         cfg = bench.SpiralStateBench.load(bench.CONFIG_DIR / f"{name}.yaml").spiral_config()
         assert cfg.task == "SARM2/CleanWhiteboard-v0" and cfg.rounds == 3 and cfg.eval_episodes >= 50
-    lift = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_pullplug.yaml").spiral_config()
-    assert lift.task == "SARM2/PullPlug-v0" and lift.retrain and lift.advantage == "outcome" and lift.explore_noise > 0
+    for name, task in (("spiral_state_pullplug", "PullPlug"), ("spiral_state_whiteboard", "CleanWhiteboard")):
+        lift = bench.SpiralStateBench.load(bench.CONFIG_DIR / f"{name}.yaml").spiral_config()
+        assert lift.task == f"SARM2/{task}-v0" and lift.retrain and lift.advantage == "outcome" and lift.explore_noise
 
 
 def test_unknown_keys_are_errors(tmp_path):
