@@ -3,8 +3,7 @@
 The loop is :mod:`agents.spiral`'s: roll ``pi_{r-1}`` out, relabel every rollout with a reward source, weight
 the chunks by their relabelled advantage (:mod:`agents.updates`), fine-tune on the demos plus the weighted
 rollouts (or, with ``retrain``, train afresh on them), evaluate on fixed held-out seeds with the simulator's
-success. What differs is what makes a round
-cost minutes on two cores:
+success. What differs is what makes a round cost minutes on two cores:
 
 * the policy is :class:`agents.state_policy.StatePolicy` (:data:`agents.state_policy.LABEL`), acting on
   ``obs_mode="state"``: nothing is rendered for the policy;
