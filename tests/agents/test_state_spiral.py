@@ -106,31 +106,20 @@ def test_exploring_updates_clone_only_the_planning_frames(pi0, demos, tmp_path, 
 
 
 @pytest.mark.parametrize("retrain", [False, True])
-def test_retraining_refits_the_normalisation_and_clones_every_frame(pi0, demos, tmp_path, monkeypatch, retrain):
+def test_retraining_refits_the_normalisation_and_clones_every_frame(pi0, demos, tmp_path, rollout_fits, retrain):
     from agents.state_policy import history_features
 
     policy, _ = pi0
-    fitted = []
-    real_fit = StatePolicy.fit
-
-    def fit(self, episodes, **kw):
-        fitted.append((list(episodes), kw.get("init_from")))
-        return real_fit(self, episodes, **kw)
-
-    monkeypatch.setattr(StatePolicy, "fit", fit)
     cfg = _config(retrain=retrain, explore_noise=0.02, max_episode_steps=40, update=UpdateConfig(rule="awr"))
     with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
         spiral.run(["oracle"])
-    [(episodes, init_from)] = fitted
     new = StatePolicy.load(tmp_path / "oracle" / "round_01" / "policy", device="cpu")
-    rollouts = [e for e in episodes if e.weight is not None]
+    rollouts = list(rollout_fits)
     if retrain:  # a fresh policy: inputs standardised over the demos and the rollouts, every frame cloned
-        assert init_from is None
-        x = np.concatenate([history_features(e.state, policy.config.history) for e in episodes])
+        x = np.concatenate([history_features(e.state, policy.config.history) for e in [*rollouts, *demos]])
         np.testing.assert_allclose(new.norm["x_mean"], x.mean(0), rtol=1e-5, atol=1e-5)
         assert all(np.all(e.weight[:-1] > 0) for e in rollouts)  # AWR weights are positive
     else:  # fine-tuned: the previous policy's normalisation, and only its planning frames
-        assert init_from is not None
         np.testing.assert_array_equal(new.norm["x_mean"], policy.norm["x_mean"])
         assert all(np.all(e.weight[np.arange(e.length) % policy.config.execute != 0] == 0) for e in rollouts)
 
