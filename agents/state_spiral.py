@@ -101,6 +101,12 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             them wrecked the policy: fine-tuned on its own successful exploring rollouts, PullPlug's ``pi_0`` went
             from 29/50 to 13/50; retrained afresh on the same successes it reached 45/50. When retraining, every
             frame of an exploring rollout is cloned (planning frames only: 34/50).
+        adapt_reward_model: the paper's one-time RM1 -> RM2: after round 1, a copy of each learned source's model
+            is adapted on round 1's rollouts of the shared ``pi_0``, annotated from the simulator's progress
+            (:mod:`agents.rm_adaptation`), and relabels every later round (round 1 updates with RM1). Each later
+            round also records how RM1 would have agreed with the simulator on its rollouts. Measured on
+            CleanWhiteboard's exploring rollouts: RM1's ranking of rounds 2-3 fell to 0.05-0.20, RM2's was 0.68-0.86.
+        adapt_steps, adapt_lr_scale: that adaptation's optimiser steps and learning rate (times the model's).
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -123,6 +129,9 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     rollout_share: float | None = None
     advantage: str = "chunk"
     retrain: bool = False
+    adapt_reward_model: bool = False
+    adapt_steps: int = 1000
+    adapt_lr_scale: float = 0.3
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -132,8 +141,11 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
 
     def __post_init__(self) -> None:
         self._check_positive_ints(
-            *("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size")
+            *("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size", "adapt_steps")
         )
+        scale = self.adapt_lr_scale
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1):
+            raise ConfigError(f"`adapt_lr_scale` must be in (0, 1]; got {self.adapt_lr_scale!r}")
         if self.update.rule not in ("rabc", "awr"):
             raise ConfigError(f"`update.rule` must be 'rabc' or 'awr' for the state policy; got {self.update.rule!r}")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
@@ -206,11 +218,16 @@ class StateRollout(RecordedEpisode):
             msg = f"{path}: not a readable state rollout ({exc}); delete it and rerun to collect it again"
             raise DatasetError(msg) from exc
 
-    def features(self, instruction: str = "", at_query_rate: bool = False):
+    def features(self, instruction: str | None = None, at_query_rate: bool = False):
         """The reward model's view as :class:`rewards.data.EpisodeFeatures`: each step holds the newest rendered
         frame's embedding (exact on the query grid); ``at_query_rate`` also marks the rendered steps as the ones to
-        predict and score (``query_indices``), as evaluation sets recorded at a query rate are."""
+        predict and score (``query_indices``), as evaluation sets recorded at a query rate are. ``instruction``:
+        the task's own unless given (a model adapted on these features learns it for the task)."""
         from rewards.data import EpisodeFeatures
+        from tasks import task_entry
+
+        if instruction is None:
+            instruction = task_entry(self.task_id).instruction
 
         if self.embeddings.shape[-1] == 0:
             raise ConfigError(f"rollout seed {self.seed} has no frame embeddings: collect it with the model's encoder")
@@ -443,6 +460,7 @@ class StateSpiral:
         self.demos = list(demos)
         self.workdir = Path(workdir)
         self.models = dict(reward_models or {})
+        self.adapted: dict[str, tuple[Any, dict[str, Any]]] = {}  # source -> (RM2, its adaptation record)
         specs = {m.encoder_spec.key: m.encoder_spec for m in self.models.values() if m.encoder_spec is not None}
         if len(specs) > 1:
             raise ConfigError(
@@ -558,7 +576,8 @@ class StateSpiral:
         cfg = self.config
         started = time.perf_counter()
         replay = [*earlier, *rollouts]
-        predicted = [predicted_progress(ro, source, self.models.get(source)) for ro in replay]
+        model, adaptation = self._relabel_model(source, r)
+        predicted = [predicted_progress(ro, source, model) for ro in replay]
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
         previous = StatePolicy.load(previous_path, device="cpu")
         advantages = [rl.advantage for rl in relabelled]
@@ -599,7 +618,14 @@ class StateSpiral:
         # Agreement against the simulator on the frames the source was read at (the query grid).
         current = [rl.progress for rl in relabelled[len(earlier) :]]
         agreement = reward_agreement(current, rollouts)  # it reads only each rollout's physics `progress`
+        extra: dict[str, Any] = {}
+        if adaptation is not None:  # how RM1 would have scored the same rollouts, on the same query grid
+            rm1 = [predicted_progress(ro, source, self.models[source]) for ro in rollouts]
+            rm1_progress = [relabel_progress(p, cfg.relabel).progress for p in rm1]
+            extra = {"reward_model": "RM2", "adaptation": adaptation}
+            extra["reward_agreement_rm1"] = reward_agreement(rm1_progress, rollouts)
         return {
+            **extra,
             "source": source,
             "rule": cfg.update.rule,
             "rollouts": len(rollouts),
@@ -611,6 +637,31 @@ class StateSpiral:
             "relabel_seconds": relabel_seconds,
             "update_seconds": time.perf_counter() - started - relabel_seconds,
         }
+
+    def _relabel_model(self, source: str, r: int) -> tuple[Any, dict[str, Any] | None]:
+        """The model that relabels round ``r`` for ``source`` (``None`` for the reference sources) and, when it is
+        RM2, the record of its adaptation: RM1 in round 1 and without ``adapt_reward_model``, else RM2, adapted on
+        round 1's shared rollouts the first time it is needed and read back from ``<source>/reward_model_adapted``
+        after that."""
+        from agents.rm_adaptation import adapt_on_rollouts
+
+        model = self.models.get(source)
+        if model is None or r < 2 or not self.config.adapt_reward_model:
+            return model, None
+        if source not in self.adapted:
+            cfg = self.config
+            root = self._rollout_root(source, 1)
+            rollouts = [StateRollout.from_file(root / f"seed_{s}.npz") for s in cfg.rollout_seeds(1)]
+            self.adapted[source] = adapt_on_rollouts(
+                model,
+                rollouts,
+                self.workdir / source / "reward_model_adapted",
+                steps=cfg.adapt_steps,
+                lr_scale=cfg.adapt_lr_scale,
+                seed=cfg.seed,
+            )
+            log.info("%s: RM1 -> RM2 on %d round-1 rollouts: %s", source, len(rollouts), self.adapted[source][1])
+        return self.adapted[source]
 
     def _rollout_root(self, source: str, r: int) -> Path:
         return (
@@ -633,6 +684,11 @@ class StateSpiral:
         for source in sources:
             if source not in REFERENCE_SOURCES and source not in self.models:
                 raise ConfigError(f"reward source {source!r}: give its model in `reward_models` (or use oracle/sparse)")
+            if self.config.adapt_reward_model and source in self.models and not self.models[source].adaptable:
+                raise ConfigError(
+                    f"`adapt_reward_model`: reward source {source!r} cannot be adapted (its model's `adaptable` is "
+                    "False); adapt only trainable backends (e.g. sarm2) or turn adaptation off"
+                )
         cfg = self.config
         shared = self.workdir / "shared"
         pi0_eval = self.evaluate(shared / "round_00", self.pi0_path)

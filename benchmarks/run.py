@@ -5,6 +5,7 @@
     python benchmarks/run.py --backends sarm2,rewind --set train.steps=500 --name try
     python benchmarks/run.py --force train                    # retrain, reuse data and embeddings
     python benchmarks/run.py --config spiral                  # SPIRAL success rates per round (kind: spiral)
+    python benchmarks/run.py --config spiral_state_whiteboard # SPIRAL on the state stand-in (kind: spiral_state)
 
 Stages: collect -> encode -> train -> predict -> report. Each is cached: a rerun skips what is done and
 still valid; ``--force STAGE`` redoes one (repeatable). Outputs go to ``results/<name>/``: results.json,
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> dict:
     path = Path(args.config) if Path(args.config).suffix else CONFIG_DIR / f"{args.config}.yaml"
     if is_spiral_config(path):
         return run_spiral(args, path)
+    if is_spiral_config(path, kind="spiral_state"):
+        return run_spiral_state(args, path)
 
     from benchmarks.pipeline import STAGES, RunState, stage_collect, stage_encode, stage_predict, stage_train
     from benchmarks.report import write_report
@@ -140,6 +143,28 @@ def run_spiral(args: argparse.Namespace, path: Path) -> dict:
     print((run_dir / "spiral_summary.md").read_text())
     print(f"results: {run_dir}/ (spiral_results.json, spiral_summary.md, plots/); {results['wall_minutes']:.1f} min")
     return {"failures": {}, "table": results["tasks"], **results}
+
+
+def run_spiral_state(args: argparse.Namespace, path: Path) -> dict:
+    """``kind: spiral_state`` configs: SPIRAL on the state-policy stand-in (benchmarks/spiral_state.py); they take
+    ``--name`` and nothing else of the reward benchmark's flags."""
+    import dataclasses
+
+    from benchmarks.spiral_state import SpiralStateBench, run_bench
+    from sarm2_env.errors import ConfigError
+
+    other = [f"--{flag}" for flag in ("tasks", "backends", "device", "set", "force") if getattr(args, flag)]
+    if other:
+        raise ConfigError(f"{', '.join(other)}: a `kind: spiral_state` config takes only --name; edit its YAML")
+    bench = SpiralStateBench.load(path)
+    if args.name is not None:
+        bench = dataclasses.replace(bench, name=args.name)
+    started = time.perf_counter()
+    text, curves = run_bench(bench)
+    print(text)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"results: {Path(bench.out) / bench.name}/ (results.json, summary.md, success.png); {minutes:.1f} min")
+    return {"failures": {}, "table": curves}
 
 
 if __name__ == "__main__":

@@ -116,13 +116,13 @@ class SpiralBenchConfig(FrozenConfig):
         return SpiralConfig.from_dict({**self.spiral, "update": {**self.spiral.get("update", {}), "rule": rule}})
 
 
-def is_spiral_config(path: Path) -> bool:
-    """Whether the YAML file at ``path`` is a SPIRAL benchmark (``kind: spiral``)."""
+def is_spiral_config(path: Path, kind: str = "spiral") -> bool:
+    """Whether the YAML file at ``path`` declares ``kind`` (default: a SPIRAL benchmark, ``kind: spiral``)."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return False
-    return isinstance(data, dict) and data.get("kind") == "spiral"
+    return isinstance(data, dict) and data.get("kind") == kind
 
 
 def load_spiral_config(path: Path, overrides: dict[str, Any]) -> SpiralBenchConfig:

@@ -26,6 +26,8 @@ from sarm2_env.errors import ConfigError
 
 log = logging.getLogger("benchmarks.spiral_state")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: The ``kind`` that makes ``benchmarks/run.py`` hand a config to this benchmark.
+KIND = "spiral_state"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,7 @@ class SpiralStateBench:
     task: str
     demos: int
     sources: tuple[str, ...]
+    kind: str = KIND
     action_noise: float = 0.02
     bc_steps: int = 6000
     checkpoints: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -54,6 +57,8 @@ class SpiralStateBench:
         data["sources"] = tuple(data.get("sources", ()))
         if not data["sources"]:
             raise ConfigError(f"{path}: `sources` must name at least one reward source")
+        if data.get("kind", KIND) != KIND:
+            raise ConfigError(f"{path}: `kind` must be {KIND!r} for this benchmark; got {data['kind']!r}")
         return cls(**data)
 
     def spiral_config(self):
@@ -116,6 +121,12 @@ def _update_line(config: Any) -> str:
         parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
     if config.aggregate:
         parts.append("each update uses every round's rollouts so far")
+    if config.adapt_reward_model:
+        parts.append(
+            "each learned reward model is adapted once (RM1 -> RM2, the paper's RM (FT) for a baseline) on round 1's "
+            f"rollouts, annotated from the simulator's progress ({config.adapt_steps} steps at "
+            f"{config.adapt_lr_scale:g}x its learning rate), and RM2 relabels rounds 2 on (round 1 uses RM1)"
+        )
     if config.retrain:
         parts.append(
             "each round's policy is trained afresh on the demos and the weighted rollouts (inputs standardised "
@@ -190,34 +201,72 @@ def summary_markdown(
         "| reward source | round | frame corr | final corr | final MAE | rollout success | collect | update | eval |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for source, curve in curves.items():
         for c in curve[1:]:
             u, a = c["update"], c["update"]["reward_agreement"]
-            fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+            model = " (RM2)" if u.get("reward_model") == "RM2" else ""
             lines.append(
-                f"| {source} | {c['round']} | {fmt(a['frame_corr'])} | {fmt(a['final_corr'])} | {a['final_mae']:.2f} "
-                f"| {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
+                f"| {source}{model} | {c['round']} | {fmt(a['frame_corr'])} | {fmt(a['final_corr'])} "
+                f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _adaptation_lines(curves)) + "\n"
+
+
+def _adaptation_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Where RM1 was adapted: the adaptation, and how RM1 and RM2 agreed with the simulator on each later
+    round's rollouts (the same rollouts, the same query frames)."""
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = []
+    for source, curve in curves.items():
+        for c in curve[1:]:
+            u = c["update"]
+            if u.get("reward_model") != "RM2":
+                continue
+            rm1, rm2, ad = u["reward_agreement_rm1"], u["reward_agreement"], u["adaptation"]
+            rows.append(
+                f"| {source} | {c['round']} | {fmt(rm1['final_corr'])} | {fmt(rm2['final_corr'])} "
+                f"| {rm1['final_mae']:.2f} | {rm2['final_mae']:.2f} | {ad['rollouts']} ({ad['successes']} successes), "
+                f"{ad['adapt_seconds']:.0f} s |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "RM1 against RM2 on the same rollouts (final-progress correlation across rollouts and final MAE against the "
+        "simulator; RM2 adapted on round 1's rollouts, annotated from the simulator's progress):",
+        "",
+        "| reward source | round | RM1 final corr | RM2 final corr | RM1 final MAE | RM2 final MAE | adapted on |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run SPIRAL on the state-policy stand-in; returns the exit status."""
-    from agents.state_policy import StatePolicy, StatePolicyConfig
-    from agents.state_spiral import REFERENCE_SOURCES, StateSpiral
-    from benchmarks.state_policy import _demo_file, _load_demos, collect_demos
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(CONFIG_DIR / "spiral_state_cpu.yaml"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         bench = SpiralStateBench.load(args.config)
-        config = bench.spiral_config()
+        bench.spiral_config()
     except (ConfigError, OSError) as exc:
         parser.error(str(exc))
+    print(run_bench(bench)[0])
+    return 0
+
+
+def run_bench(bench: SpiralStateBench) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """Run (or resume) the benchmark; returns its summary Markdown and every source's curve. Also what
+    ``python benchmarks/run.py --config <name>`` runs for a ``kind: spiral_state`` config."""
+    from agents.state_policy import StatePolicy, StatePolicyConfig
+    from agents.state_spiral import REFERENCE_SOURCES, StateSpiral
     from benchmarks.report import _git_revision
+    from benchmarks.state_policy import _demo_file, _load_demos, collect_demos
+
+    config = bench.spiral_config()
 
     started_at = _git_revision()
     out = Path(bench.out) / bench.name
@@ -243,8 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     text = summary_markdown(bench, config, curves, started_at)
     (out / "summary.md").write_text(text)
     _plot(curves, out / "success.png", f"SPIRAL, {config.task.split('/')[-1]}: {StatePolicy.label}")
-    print(text)
-    return 0
+    return text, curves
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from tasks.rendering import configure_gl
 configure_gl()
 
 import dataclasses  # noqa: E402
+import importlib  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 
@@ -49,6 +50,12 @@ class TaskEntry:
     def env_entry_point(self) -> str:
         """``module:Class`` of the env."""
         return f"tasks.{self.module}:{self.name}Env"
+
+    @property
+    def instruction(self) -> str:
+        """The task's instruction (its env class's ``instruction``)."""
+        module, name = self.env_entry_point.split(":")
+        return str(getattr(importlib.import_module(module), name).instruction)
 
     @property
     def expert_entry_point(self) -> str:

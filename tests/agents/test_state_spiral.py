@@ -277,3 +277,44 @@ def test_aggregate_updates_on_every_round_so_far(pi0, demos, tmp_path):
     assert [c["update"]["rollouts"] for c in curve[1:]] == [3, 3]
     with pytest.raises(ConfigError, match="finetune_lr"):
         _config(finetune_lr=0.0)
+
+
+def test_rm1_adapts_once_on_the_shared_round_and_rm2_relabels_later_rounds(
+    pi0, demos, tmp_path, tiny_sarm2_checkpoint, monkeypatch
+):
+    import agents.state_spiral as state_spiral
+    from rewards.registry import make_reward_model
+
+    policy, _ = pi0
+    rm = make_reward_model("sarm2", checkpoint=tiny_sarm2_checkpoint, device="cpu")
+    adapted, relabelled = [], []
+    real_adapt, real_predicted = type(rm).adapt, state_spiral.predicted_progress
+    monkeypatch.setattr(
+        type(rm),
+        "adapt",
+        lambda self, eps, *a, **k: adapted.append([e.episode_id for e in eps]) or real_adapt(self, eps, *a, **k),
+    )
+    monkeypatch.setattr(
+        state_spiral,
+        "predicted_progress",
+        lambda ro, source, model=None: relabelled.append((ro.seed, model is rm)) or real_predicted(ro, source, model),
+    )
+    cfg = _config(rounds=2, image_size=32, adapt_reward_model=True, adapt_steps=3, max_episode_steps=40)
+    with StateSpiral(cfg, policy, demos, tmp_path, reward_models={"sarm2": rm}) as spiral:
+        curve = spiral.run(["sarm2"])["sarm2"]
+    round1, round2 = list(cfg.rollout_seeds(1)), list(cfg.rollout_seeds(2))
+    assert adapted == [[f"{TASK}-{s}" for s in round1]]  # once, on round 1's shared rollouts
+    # Round 1 relabels with RM1; round 2 relabels with RM2, and RM1 scores round 2's rollouts for comparison.
+    assert relabelled == [(s, True) for s in round1] + [(s, False) for s in round2] + [(s, True) for s in round2]
+    first, second = curve[1]["update"], curve[2]["update"]
+    assert "reward_model" not in first and second["reward_model"] == "RM2"
+    assert second["adaptation"]["rollouts"] == 3 and second["reward_agreement_rm1"]["rollouts"] == 3
+    assert (tmp_path / "sarm2" / "reward_model_adapted" / "config.json").exists()
+    # A model that cannot adapt is refused before anything is rolled out.
+    fixed = types.SimpleNamespace(encoder_spec=None, adaptable=False)
+    with StateSpiral(cfg, policy, demos, tmp_path / "b", reward_models={"m": fixed}) as spiral:
+        with pytest.raises(ConfigError, match="'m' cannot be adapted"):
+            spiral.run(["m"])
+    assert not (tmp_path / "b" / "shared").exists()
+    with pytest.raises(ConfigError, match="adapt_lr_scale"):
+        _config(adapt_lr_scale=0.0)

@@ -42,11 +42,18 @@ def test_unknown_keys_are_errors(tmp_path):
         bench.SpiralStateBench.load(_write(tmp_path, colour="red"))
     with pytest.raises(ConfigError, match="spiral"):
         bench.SpiralStateBench.load(_write(tmp_path, spiral={"round": 2})).spiral_config()
+    with pytest.raises(ConfigError, match="`kind` must be 'spiral_state'"):
+        bench.SpiralStateBench.load(_write(tmp_path, kind="spiral"))
 
 
 def test_tiny_run_writes_a_labelled_table_and_a_plot(tmp_path, capsys):
-    assert bench.main(["--config", str(_write(tmp_path))]) == 0
-    out = tmp_path / "out" / "tiny"
+    from benchmarks.run import main as run_main
+
+    path = _write(tmp_path, kind="spiral_state")
+    assert run_main(["--config", str(path), "--set", "spiral.rounds=2"]) == 2  # only --name applies
+    assert "takes only --name" in capsys.readouterr().err
+    assert run_main(["--config", str(path), "--name", "tiny_run"]) == 0  # benchmarks/run.py hands it over
+    out = tmp_path / "out" / "tiny_run"
     summary = (out / "summary.md").read_text()
     assert LABEL in summary and "| oracle |" in summary and "| sparse |" in summary
     assert (out / "success.png").stat().st_size > 0
@@ -88,3 +95,27 @@ def test_the_summary_pairs_the_last_round_with_pi0_on_the_same_seeds():
     assert bench._paired_lines(curves)[-1] == "| sparse | 4 | 0 | +4 | 0.125 |"
     curves["sparse"] = [record([False] * 12), record([True] * 12)]
     assert bench._paired_lines(curves)[-1] == "| sparse | 12 | 0 | +12 | < 0.001 |"
+
+
+def test_the_summary_compares_rm1_with_rm2_where_a_model_was_adapted(tmp_path):
+    cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral={**TINY["spiral"], "adapt_reward_model": True}))
+    assert "adapted once (RM1 -> RM2" in bench._update_line(cfg.spiral_config())
+
+    def agreement(corr, mae):
+        return {"final_corr": corr, "final_mae": mae}
+
+    rm1_round = {"round": 1, "update": {"reward_agreement": agreement(0.48, 0.23)}}
+    adaptation = {"rollouts": 50, "successes": 9, "adapt_seconds": 138.2}
+    rm2_round = {
+        "round": 2,
+        "update": {
+            "reward_model": "RM2",
+            "reward_agreement": agreement(0.80, 0.21),
+            "reward_agreement_rm1": agreement(0.20, 0.30),
+            "adaptation": adaptation,
+        },
+    }
+    lines = bench._adaptation_lines({"sarm2": [{}, rm1_round, rm2_round], "sparse": [{}, rm1_round]})
+    assert lines[-1] == "| sarm2 | 2 | 0.20 | 0.80 | 0.30 | 0.21 | 50 (9 successes), 138 s |"
+    assert sum(line.startswith("| sarm2 | ") for line in lines) == 1  # round 1 used RM1: no row
+    assert bench._adaptation_lines({"sparse": [{}, rm1_round]}) == []  # nothing adapted: no table

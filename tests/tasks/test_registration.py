@@ -29,6 +29,7 @@ def test_every_table_line_is_registered_with_its_limit_and_classes() -> None:
         assert "max_episode_steps" not in vars(env_cls)
         assert YamTaskEnv.max_episode_steps.fget(types.SimpleNamespace(task_name=entry.name)) == entry.max_episode_steps
         assert tasks.task_entry(entry.name) is entry
+        assert entry.instruction == env_cls.instruction and len(entry.instruction) > 10
 
 
 def test_the_task_table_in_the_docs_lists_exactly_the_registered_ids() -> None:
