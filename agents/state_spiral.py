@@ -403,6 +403,25 @@ def evaluate_episodes(task: str, policy_path: str, seeds: Sequence[int], max_ste
     return evaluate_state_policy(_worker_policy(policy_path), task, seeds, max_steps=max_steps)
 
 
+def _eval_record(episodes: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """An evaluation's record: success with its 95 % Wilson interval, mean final progress, every episode."""
+    from agents.state_policy import LABEL
+    from sarm2_env.stats import wilson_interval
+
+    k, n = sum(e["success"] for e in episodes), len(episodes)
+    lo, hi = wilson_interval(k, n)
+    return {
+        "policy": LABEL,
+        "successes": k,
+        "episodes": n,
+        "success_rate": k / n,
+        "ci95": [lo, hi],
+        "mean_final_progress": float(np.mean([e["progress"] for e in episodes])),
+        "eval_seconds": seconds,
+        "per_episode": episodes,
+    }
+
+
 # ------------------------------------------------------------------------------------------- relabelling
 def predicted_progress(rollout: StateRollout, source: str, model: Any = None) -> np.ndarray:
     """The reward source's per-frame progress of ``rollout`` (read by the relabelling at its query frames)."""
@@ -497,7 +516,8 @@ class StateSpiral:
             saved = json.loads(path.read_text())
             defaults = StateSpiralConfig(task=self.config.task).to_dict()
             saved["spiral"] = {**defaults, **saved["spiral"]}  # options added since the run started: defaults
-            saved["spiral"]["rounds"] = record["spiral"]["rounds"]  # more rounds extend a run
+            for key in ("rounds", "eval_episodes"):  # more rounds or evaluation episodes extend a run
+                saved["spiral"][key] = record["spiral"][key]
             if saved != record:
                 raise ConfigError(
                     f"{self.workdir} holds a run with another config; use a new workdir or the original config"
@@ -529,34 +549,30 @@ class StateSpiral:
         return [StateRollout.from_file(root / f"seed_{s}.npz") for s in seeds], len(seeds) - len(todo)
 
     def evaluate(self, rdir: Path, policy_path: Path) -> dict[str, Any]:
-        """Evaluate the policy saved at ``policy_path`` on the evaluation seeds; results also go to ``rdir``."""
-        from agents.state_policy import LABEL
-        from sarm2_env.stats import wilson_interval
+        """Evaluate the policy saved at ``policy_path`` on the evaluation seeds; results also go to ``rdir``.
 
+        Episodes already in ``rdir/eval.json`` are kept: raising ``eval_episodes`` on a finished run evaluates only
+        the new seeds (the seeds are a prefix-stable range), so every policy gains the same episodes.
+        """
         path = rdir / "eval.json"
-        if path.exists():
-            return json.loads(path.read_text())
         seeds = self.config.eval_seeds()
-        shards = [seeds[k :: self.config.workers] for k in range(self.config.workers)]
+        done: dict[int, dict[str, Any]] = {}
+        spent = 0.0
+        if path.exists():
+            saved = json.loads(path.read_text())
+            done, spent = {e["seed"]: e for e in saved["per_episode"]}, float(saved["eval_seconds"])
+        todo = [s for s in seeds if s not in done]
+        if not todo:
+            return _eval_record([done[s] for s in seeds], spent)  # fewer seeds than saved: nothing is overwritten
+        shards = [todo[k :: self.config.workers] for k in range(self.config.workers)]
         started = time.perf_counter()
         futures = [
             self.pool.submit(evaluate_episodes, self.config.task, str(policy_path), s, self.config.max_episode_steps)
             for s in shards
             if s
         ]
-        episodes = sorted((e for f in futures for e in f.result()), key=lambda e: e["seed"])
-        k, n = sum(e["success"] for e in episodes), len(episodes)
-        lo, hi = wilson_interval(k, n)
-        record = {
-            "policy": LABEL,
-            "successes": k,
-            "episodes": n,
-            "success_rate": k / n,
-            "ci95": [lo, hi],
-            "mean_final_progress": float(np.mean([e["progress"] for e in episodes])),
-            "eval_seconds": time.perf_counter() - started,
-            "per_episode": episodes,
-        }
+        new = {e["seed"]: e for f in futures for e in f.result()}
+        record = _eval_record([{**done, **new}[s] for s in seeds], spent + time.perf_counter() - started)
         write_json_atomic(path, record)
         return record
 

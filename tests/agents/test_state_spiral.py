@@ -318,3 +318,21 @@ def test_rm1_adapts_once_on_the_shared_round_and_rm2_relabels_later_rounds(
     assert not (tmp_path / "b" / "shared").exists()
     with pytest.raises(ConfigError, match="adapt_lr_scale"):
         _config(adapt_lr_scale=0.0)
+
+
+def test_more_evaluation_episodes_extend_a_finished_run(pi0, demos, tmp_path):
+    policy, _ = pi0
+    with StateSpiral(_config(eval_episodes=2, max_episode_steps=40), policy, demos, tmp_path) as spiral:
+        before = spiral.run(["oracle"])["oracle"]
+    cfg = _config(eval_episodes=3, max_episode_steps=40)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:  # the same run, more evaluation seeds
+        after = spiral.run(["oracle"])["oracle"]
+    for old, new in zip(before, after):
+        assert [e["seed"] for e in new["per_episode"]] == cfg.eval_seeds()
+        assert new["per_episode"][:2] == old["per_episode"]  # kept, not evaluated again
+        assert new["episodes"] == 3 and new["eval_seconds"] > old["eval_seconds"]
+    saved = tmp_path / "oracle" / "round_01" / "eval.json"
+    stamp = saved.stat().st_mtime_ns
+    with StateSpiral(_config(eval_episodes=2, max_episode_steps=40), policy, demos, tmp_path) as spiral:
+        fewer = spiral.run(["oracle"])["oracle"]
+    assert fewer[1]["per_episode"] == before[1]["per_episode"] and saved.stat().st_mtime_ns == stamp
