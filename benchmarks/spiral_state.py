@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         bench.spiral_config()
     except (ConfigError, OSError) as exc:
         parser.error(str(exc))
-    print(run_bench(bench)[0])
+    from sarm2_env.errors import SARM2Error
+
+    try:
+        text, _ = run_bench(bench)
+    except SARM2Error as exc:  # a missing checkpoint, a changed config in the run's folder, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
     return 0
 
 
@@ -265,9 +273,15 @@ def run_bench(bench: SpiralStateBench) -> tuple[str, dict[str, list[dict[str, An
     from agents.state_spiral import REFERENCE_SOURCES, StateSpiral
     from benchmarks.report import _git_revision
     from benchmarks.state_policy import _demo_file, _load_demos, collect_demos
+    from rewards import make_reward_model
 
     config = bench.spiral_config()
-
+    # The reward models first: a missing checkpoint is an error before any demo is collected or policy trained.
+    models = {
+        source: make_reward_model(source, checkpoint=bench.checkpoints.get(source, "default"), device="cpu")
+        for source in bench.sources
+        if source not in REFERENCE_SOURCES
+    }
     started_at = _git_revision()
     out = Path(bench.out) / bench.name
     cache = Path(bench.demo_cache)
@@ -279,14 +293,6 @@ def run_bench(bench: SpiralStateBench) -> tuple[str, dict[str, list[dict[str, An
     else:
         pi0 = StatePolicy(StatePolicyConfig(steps=bench.bc_steps), device="cpu")
         pi0.fit(demos, seed=0)
-    models = {}
-    from rewards import make_reward_model
-
-    for source in bench.sources:
-        if source not in REFERENCE_SOURCES:
-            models[source] = make_reward_model(
-                source, checkpoint=bench.checkpoints.get(source, "default"), device="cpu"
-            )
     with StateSpiral(config, pi0, demos, out, reward_models=models) as spiral:
         curves = spiral.run(bench.sources)
     text = summary_markdown(bench, config, curves, started_at)

@@ -35,6 +35,9 @@ def test_shipped_configs_load():
     for name, task in (("spiral_state_pullplug", "PullPlug"), ("spiral_state_whiteboard", "CleanWhiteboard")):
         lift = bench.SpiralStateBench.load(bench.CONFIG_DIR / f"{name}.yaml").spiral_config()
         assert lift.task == f"SARM2/{task}-v0" and lift.retrain and lift.advantage == "outcome" and lift.explore_noise
+    figure4 = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_rm2.yaml")
+    assert figure4.spiral_config().adapt_reward_model and set(figure4.sources) >= {"sarm2", "robometer_lite"}
+    assert figure4.spiral_config().eval_episodes >= 50 and "robometer_lite" in figure4.checkpoints
 
 
 def test_unknown_keys_are_errors(tmp_path):
@@ -119,3 +122,11 @@ def test_the_summary_compares_rm1_with_rm2_where_a_model_was_adapted(tmp_path):
     assert lines[-1] == "| sarm2 | 2 | 0.20 | 0.80 | 0.30 | 0.21 | 50 (9 successes), 138 s |"
     assert sum(line.startswith("| sarm2 | ") for line in lines) == 1  # round 1 used RM1: no row
     assert bench._adaptation_lines({"sparse": [{}, rm1_round]}) == []  # nothing adapted: no table
+
+
+def test_a_missing_checkpoint_is_an_error_before_any_demo_is_collected(tmp_path, capsys):
+    missing = tmp_path / "rm1"
+    path = _write(tmp_path, sources=["robometer_lite"], checkpoints={"robometer_lite": str(missing)})
+    assert bench.main(["--config", str(path)]) == 2
+    assert f"no checkpoint at '{missing}'" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
