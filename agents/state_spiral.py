@@ -20,8 +20,10 @@ success. What differs is what makes a round cost minutes on two cores:
 Reward sources: ``"oracle"`` (the simulator's calibrated progress, ``info["calibrated_progress"]``: the
 ceiling), ``"sparse"`` (1 from the first success
 on, else 0), or a reward model (any :class:`rewards.RewardModel`, e.g. SARM2) given by name in
-:func:`run_state_spiral`'s ``reward_models``. Every round records how the source's progress agreed with the
-simulator's on its rollouts (:func:`agents.spiral.reward_agreement`) and its timings.
+:class:`StateSpiral`'s ``reward_models``. Every round records how the source's progress agreed with the
+simulator's on its rollouts (:func:`agents.spiral.reward_agreement`) and its timings. With
+``adapt_reward_model`` a learned source is adapted once after round 1 (RM1 -> RM2, :mod:`agents.rm_adaptation`);
+a trained baseline adapted this way is the paper's "RM (FT)".
 
 Everything is on disk under ``workdir`` (per source ``<source>/round_XX/``: rollouts as they finish, the
 policy, ``update.json``, ``eval.json``), so an interrupted run resumes.
