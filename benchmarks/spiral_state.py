@@ -202,23 +202,26 @@ def summary_markdown(
         "| reward source | round | frame corr | final corr | final MAE | rollout success | collect | update | eval |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for source, curve in curves.items():
         for c in curve[1:]:
             u, a = c["update"], c["update"]["reward_agreement"]
             model = " (RM2)" if u.get("reward_model") == "RM2" else ""
             lines.append(
-                f"| {source}{model} | {c['round']} | {fmt(a['frame_corr'])} | {fmt(a['final_corr'])} "
+                f"| {source}{model} | {c['round']} | {_corr(a['frame_corr'])} | {_corr(a['final_corr'])} "
                 f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
     return "\n".join(lines + _adaptation_lines(curves)) + "\n"
 
 
+def _corr(value: float | None) -> str:
+    """A correlation cell: two decimals, or a dash where it is undefined (a constant side)."""
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _adaptation_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Where RM1 was adapted: the adaptation, and how RM1 and RM2 agreed with the simulator on each later
     round's rollouts (the same rollouts, the same query frames)."""
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     rows = []
     for source, curve in curves.items():
         for c in curve[1:]:
@@ -227,7 +230,7 @@ def _adaptation_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
                 continue
             rm1, rm2, ad = u["reward_agreement_rm1"], u["reward_agreement"], u["adaptation"]
             rows.append(
-                f"| {source} | {c['round']} | {fmt(rm1['final_corr'])} | {fmt(rm2['final_corr'])} "
+                f"| {source} | {c['round']} | {_corr(rm1['final_corr'])} | {_corr(rm2['final_corr'])} "
                 f"| {rm1['final_mae']:.2f} | {rm2['final_mae']:.2f} | {ad['rollouts']} ({ad['successes']} successes), "
                 f"{ad['adapt_seconds']:.0f} s |"
             )
