@@ -52,6 +52,11 @@ def annotated_targets(rollouts: Sequence[AnnotatableRollout]) -> list[np.ndarray
     return targets
 
 
+def annotated_successes(rollouts: Sequence[AnnotatableRollout]) -> list[bool]:
+    """Which of ``rollouts`` an annotator marked complete (final progress 1): the annotation's success label."""
+    return [bool(t[-1] >= 1.0 - 1e-6) for t in annotated_targets(rollouts)]
+
+
 class _Progress:
     """What :func:`auto_annotate` reads."""
 

@@ -23,7 +23,8 @@ on, else 0), or a reward model (any :class:`rewards.RewardModel`, e.g. SARM2) gi
 :class:`StateSpiral`'s ``reward_models``. Every round records how the source's progress agreed with the
 simulator's on its rollouts (:func:`agents.spiral.reward_agreement`) and its timings. With
 ``adapt_reward_model`` a learned source is adapted once after round 1 (RM1 -> RM2, :mod:`agents.rm_adaptation`);
-a trained baseline adapted this way is the paper's "RM (FT)".
+a trained baseline adapted this way is the paper's "RM (FT)". With ``success_gate`` only the rollouts a source
+judges successful are cloned (:mod:`agents.success_gate`).
 
 Everything is on disk under ``workdir`` (per source ``<source>/round_XX/``: rollouts as they finish, the
 policy, ``update.json``, ``eval.json``), so an interrupted run resumes.
@@ -51,6 +52,7 @@ from agents.relabel import RelabelConfig, relabel_progress
 from agents.rollouts import RecordedEpisode
 from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.state_policy import StateEpisode, StatePolicy
+from agents.success_gate import GateThreshold, calibrate_threshold, gate_report
 from agents.updates import UpdateConfig, sample_targets
 from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
@@ -109,6 +111,12 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             round also records how RM1 would have agreed with the simulator on its rollouts. Measured on
             CleanWhiteboard's exploring rollouts: RM1's ranking of rounds 2-3 fell to 0.05-0.20, RM2's was 0.68-0.86.
         adapt_steps, adapt_lr_scale: that adaptation's optimiser steps and learning rate (times the model's).
+        success_gate: clone only the rollouts the source judges successful: final relabelled progress at or above
+            a threshold (:mod:`agents.success_gate`). Judged failures get weight 0 and, with outcome advantages,
+            a final of 0 in the value regression, as sparse success gives them. Every source is gated alike
+            (sparse success is unchanged by it).
+        success_threshold: that threshold (``None``: calibrated once per reward model on round 1's rollouts,
+            annotated from the simulator, scored by the model that relabels: RM1 for round 1, RM2 after it).
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -134,6 +142,8 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     adapt_reward_model: bool = False
     adapt_steps: int = 1000
     adapt_lr_scale: float = 0.3
+    success_gate: bool = False
+    success_threshold: float | None = None
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -160,6 +170,8 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             raise UnknownNameError("advantage", self.advantage, ADVANTAGES)
         if self.advantage == "outcome" and self.rollouts_per_round < 2:
             raise ConfigError("`advantage='outcome'` cross-fits over rollouts: `rollouts_per_round` must be >= 2")
+        if self.success_threshold is not None and not 0 < self.success_threshold <= 1:
+            raise ConfigError(f"`success_threshold` must be in (0, 1] or None; got {self.success_threshold!r}")
         if self.rollout_share is not None and not 0 < self.rollout_share < 1:
             raise ConfigError(f"`rollout_share` must be in (0, 1) or None; got {self.rollout_share!r}")
         if not (np.isfinite(self.explore_noise) and self.explore_noise >= 0):
@@ -482,6 +494,7 @@ class StateSpiral:
         self.workdir = Path(workdir)
         self.models = dict(reward_models or {})
         self.adapted: dict[str, tuple[Any, dict[str, Any]]] = {}  # source -> (RM2, its adaptation record)
+        self.gates: dict[tuple[str, int], GateThreshold] = {}  # (source, id(relabelling model)) -> threshold
         specs = {m.encoder_spec.key: m.encoder_spec for m in self.models.values() if m.encoder_spec is not None}
         if len(specs) > 1:
             raise ConfigError(
@@ -598,19 +611,27 @@ class StateSpiral:
         predicted = [predicted_progress(ro, source, model) for ro in replay]
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
         previous = StatePolicy.load(previous_path, device="cpu")
+        finals = np.asarray([float(rl.progress[-1]) for rl in relabelled])
+        judged = np.ones(len(replay), bool)
+        extra: dict[str, Any] = {}
+        if cfg.success_gate:
+            gate = self._gate_threshold(source, r, model)
+            judged = finals >= gate.threshold
+            finals = np.where(judged, finals, 0.0)
+            mine = slice(len(earlier), None)
+            report = gate_report(finals[mine], [ro.success for ro in rollouts], gate.threshold)
+            extra["success_gate"] = {**report, "calibration": gate.to_dict()}
         advantages = [rl.advantage for rl in relabelled]
         if cfg.advantage == "outcome":
             advantages = outcome_advantages(
-                [previous.standardised_features(ro.state) for ro in replay],
-                [float(rl.progress[-1]) for rl in relabelled],
-                seed=cfg.seed + r,
+                [previous.standardised_features(ro.state) for ro in replay], list(finals), seed=cfg.seed + r
             )
         flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
         targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
         episodes, start = [], 0
-        for ro, rl in zip(replay, relabelled):
+        for ro, rl, kept in zip(replay, relabelled, judged):
             end = start + ro.length - 1
-            weight = np.append(targets.weight[start:end], 0.0)
+            weight = np.append(targets.weight[start:end], 0.0) * float(kept)
             if cfg.drop_stalled_tail:
                 weight[_peak_frame(rl.progress) :] = 0.0
             if cfg.explore_noise > 0 and not cfg.retrain:
@@ -636,11 +657,10 @@ class StateSpiral:
         # Agreement against the simulator on the frames the source was read at (the query grid).
         current = [rl.progress for rl in relabelled[len(earlier) :]]
         agreement = reward_agreement(current, rollouts)  # it reads only each rollout's physics `progress`
-        extra: dict[str, Any] = {}
         if adaptation is not None:  # how RM1 would have scored the same rollouts, on the same query grid
             rm1 = [predicted_progress(ro, source, self.models[source]) for ro in rollouts]
             rm1_progress = [relabel_progress(p, cfg.relabel).progress for p in rm1]
-            extra = {"reward_model": "RM2", "adaptation": adaptation}
+            extra.update({"reward_model": "RM2", "adaptation": adaptation})
             extra["reward_agreement_rm1"] = reward_agreement(rm1_progress, rollouts)
         return {
             **extra,
@@ -680,6 +700,27 @@ class StateSpiral:
             )
             log.info("%s: RM1 -> RM2 on %d round-1 rollouts: %s", source, len(rollouts), self.adapted[source][1])
         return self.adapted[source]
+
+    def _gate_threshold(self, source: str, r: int, model: Any) -> GateThreshold:
+        """The success gate's threshold for ``source`` in round ``r``: the configured one, or calibrated on round
+        1's shared rollouts (annotated: auto-annotated from the simulator) as scored by ``model``, the model that
+        relabels round ``r`` (computed once per model)."""
+        cfg = self.config
+        if cfg.success_threshold is not None:
+            return GateThreshold(cfg.success_threshold, 0, 0, None, None, calibrated=False)
+        key = (source, id(model))
+        if key not in self.gates:
+            from agents.rm_adaptation import annotated_successes
+
+            root = self._rollout_root(source, 1)
+            rollouts = [StateRollout.from_file(root / f"seed_{s}.npz") for s in cfg.rollout_seeds(1)]
+            finals = [
+                float(relabel_progress(predicted_progress(ro, source, model), cfg.relabel).progress[-1])
+                for ro in rollouts
+            ]
+            self.gates[key] = calibrate_threshold(finals, annotated_successes(rollouts))
+            log.info("%s round %d: success gate %s", source, r, self.gates[key])
+        return self.gates[key]
 
     def _rollout_root(self, source: str, r: int) -> Path:
         return (

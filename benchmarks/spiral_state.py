@@ -118,6 +118,16 @@ def _update_line(config: Any) -> str:
         parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
     if config.advantage == "outcome":
         parts.append("the update weights by outcome advantages (final progress minus a cross-fitted state value)")
+    if config.success_gate:
+        how = (
+            f"at {config.success_threshold:g}"
+            if config.success_threshold is not None
+            else "at a threshold calibrated on round 1's annotated rollouts for the model that relabels"
+        )
+        parts.append(
+            f"only the rollouts a source judges successful are cloned (final relabelled progress {how}; judged "
+            "failures count as final progress 0)"
+        )
     if config.rollout_share is not None:
         parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
     if config.aggregate:
@@ -138,10 +148,9 @@ def _update_line(config: Any) -> str:
 
 
 def _paired_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Each source's last policy against ``pi_0`` on the same evaluation seeds: the episodes only one of them
-    solves, and the exact McNemar p-value of that difference."""
-    from sarm2_env.stats import mcnemar_exact
-
+    """Each source's last policy against ``pi_0`` on the same evaluation seeds (and, when sparse success ran,
+    against sparse success's last policy): the episodes only one of them solves, and the exact McNemar p-value of
+    that difference."""
     lines = [
         "The last round against `pi_0`, paired on the same evaluation seeds (episodes only the last policy solves, "
         "episodes only `pi_0` solves; exact McNemar p-value):",
@@ -149,15 +158,33 @@ def _paired_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
         "| reward source | gained | lost | net | p |",
         "|---|---|---|---|---|",
     ]
-    for source, curve in curves.items():
-        first = {e["seed"]: e["success"] for e in curve[0]["per_episode"]}
-        last = {e["seed"]: e["success"] for e in curve[-1]["per_episode"]}
-        gained = sum(last[k] and not first[k] for k in first)
-        lost = sum(first[k] and not last[k] for k in first)
-        pvalue = mcnemar_exact(gained, lost)
-        shown = f"{pvalue:.3f}" if pvalue >= 0.001 else "< 0.001"
-        lines.append(f"| {source} | {gained} | {lost} | {gained - lost:+d} | {shown} |")
-    return lines
+    lines += [_paired_row(source, curve[-1], curve[0]) for source, curve in curves.items()]
+    if "sparse" not in curves or len(curves) < 2:
+        return lines
+    lines += [
+        "",
+        "The last round against sparse success's last round, on the same seeds (episodes only the source's policy "
+        "solves, episodes only sparse success's solves):",
+        "",
+        "| reward source | gained | lost | net | p |",
+        "|---|---|---|---|---|",
+    ]
+    baseline = curves["sparse"][-1]
+    return lines + [_paired_row(s, curve[-1], baseline) for s, curve in curves.items() if s != "sparse"]
+
+
+def _paired_row(source: str, policy: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """One row of a paired table: the seeds ``policy`` solves and ``baseline`` does not, the reverse, and the
+    exact McNemar p-value (over the seeds both were evaluated on)."""
+    from sarm2_env.stats import mcnemar_exact
+
+    first = {e["seed"]: e["success"] for e in baseline["per_episode"]}
+    last = {e["seed"]: e["success"] for e in policy["per_episode"]}
+    gained = sum(last[k] and not first[k] for k in first if k in last)
+    lost = sum(first[k] and not last[k] for k in first if k in last)
+    pvalue = mcnemar_exact(gained, lost)
+    shown = f"{pvalue:.3f}" if pvalue >= 0.001 else "< 0.001"
+    return f"| {source} | {gained} | {lost} | {gained - lost:+d} | {shown} |"
 
 
 def summary_markdown(
@@ -211,7 +238,37 @@ def summary_markdown(
                 f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
-    return "\n".join(lines + _adaptation_lines(curves)) + "\n"
+    return "\n".join(lines + _gate_lines(curves) + _adaptation_lines(curves)) + "\n"
+
+
+def _gate_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Where the success gate was on: per round, its threshold and how its judgement of that round's rollouts
+    compared with the simulator's success."""
+    rows = []
+    for source, curve in curves.items():
+        for c in curve[1:]:
+            g = c["update"].get("success_gate")
+            if g is None:
+                continue
+            shown = {k: "–" if g[k] is None else f"{g[k]:.2f}" for k in ("precision", "recall")}
+            cal = g["calibration"]
+            basis = "calibrated" if cal["calibrated"] else "set" if not cal.get("rollouts") else "fallback"
+            rows.append(
+                f"| {source} | {c['round']} | {g['threshold']:.2f} ({basis}) | {g['judged_successes']} "
+                f"| {g['true_successes']} | {shown['precision']} | {shown['recall']} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "The success gate per round: the source's threshold, and its judgement of that round's rollouts against the "
+        "simulator (judged successes are cloned; precision: the share of them that succeeded; recall: the share of "
+        "successes judged so; fallback: round 1 held one class only, so nothing could be calibrated):",
+        "",
+        "| reward source | round | threshold | judged successes | true successes | precision | recall |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def _corr(value: float | None) -> str:

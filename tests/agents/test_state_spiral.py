@@ -336,3 +336,39 @@ def test_more_evaluation_episodes_extend_a_finished_run(pi0, demos, tmp_path):
     with StateSpiral(_config(eval_episodes=2, max_episode_steps=40), policy, demos, tmp_path) as spiral:
         fewer = spiral.run(["oracle"])["oracle"]
     assert fewer[1]["per_episode"] == before[1]["per_episode"] and saved.stat().st_mtime_ns == stamp
+
+
+def _oracle_update(spiral, tmp_path, finals: list[float]) -> dict:
+    """Round 1's stored rollouts with their simulator progress rewritten to ramps ending at ``finals`` (1.0: a
+    success; below: a failure), written back, then round 1's oracle update on them; returns its statistics."""
+    root = tmp_path / "shared" / "round_01_rollouts"
+    rollouts = [StateRollout.from_file(p) for p in sorted(root.iterdir())]
+    for i, (ro, final) in enumerate(zip(rollouts, finals)):
+        flags = np.zeros(ro.length, bool)
+        flags[-1] = final >= 1.0
+        rollouts[i] = dataclasses.replace(
+            ro, progress=np.linspace(0.0, final, ro.length).astype(ro.progress.dtype), success_flags=flags
+        )
+        (root / f"seed_{ro.seed}.npz").write_bytes(rollouts[i].to_bytes())
+    return spiral.update("oracle", 1, rollouts, tmp_path / "pi0", tmp_path / "gated_policy")
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_the_success_gate_clones_only_judged_successes(pi0, demos, tmp_path, rollout_fits, gated):
+    policy, _ = pi0
+    cfg = _config(advantage="outcome", max_episode_steps=40, rollouts_per_round=6, success_gate=gated)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        spiral.run(["sparse"])
+        rollout_fits.clear()
+        stats = _oracle_update(spiral, tmp_path, [1.0, 0.85, 0.1, 0.1, 0.1, 0.1])
+    cloned = sorted(round(float(e.weight.sum()) > 0) for e in rollout_fits)
+    if not gated:  # the near miss ended above its states' promise: outcome advantages clone it
+        assert any(not e.success for e in rollout_fits) and "success_gate" not in stats
+        return
+    # Calibrated on round 1's annotated rollouts: midway between the failure at 0.85 and the success at 1.0.
+    assert len(rollout_fits) == 1 and rollout_fits[0].success and cloned == [1]
+    gate = stats["success_gate"]
+    assert gate["threshold"] == pytest.approx(0.925) and gate["calibration"]["calibrated"]
+    assert (gate["judged_successes"], gate["true_successes"], gate["precision"]) == (1, 1, 1.0)
+    with pytest.raises(ConfigError, match="success_threshold"):
+        _config(success_threshold=1.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -38,6 +39,9 @@ def test_shipped_configs_load():
     figure4 = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_rm2.yaml")
     assert figure4.spiral_config().adapt_reward_model and set(figure4.sources) >= {"sarm2", "robometer_lite"}
     assert figure4.spiral_config().eval_episodes >= 50 and "robometer_lite" in figure4.checkpoints
+    gated = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_gate.yaml")
+    assert gated.spiral_config() == dataclasses.replace(figure4.spiral_config(), success_gate=True)
+    assert gated.sources == figure4.sources and gated.checkpoints == figure4.checkpoints
 
 
 def test_unknown_keys_are_errors(tmp_path):
@@ -98,6 +102,10 @@ def test_the_summary_pairs_the_last_round_with_pi0_on_the_same_seeds():
     assert bench._paired_lines(curves)[-1] == "| sparse | 4 | 0 | +4 | 0.125 |"
     curves["sparse"] = [record([False] * 12), record([True] * 12)]
     assert bench._paired_lines(curves)[-1] == "| sparse | 12 | 0 | +12 | < 0.001 |"
+    # With another source beside sparse success, each is also paired with sparse success's last policy.
+    curves = {"sarm2": [pi0, record([True, False, True, True, False, False])], "sparse": [pi0, record([True] * 6)]}
+    lines = bench._paired_lines(curves)
+    assert lines[-1] == "| sarm2 | 0 | 3 | -3 | 0.250 |" and sum("| sarm2 |" in line for line in lines) == 2
 
 
 def test_the_summary_compares_rm1_with_rm2_where_a_model_was_adapted(tmp_path):
@@ -130,3 +138,33 @@ def test_a_missing_checkpoint_is_an_error_before_any_demo_is_collected(tmp_path,
     assert bench.main(["--config", str(path)]) == 2
     assert f"no checkpoint at '{missing}'" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_summary_reports_the_success_gate_per_round(tmp_path):
+    cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral={**TINY["spiral"], "success_gate": True}))
+    assert "calibrated on round 1's annotated rollouts" in bench._update_line(cfg.spiral_config())
+    fixed = {**TINY["spiral"], "success_gate": True, "success_threshold": 0.8}
+    assert "progress at 0.8;" in bench._update_line(
+        bench.SpiralStateBench.load(_write(tmp_path, spiral=fixed)).spiral_config()
+    )
+    gate = {
+        "threshold": 0.647,
+        "judged_successes": 15,
+        "true_successes": 9,
+        "precision": 0.6,
+        "recall": 1.0,
+        "calibration": {"calibrated": True},
+    }
+    gated = {"round": 1, "update": {"success_gate": gate}}
+    lines = bench._gate_lines({"sarm2": [{}, gated], "sparse": [{}, {"round": 1, "update": {}}]})
+    assert lines[-1] == "| sarm2 | 1 | 0.65 (calibrated) | 15 | 9 | 0.60 | 1.00 |" and len(lines) == 6
+    none_judged = {**gate, "judged_successes": 0, "precision": None}
+    for calibration, basis in (
+        ({"calibrated": False, "rollouts": 0}, "set"),
+        ({"calibrated": False, "rollouts": 50}, "fallback"),
+    ):
+        row = bench._gate_lines(
+            {"sarm2": [{}, {"round": 2, "update": {"success_gate": {**none_judged, "calibration": calibration}}}]}
+        )[-1]
+        assert row == f"| sarm2 | 2 | 0.65 ({basis}) | 0 | 9 | – | 1.00 |"
+    assert bench._gate_lines({"sparse": [{}, {"round": 1, "update": {}}]}) == []
