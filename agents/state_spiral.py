@@ -617,10 +617,9 @@ class StateSpiral:
         if cfg.success_gate:
             gate = self._gate_threshold(source, r, model)
             judged = finals >= gate.threshold
-            finals = np.where(judged, finals, 0.0)
-            mine = slice(len(earlier), None)
-            report = gate_report(finals[mine], [ro.success for ro in rollouts], gate.threshold)
+            report = gate_report(finals[len(earlier) :], [ro.success for ro in rollouts], gate.threshold)
             extra["success_gate"] = {**report, "calibration": gate.to_dict()}
+            finals = np.where(judged, finals, 0.0)
         advantages = [rl.advantage for rl in relabelled]
         if cfg.advantage == "outcome":
             advantages = outcome_advantages(
