@@ -612,14 +612,8 @@ class StateSpiral:
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
         previous = StatePolicy.load(previous_path, device="cpu")
         finals = np.asarray([float(rl.progress[-1]) for rl in relabelled])
-        judged = np.ones(len(replay), bool)
-        extra: dict[str, Any] = {}
-        if cfg.success_gate:
-            gate = self._gate_threshold(source, r, model)
-            judged = finals >= gate.threshold
-            report = gate_report(finals[len(earlier) :], [ro.success for ro in rollouts], gate.threshold)
-            extra["success_gate"] = {**report, "calibration": gate.to_dict()}
-            finals = np.where(judged, finals, 0.0)
+        judged, extra = self._gate(source, r, model, finals, [ro.success for ro in rollouts])
+        finals = np.where(judged, finals, 0.0)
         advantages = [rl.advantage for rl in relabelled]
         if cfg.advantage == "outcome":
             advantages = outcome_advantages(
@@ -699,6 +693,17 @@ class StateSpiral:
             )
             log.info("%s: RM1 -> RM2 on %d round-1 rollouts: %s", source, len(rollouts), self.adapted[source][1])
         return self.adapted[source]
+
+    def _gate(
+        self, source: str, r: int, model: Any, finals: np.ndarray, successes: list[bool]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Which replayed rollouts the update may clone (all without ``success_gate``) and, with it, the gate's
+        record: its threshold and its judgement of this round's rollouts (the last ``len(successes)``)."""
+        if not self.config.success_gate:
+            return np.ones(len(finals), bool), {}
+        gate = self._gate_threshold(source, r, model)
+        report = gate_report(finals[len(finals) - len(successes) :], successes, gate.threshold)
+        return finals >= gate.threshold, {"success_gate": {**report, "calibration": gate.to_dict()}}
 
     def _gate_threshold(self, source: str, r: int, model: Any) -> GateThreshold:
         """The success gate's threshold for ``source`` in round ``r``: the configured one, or calibrated on round
