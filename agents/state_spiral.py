@@ -612,7 +612,7 @@ class StateSpiral:
         relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
         previous = StatePolicy.load(previous_path, device="cpu")
         finals = np.asarray([float(rl.progress[-1]) for rl in relabelled])
-        judged, extra = self._gate(source, r, model, finals, [ro.success for ro in rollouts])
+        judged, extra = self._gate(source, r, model, replay, finals, len(rollouts))
         finals = np.where(judged, finals, 0.0)
         advantages = [rl.advantage for rl in relabelled]
         if cfg.advantage == "outcome":
@@ -695,20 +695,24 @@ class StateSpiral:
         return self.adapted[source]
 
     def _gate(
-        self, source: str, r: int, model: Any, finals: np.ndarray, successes: list[bool]
+        self, source: str, r: int, model: Any, replay: list[StateRollout], finals: np.ndarray, current: int
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Which replayed rollouts the update may clone (all without ``success_gate``) and, with it, the gate's
-        record: its threshold and its judgement of this round's rollouts (the last ``len(successes)``)."""
+        record: its threshold and its judgement of this round's rollouts (the last ``current`` of ``replay``).
+        ``finals`` are ``replay``'s final relabelled progress by ``model``."""
         if not self.config.success_gate:
             return np.ones(len(finals), bool), {}
-        gate = self._gate_threshold(source, r, model)
-        report = gate_report(finals[len(finals) - len(successes) :], successes, gate.threshold)
+        gate = self._gate_threshold(source, r, model, replay, finals)
+        report = gate_report(finals[-current:], [ro.success for ro in replay[-current:]], gate.threshold)
         return finals >= gate.threshold, {"success_gate": {**report, "calibration": gate.to_dict()}}
 
-    def _gate_threshold(self, source: str, r: int, model: Any) -> GateThreshold:
+    def _gate_threshold(
+        self, source: str, r: int, model: Any, replay: list[StateRollout], finals: np.ndarray
+    ) -> GateThreshold:
         """The success gate's threshold for ``source`` in round ``r``: the configured one, or calibrated on round
         1's shared rollouts (annotated: auto-annotated from the simulator) as scored by ``model``, the model that
-        relabels round ``r`` (computed once per model)."""
+        relabels round ``r`` (computed once per model). Round 1's finals are read from ``replay``'s when it holds
+        those rollouts (round 1, or aggregating), else relabelled here."""
         cfg = self.config
         if cfg.success_threshold is not None:
             return GateThreshold(cfg.success_threshold, 0, 0, None, None, calibrated=False)
@@ -716,13 +720,18 @@ class StateSpiral:
         if key not in self.gates:
             from agents.rm_adaptation import annotated_successes
 
-            root = self._rollout_root(source, 1)
-            rollouts = [StateRollout.from_file(root / f"seed_{s}.npz") for s in cfg.rollout_seeds(1)]
-            finals = [
-                float(relabel_progress(predicted_progress(ro, source, model), cfg.relabel).progress[-1])
-                for ro in rollouts
-            ]
-            self.gates[key] = calibrate_threshold(finals, annotated_successes(rollouts))
+            seeds = cfg.rollout_seeds(1)  # disjoint from every later round's seeds
+            scored = {ro.seed: (ro, float(f)) for ro, f in zip(replay, finals)}
+            if all(s in scored for s in seeds):
+                rollouts, round1 = [scored[s][0] for s in seeds], [scored[s][1] for s in seeds]
+            else:
+                root = self._rollout_root(source, 1)
+                rollouts = [StateRollout.from_file(root / f"seed_{s}.npz") for s in seeds]
+                round1 = [
+                    float(relabel_progress(predicted_progress(ro, source, model), cfg.relabel).progress[-1])
+                    for ro in rollouts
+                ]
+            self.gates[key] = calibrate_threshold(round1, annotated_successes(rollouts))
             log.info("%s round %d: success gate %s", source, r, self.gates[key])
         return self.gates[key]
 

@@ -234,7 +234,7 @@ def summary_markdown(
             u, a = c["update"], c["update"]["reward_agreement"]
             model = " (RM2)" if u.get("reward_model") == "RM2" else ""
             lines.append(
-                f"| {source}{model} | {c['round']} | {_corr(a['frame_corr'])} | {_corr(a['final_corr'])} "
+                f"| {source}{model} | {c['round']} | {_cell(a['frame_corr'])} | {_cell(a['final_corr'])} "
                 f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
@@ -250,12 +250,11 @@ def _gate_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
             g = c["update"].get("success_gate")
             if g is None:
                 continue
-            shown = {k: "–" if g[k] is None else f"{g[k]:.2f}" for k in ("precision", "recall")}
             cal = g["calibration"]
             basis = "calibrated" if cal["calibrated"] else "set" if not cal.get("rollouts") else "fallback"
             rows.append(
                 f"| {source} | {c['round']} | {g['threshold']:.2f} ({basis}) | {g['judged_successes']} "
-                f"| {g['true_successes']} | {shown['precision']} | {shown['recall']} |"
+                f"| {g['true_successes']} | {_cell(g['precision'])} | {_cell(g['recall'])} |"
             )
     if not rows:
         return []
@@ -271,8 +270,9 @@ def _gate_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
 
 
-def _corr(value: float | None) -> str:
-    """A correlation cell: two decimals, or a dash where it is undefined (a constant side)."""
+def _cell(value: float | None) -> str:
+    """A table cell: two decimals, or a dash where the value is undefined (a correlation with a constant side, a
+    precision with nothing judged)."""
     return "–" if value is None else f"{value:.2f}"
 
 
@@ -287,7 +287,7 @@ def _adaptation_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
                 continue
             rm1, rm2, ad = u["reward_agreement_rm1"], u["reward_agreement"], u["adaptation"]
             rows.append(
-                f"| {source} | {c['round']} | {_corr(rm1['final_corr'])} | {_corr(rm2['final_corr'])} "
+                f"| {source} | {c['round']} | {_cell(rm1['final_corr'])} | {_cell(rm2['final_corr'])} "
                 f"| {rm1['final_mae']:.2f} | {rm2['final_mae']:.2f} | {ad['rollouts']} ({ad['successes']} successes), "
                 f"{ad['adapt_seconds']:.0f} s |"
             )

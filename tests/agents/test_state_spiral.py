@@ -361,6 +361,10 @@ def test_the_success_gate_clones_only_judged_successes(pi0, demos, tmp_path, rol
         spiral.run(["sparse"])
         rollout_fits.clear()
         stats = _oracle_update(spiral, tmp_path, [1.0, 0.85, 0.1, 0.1, 0.1, 0.1])
+        # Round 1's finals came from the update's own relabelling; without round 1 in the replay (a later round,
+        # not aggregating) they are relabelled from the stored rollouts, to the same threshold.
+        spiral.gates.clear()
+        from_disk = spiral._gate_threshold("oracle", 2, None, [], np.zeros(0)) if gated else None
     cloned = sorted(round(float(e.weight.sum()) > 0) for e in rollout_fits)
     if not gated:  # the near miss ended above its states' promise: outcome advantages clone it
         assert any(not e.success for e in rollout_fits) and "success_gate" not in stats
@@ -369,6 +373,7 @@ def test_the_success_gate_clones_only_judged_successes(pi0, demos, tmp_path, rol
     assert len(rollout_fits) == 1 and rollout_fits[0].success and cloned == [1]
     gate = stats["success_gate"]
     assert gate["threshold"] == pytest.approx(0.925) and gate["calibration"]["calibrated"]
+    assert from_disk is not None and from_disk.to_dict() == gate["calibration"]
     assert (gate["judged_successes"], gate["true_successes"], gate["precision"]) == (1, 1, 1.0)
     with pytest.raises(ConfigError, match="success_threshold"):
         _config(success_threshold=1.5)
