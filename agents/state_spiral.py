@@ -63,6 +63,9 @@ from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 log = logging.getLogger(__name__)
 
 REFERENCE_SOURCES = ("oracle", "sparse")
+#: Training seed offset between the policies of one update (``train_seeds``): member ``k`` trains with
+#: ``seed + MEMBER_SEED_STRIDE * k + round``, so member 0 is the run's single policy when ``train_seeds == 1``.
+MEMBER_SEED_STRIDE = 1000
 #: What the update rule weights by (see :class:`StateSpiralConfig`).
 ADVANTAGES = ("chunk", "outcome")
 
@@ -117,6 +120,12 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             (sparse success is unchanged by it).
         success_threshold: that threshold (``None``: calibrated once per reward model on round 1's rollouts,
             annotated from the simulator, scored by the model that relabels: RM1 for round 1, RM2 after it).
+        train_seeds: policies trained for ``pi_0`` and for every update, each from another initialisation (and
+            cross-fitting split of the outcome advantages) on the same data, each evaluated on the same seeds.
+            The first (seed offset 0) is the lineage: it rolls out the next round; the others measure how much
+            the result depends on the training's randomness, which the summary's intervals then count besides the
+            evaluation's. On CleanWhiteboard four seeds of one update spanned 95-119 of 200 evaluations, as much
+            as the reward sources differed. Raising it on a finished run trains and evaluates only the new ones.
         update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
@@ -144,6 +153,7 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
     adapt_lr_scale: float = 0.3
     success_gate: bool = False
     success_threshold: float | None = None
+    train_seeds: int = 1
     update: UpdateConfig = dataclasses.field(default_factory=UpdateConfig)
     relabel: RelabelConfig = dataclasses.field(default_factory=lambda: RelabelConfig(chunk=20))
     image_size: int = 128
@@ -153,7 +163,8 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
 
     def __post_init__(self) -> None:
         self._check_positive_ints(
-            *("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size", "adapt_steps")
+            *("rounds", "rollouts_per_round", "eval_episodes", "finetune_steps", "workers", "image_size"),
+            *("adapt_steps", "train_seeds"),
         )
         scale = self.adapt_lr_scale
         if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1):
@@ -456,6 +467,16 @@ def _peak_frame(progress: np.ndarray, tolerance: float = 0.02) -> int:
     return int(np.argmax(p >= p.max() - tolerance))
 
 
+def _member_name(stem: str, member: int, suffix: str = "") -> str:
+    """The file name of ``train_seeds`` member ``member``'s ``stem`` (member 0's is the plain name)."""
+    return f"{stem}{suffix}" if member == 0 else f"{stem}_seed{member}{suffix}"
+
+
+def _member_path(path: Path, member: int) -> Path:
+    """Where member ``member`` keeps what member 0 keeps at ``path`` (a sibling, ``<name>_seed<k>``)."""
+    return path.with_name(_member_name(path.name, member))
+
+
 def _scale_to_share(episodes: list[StateEpisode], demo_frames: int, share: float) -> None:
     """Scale the rollout episodes' weights in place so they make up ``share`` of the sampled BC batch beside
     ``demo_frames`` demonstration frames of weight 1."""
@@ -531,7 +552,7 @@ class StateSpiral:
             saved = json.loads(path.read_text())
             defaults = StateSpiralConfig(task=self.config.task).to_dict()
             saved["spiral"] = {**defaults, **saved["spiral"]}  # options added since the run started: defaults
-            for key in ("rounds", "eval_episodes"):  # more rounds or evaluation episodes extend a run
+            for key in ("rounds", "eval_episodes", "train_seeds"):  # more of these extend a run
                 saved["spiral"][key] = record["spiral"][key]
             if saved != record:
                 raise ConfigError(
@@ -563,13 +584,14 @@ class StateSpiral:
             f.result()
         return [StateRollout.from_file(root / f"seed_{s}.npz") for s in seeds], len(seeds) - len(todo)
 
-    def evaluate(self, rdir: Path, policy_path: Path) -> dict[str, Any]:
-        """Evaluate the policy saved at ``policy_path`` on the evaluation seeds; results also go to ``rdir``.
+    def evaluate(self, rdir: Path, policy_path: Path, member: int = 0) -> dict[str, Any]:
+        """Evaluate the policy saved at ``policy_path`` on the evaluation seeds; results also go to ``rdir``
+        (``eval.json``, or ``eval_seed<k>.json`` for member ``k`` of ``train_seeds``).
 
-        Episodes already in ``rdir/eval.json`` are kept: raising ``eval_episodes`` on a finished run evaluates only
+        Episodes already in that file are kept: raising ``eval_episodes`` on a finished run evaluates only
         the new seeds (the seeds are a prefix-stable range), so every policy gains the same episodes.
         """
-        path = rdir / "eval.json"
+        path = rdir / _member_name("eval", member, ".json")
         seeds = self.config.eval_seeds()
         done: dict[int, dict[str, Any]] = {}
         spent = 0.0
@@ -599,32 +621,98 @@ class StateSpiral:
         previous_path: Path,
         out: Path,
         earlier: Sequence[StateRollout] = (),
+        member: int = 0,
     ) -> dict[str, Any]:
-        """Relabel with ``source``, weight, fine-tune the previous policy on ``earlier`` rounds' rollouts (when
-        aggregating) and this round's; returns the round's statistics (agreement on this round's rollouts)."""
-        from agents.spiral import reward_agreement
+        """Relabel with ``source``, weight, train the round's policy on ``earlier`` rounds' rollouts (when
+        aggregating) and this round's, save it to ``out``; returns the round's statistics (agreement on this
+        round's rollouts). ``member`` picks the training seed (see ``train_seeds``)."""
+        return self.update_members(source, r, rollouts, previous_path, {member: out}, earlier)[0]
 
+    def update_members(
+        self,
+        source: str,
+        r: int,
+        rollouts: list[StateRollout],
+        previous_path: Path,
+        outs: Mapping[int, Path],
+        earlier: Sequence[StateRollout] = (),
+    ) -> list[dict[str, Any]]:
+        """:meth:`update` for several members of ``train_seeds`` at once (``{member: where its policy goes}``):
+        the rollouts are relabelled and judged once, then each member is weighted (its own cross-fitting split)
+        and trained with its own seed. One statistics record per member, in ``outs``' order."""
         cfg = self.config
         started = time.perf_counter()
         replay = [*earlier, *rollouts]
-        model, adaptation = self._relabel_model(source, r)
-        predicted = [predicted_progress(ro, source, model) for ro in replay]
-        relabelled = [relabel_progress(p, cfg.relabel) for p in predicted]
+        relabelled, judged, extra = self._relabel(source, r, replay, rollouts)
+        finals = np.where(judged, [float(rl.progress[-1]) for rl in relabelled], 0.0)
         previous = StatePolicy.load(previous_path, device="cpu")
+        relabel_seconds = time.perf_counter() - started
+        records = []
+        for member, out in outs.items():
+            began = time.perf_counter()
+            seed = cfg.seed + MEMBER_SEED_STRIDE * member + r
+            advantages = [rl.advantage for rl in relabelled]
+            if cfg.advantage == "outcome":
+                features = [previous.standardised_features(ro.state) for ro in replay]
+                advantages = outcome_advantages(features, list(finals), seed=seed)
+            flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
+            targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
+            episodes = self._weighted_episodes(replay, relabelled, judged, targets.weight, previous)
+            self._train(episodes, previous, seed, out, f"round {r} ({source})")
+            records.append(
+                {
+                    **extra,
+                    "source": source,
+                    "member": member,
+                    "rule": cfg.update.rule,
+                    "rollouts": len(rollouts),
+                    "replay_rollouts": len(replay),
+                    "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
+                    "mean_advantage": float(flat.mean()),
+                    "mean_weight": float(targets.weight.mean()),
+                    "relabel_seconds": relabel_seconds,
+                    "update_seconds": time.perf_counter() - began,
+                }
+            )
+        return records
+
+    def _relabel(
+        self, source: str, r: int, replay: list[StateRollout], rollouts: list[StateRollout]
+    ) -> tuple[list[Any], np.ndarray, dict[str, Any]]:
+        """``replay`` relabelled by ``source`` (RM1 or RM2, see :meth:`_relabel_model`), which of it the update
+        may clone (the success gate), and the record of how the source agreed with the simulator on this round's
+        ``rollouts`` (the last of ``replay``), on the frames it was read at (the query grid)."""
+        from agents.spiral import reward_agreement
+
+        cfg = self.config
+        model, adaptation = self._relabel_model(source, r)
+        relabelled = [relabel_progress(predicted_progress(ro, source, model), cfg.relabel) for ro in replay]
         finals = np.asarray([float(rl.progress[-1]) for rl in relabelled])
         judged, extra = self._gate(source, r, model, replay, finals, len(rollouts))
-        finals = np.where(judged, finals, 0.0)
-        advantages = [rl.advantage for rl in relabelled]
-        if cfg.advantage == "outcome":
-            advantages = outcome_advantages(
-                [previous.standardised_features(ro.state) for ro in replay], list(finals), seed=cfg.seed + r
-            )
-        flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
-        targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
+        current = [rl.progress for rl in relabelled[len(replay) - len(rollouts) :]]
+        extra["reward_agreement"] = reward_agreement(current, rollouts)  # it reads only each rollout's `progress`
+        if adaptation is not None:  # how RM1 would have scored the same rollouts, on the same query grid
+            rm1 = [predicted_progress(ro, source, self.models[source]) for ro in rollouts]
+            rm1_progress = [relabel_progress(p, cfg.relabel).progress for p in rm1]
+            extra.update({"reward_model": "RM2", "adaptation": adaptation})
+            extra["reward_agreement_rm1"] = reward_agreement(rm1_progress, rollouts)
+        return relabelled, judged, extra
+
+    def _weighted_episodes(
+        self,
+        replay: list[StateRollout],
+        relabelled: list[Any],
+        judged: np.ndarray,
+        weights: np.ndarray,
+        previous: StatePolicy,
+    ) -> list[StateEpisode]:
+        """The update's training set: ``replay`` with per-frame ``weights`` (flat, the final frames left out),
+        judged failures and the options' dropped frames at 0, then the demos (when the rule keeps them)."""
+        cfg = self.config
         episodes, start = [], 0
         for ro, rl, kept in zip(replay, relabelled, judged):
             end = start + ro.length - 1
-            weight = np.append(targets.weight[start:end], 0.0) * float(kept)
+            weight = np.append(weights[start:end], 0.0) * float(kept)
             if cfg.drop_stalled_tail:
                 weight[_peak_frame(rl.progress) :] = 0.0
             if cfg.explore_noise > 0 and not cfg.retrain:
@@ -635,39 +723,18 @@ class StateSpiral:
             _scale_to_share(episodes, sum(d.length for d in self.demos), cfg.rollout_share)
         if cfg.update.include_demos:
             episodes += [dataclasses.replace(d, weight=None) for d in self.demos]
-        relabel_seconds = time.perf_counter() - started
+        return episodes
+
+    def _train(self, episodes: list[StateEpisode], previous: StatePolicy, seed: int, out: Path, what: str) -> None:
+        """Fit the round's policy on ``episodes`` (afresh with ``retrain``, else from ``previous``) and save it."""
+        cfg = self.config
+        kept = [e for e in episodes if e.weight is None or e.weight.sum() > 0]
+        if not kept:
+            raise ConfigError(f"{what}: every sample has weight 0 and no demos are kept")
         lr = cfg.finetune_lr if cfg.finetune_lr is not None else previous.config.lr
         policy = StatePolicy(previous.config.replace(lr=lr), device="cpu")
-        if not any(e.weight is None or e.weight.sum() > 0 for e in episodes):
-            raise ConfigError(f"round {r} ({source}): every sample has weight 0 and no demos are kept")
-        policy.fit(
-            [e for e in episodes if e.weight is None or e.weight.sum() > 0],
-            seed=cfg.seed + r,
-            steps=cfg.finetune_steps,
-            init_from=None if cfg.retrain else previous,
-        )
+        policy.fit(kept, seed=seed, steps=cfg.finetune_steps, init_from=None if cfg.retrain else previous)
         policy.save(out)
-        # Agreement against the simulator on the frames the source was read at (the query grid).
-        current = [rl.progress for rl in relabelled[len(earlier) :]]
-        agreement = reward_agreement(current, rollouts)  # it reads only each rollout's physics `progress`
-        if adaptation is not None:  # how RM1 would have scored the same rollouts, on the same query grid
-            rm1 = [predicted_progress(ro, source, self.models[source]) for ro in rollouts]
-            rm1_progress = [relabel_progress(p, cfg.relabel).progress for p in rm1]
-            extra.update({"reward_model": "RM2", "adaptation": adaptation})
-            extra["reward_agreement_rm1"] = reward_agreement(rm1_progress, rollouts)
-        return {
-            **extra,
-            "source": source,
-            "rule": cfg.update.rule,
-            "rollouts": len(rollouts),
-            "replay_rollouts": len(replay),
-            "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
-            "mean_advantage": float(flat.mean()),
-            "mean_weight": float(targets.weight.mean()),
-            "reward_agreement": agreement,
-            "relabel_seconds": relabel_seconds,
-            "update_seconds": time.perf_counter() - started - relabel_seconds,
-        }
 
     def _relabel_model(self, source: str, r: int) -> tuple[Any, dict[str, Any] | None]:
         """The model that relabels round ``r`` for ``source`` (``None`` for the reference sources) and, when it is
@@ -752,7 +819,8 @@ class StateSpiral:
 
     # --- rounds ------------------------------------------------------------------------------------
     def run(self, sources: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """Every source's curve ``[pi_0, pi_1, ...]`` (one evaluation record each, with its update's statistics)."""
+        """Every source's curve ``[pi_0, pi_1, ...]`` (one evaluation record each, with its update's statistics
+        and, with ``train_seeds`` > 1, every member's evaluation under ``members``)."""
         for source in sources:
             if source not in REFERENCE_SOURCES and source not in self.models:
                 raise ConfigError(f"reward source {source!r}: give its model in `reward_models` (or use oracle/sparse)")
@@ -762,8 +830,9 @@ class StateSpiral:
                     "False); adapt only trainable backends (e.g. sarm2) or turn adaptation off"
                 )
         cfg = self.config
-        shared = self.workdir / "shared"
-        pi0_eval = self.evaluate(shared / "round_00", self.pi0_path)
+        shared = self.workdir / "shared" / "round_00"
+        self._train_pi0_members()
+        pi0_eval = self._with_members(shared, self.pi0_path, self.evaluate(shared, self.pi0_path))
         log.info("pi_0: %d/%d success", pi0_eval["successes"], pi0_eval["episodes"])
         curves: dict[str, list[dict[str, Any]]] = {}
         for source in sources:
@@ -771,27 +840,62 @@ class StateSpiral:
             previous = self.pi0_path
             for r in range(1, cfg.rounds + 1):
                 rdir = self.workdir / source / f"round_{r:02d}"
-                policy_path = rdir / "policy"
-                stats_path = rdir / "update.json"
-                if not (stats_path.exists() and (policy_path / "config.json").exists()):
-                    started = time.perf_counter()
-                    # Round 1 rolls out the shared pi_0: collected once, relabelled by every source.
-                    root = self._rollout_root(source, r)
-                    rollouts, resumed = self.collect(root, previous, cfg.rollout_seeds(r))
-                    collected = time.perf_counter()
-                    earlier = self._earlier_rollouts(source, r) if cfg.aggregate else []
-                    stats = self.update(source, r, rollouts, previous, policy_path, earlier)
-                    stats.update(
-                        {"collect_seconds": collected - started, "resumed_rollouts": resumed, "shared_rollouts": r == 1}
-                    )
-                    stats["round_seconds"] = time.perf_counter() - started
-                    write_json_atomic(stats_path, stats)
-                stats = json.loads(stats_path.read_text())
-                record = self.evaluate(rdir, policy_path)
+                stats = self._round(source, r, previous)
+                record = self.evaluate(rdir, rdir / "policy")
                 stats["round_seconds_with_eval"] = stats["round_seconds"] + record["eval_seconds"]
-                curve.append({**record, "round": r, "update": stats})
+                curve.append({**self._with_members(rdir, rdir / "policy", record), "round": r, "update": stats})
                 log.info("%s round %d: %d/%d success", source, r, record["successes"], record["episodes"])
-                previous = policy_path
+                previous = rdir / "policy"  # member 0 is the lineage
             curves[source] = curve
         write_json_atomic(self.workdir / "results.json", {"config": cfg.to_dict(), "curves": curves})
         return curves
+
+    def _round(self, source: str, r: int, previous: Path) -> dict[str, Any]:
+        """Round ``r`` of ``source`` from ``previous`` (member 0's policy of the round before): its rollouts
+        (collected unless on disk; round 1's are the shared ``pi_0``'s, relabelled by every source) and every
+        ``train_seeds`` member's update not yet on disk, trained from one relabelling. Returns member 0's
+        statistics (``rdir/update.json``; member ``k``'s go to ``update_seed<k>.json``)."""
+        cfg = self.config
+        rdir = self.workdir / source / f"round_{r:02d}"
+        stats_path = rdir / "update.json"
+        missing = {
+            k: _member_path(rdir / "policy", k)
+            for k in range(cfg.train_seeds)
+            if not (_member_path(rdir / "policy", k) / "config.json").exists() or (k == 0 and not stats_path.exists())
+        }
+        if missing:
+            started = time.perf_counter()
+            rollouts, resumed = self.collect(self._rollout_root(source, r), previous, cfg.rollout_seeds(r))
+            collected = time.perf_counter()
+            earlier = self._earlier_rollouts(source, r) if cfg.aggregate else []
+            for k, stats in zip(missing, self.update_members(source, r, rollouts, previous, missing, earlier)):
+                if k == 0:
+                    stats.update(
+                        {"collect_seconds": collected - started, "resumed_rollouts": resumed, "shared_rollouts": r == 1}
+                    )
+                    stats["round_seconds"] = (
+                        stats["collect_seconds"] + stats["relabel_seconds"] + stats["update_seconds"]
+                    )
+                write_json_atomic(rdir / _member_name("update", k, ".json"), stats)
+        return json.loads(stats_path.read_text())
+
+    def _train_pi0_members(self) -> None:
+        """``pi_0``'s other ``train_seeds`` members: ``pi_0``'s config trained on the demos with seed
+        ``MEMBER_SEED_STRIDE * k`` (those not on disk yet)."""
+        for k in range(1, self.config.train_seeds):
+            path = _member_path(self.pi0_path, k)
+            if not (path / "config.json").exists():
+                policy = StatePolicy(StatePolicy.load(self.pi0_path, device="cpu").config, device="cpu")
+                policy.fit(self.demos, seed=MEMBER_SEED_STRIDE * k)
+                policy.save(path)
+
+    def _with_members(self, rdir: Path, policy_path: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` (member 0's evaluation) with, when ``train_seeds`` > 1, every member's evaluation on the
+        same seeds under ``members`` (member 0's included), evaluating those not on disk yet."""
+        if self.config.train_seeds == 1:
+            return record
+        members = [{**record, "member": 0}]
+        for k in range(1, self.config.train_seeds):
+            member = self.evaluate(rdir, _member_path(policy_path, k), member=k)
+            members.append({**member, "member": k})
+        return {**record, "members": members}

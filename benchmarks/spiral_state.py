@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from sarm2_env.errors import ConfigError
@@ -238,7 +239,77 @@ def summary_markdown(
                 f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
-    return "\n".join(lines + _gate_lines(curves) + _adaptation_lines(curves)) + "\n"
+    extra = _seed_lines(curves) + _gate_lines(curves) + _adaptation_lines(curves)
+    return "\n".join(lines + extra) + "\n"
+
+
+def _seed_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """With ``train_seeds`` > 1: every policy's mean success over its retrained members with an interval that
+    counts the training's noise besides the evaluation's, and each source's last round against ``pi_0`` and
+    against sparse success the same way (paired on the evaluation seeds)."""
+    if not any("members" in c for curve in curves.values() for c in curve):
+        return []
+    k = len(next(c["members"] for curve in curves.values() for c in curve if "members" in c))
+    rounds = max(len(curve) for curve in curves.values())
+    lines = [
+        "",
+        f"Over training seeds: every policy above was trained {k} times on the same data from other "
+        "initialisations (the first, whose cells are above, rolls out the next round). A cell is the mean "
+        "successes of those policies / episodes (lowest-highest), and the 95 % interval of the mean success rate "
+        "from a bootstrap over the policies and the evaluation seeds, so it counts the training's noise besides "
+        "the evaluation's:",
+        "",
+        "| reward source | " + " | ".join(f"pi_{r}" for r in range(rounds)) + " |",
+        "|---|" + "---|" * rounds,
+    ]
+    for source, curve in curves.items():
+        lines.append(f"| {source} | " + " | ".join(_seed_cell(c) for c in curve) + " |")
+    lines += [
+        "",
+        "The last round's mean success rate minus `pi_0`'s and minus sparse success's last round's, percentage "
+        "points (95 % interval, the same bootstrap, paired on the evaluation seeds):",
+        "",
+        "| reward source | vs `pi_0` | vs sparse success |",
+        "|---|---|---|",
+    ]
+    for source, curve in curves.items():
+        vs_sparse = "–" if source == "sparse" or "sparse" not in curves else _seed_gap(curve[-1], curves["sparse"][-1])
+        lines.append(f"| {source} | {_seed_gap(curve[-1], curve[0])} | {vs_sparse} |")
+    return lines
+
+
+def _member_successes(record: dict[str, Any], seeds: list[int] | None = None) -> np.ndarray:
+    """``(members, episodes)`` successes of a policy's retrained members (one row without members), on ``seeds``
+    (default: member 0's evaluation seeds)."""
+    members = record.get("members", [record])
+    seeds = seeds or [e["seed"] for e in members[0]["per_episode"]]
+    table = [{e["seed"]: e["success"] for e in m["per_episode"]} for m in members]
+    return np.array([[row[s] for s in seeds] for row in table], dtype=float)
+
+
+def _seed_cell(record: dict[str, Any]) -> str:
+    """``mean/episodes (lowest-highest) [95 % interval]`` over a policy's retrained members."""
+    from sarm2_env.stats import seed_bootstrap_interval
+
+    wins = _member_successes(record)
+    per_member = wins.sum(axis=1)
+    lo, hi = seed_bootstrap_interval(wins)
+    return (
+        f"{per_member.mean():.1f}/{wins.shape[1]} ({per_member.min():.0f}-{per_member.max():.0f}) "
+        f"[{100 * lo:.0f}-{100 * hi:.0f} %]"
+    )
+
+
+def _seed_gap(record: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """``+x.x pp [lo, hi]``: ``record``'s mean success rate over its members minus ``baseline``'s, on the seeds
+    both were evaluated on."""
+    from sarm2_env.stats import seed_bootstrap_interval
+
+    first = {e["seed"] for e in baseline.get("members", [baseline])[0]["per_episode"]}
+    seeds = [e["seed"] for e in record.get("members", [record])[0]["per_episode"] if e["seed"] in first]
+    a, b = _member_successes(record, seeds), _member_successes(baseline, seeds)
+    lo, hi = seed_bootstrap_interval(a, b)
+    return f"{100 * (a.mean() - b.mean()):+.1f} pp [{100 * lo:+.0f}, {100 * hi:+.0f}]"
 
 
 def _gate_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -1,5 +1,5 @@
 """Numpy-only statistics shared by every layer: correlations and ranks, success-rate and bootstrap intervals, AUROC,
-the paired comparison of two policies' successes on the same episodes.
+the paired comparison of two policies' successes on the same episodes, intervals over retrained policies.
 
 Pure functions of arrays; none reads files or models. Rank statistics are implemented here (average ranks
 for ties, Kendall's tau-b) so results do not depend on which scipy version is installed.
@@ -159,6 +159,39 @@ def stratified_bootstrap(
     stats = np.empty(resamples)
     for i in range(resamples):
         stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
+    return _percentile_interval(stats, level)
+
+
+def seed_bootstrap_interval(
+    members: Sequence[Sequence[float]] | np.ndarray,
+    baseline: Sequence[Sequence[float]] | np.ndarray | None = None,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of the mean over policies retrained with different seeds (``members``: one row per
+    policy, one column per evaluation episode, the same episodes in every row), or of its difference from
+    ``baseline``'s mean (rows: its own policies, the same columns).
+
+    Both the training and the evaluation count: each draw resamples the rows (with replacement, separately for
+    each side) and the columns (the same columns for both sides, which keeps the comparison paired on the
+    episodes). With one row per side only the episodes vary. Returns ``(nan, nan)`` for fewer than 2 columns.
+    """
+    a = np.asarray(members, dtype=float)
+    b = None if baseline is None else np.asarray(baseline, dtype=float)
+    if a.ndim != 2 or (b is not None and (b.ndim != 2 or b.shape[1] != a.shape[1])):
+        got = a.shape if b is None else (a.shape, b.shape)
+        raise InputShapeError(f"`members`/`baseline`: expected (policies, episodes) with the same episodes; got {got}")
+    if a.shape[1] < 2:
+        return NAN, NAN
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        cols = rng.integers(0, a.shape[1], size=a.shape[1])
+        value = a[rng.integers(0, len(a), size=len(a))][:, cols].mean()
+        if b is not None:
+            value -= b[rng.integers(0, len(b), size=len(b))][:, cols].mean()
+        stats[i] = value
     return _percentile_interval(stats, level)
 
 

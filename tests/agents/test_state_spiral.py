@@ -377,3 +377,31 @@ def test_the_success_gate_clones_only_judged_successes(pi0, demos, tmp_path, rol
     assert (gate["judged_successes"], gate["true_successes"], gate["precision"]) == (1, 1, 1.0)
     with pytest.raises(ConfigError, match="success_threshold"):
         _config(success_threshold=1.5)
+
+
+def test_train_seeds_add_members_evaluated_on_the_same_seeds(pi0, demos, tmp_path, monkeypatch):
+    policy, _ = pi0
+    with StateSpiral(_config(max_episode_steps=40), policy, demos, tmp_path) as spiral:
+        single = spiral.run(["oracle"])["oracle"]
+    assert all("members" not in c for c in single)  # one seed: the records are as before
+    lineage = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".json"}
+    relabels = []
+    real_relabel = StateSpiral._relabel
+    monkeypatch.setattr(StateSpiral, "_relabel", lambda self, *a: relabels.append(a[:2]) or real_relabel(self, *a))
+    cfg = _config(max_episode_steps=40, train_seeds=3)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:  # the same run, two more seeds per policy
+        curve = spiral.run(["oracle"])["oracle"]
+    assert relabels == [("oracle", 1)]  # members 1 and 2 of round 1 trained from one relabelling
+    assert all(p.stat().st_mtime_ns == t for p, t in lineage.items())  # member 0 kept, not retrained
+    for old, new in zip(single, curve):
+        assert [m["member"] for m in new["members"]] == [0, 1, 2]
+        assert new["members"][0]["per_episode"] == old["per_episode"]
+        for member in new["members"]:
+            assert [e["seed"] for e in member["per_episode"]] == cfg.eval_seeds()
+    rdir = tmp_path / "oracle" / "round_01"
+    assert json.loads((rdir / "update_seed2.json").read_text())["member"] == 2
+    weights = [StatePolicy.load(rdir / name, device="cpu").net[0].weight for name in ("policy", "policy_seed1")]
+    assert not np.allclose(weights[0].detach().numpy(), weights[1].detach().numpy())  # another initialisation
+    assert (tmp_path / "pi0_seed2" / "config.json").exists() and (
+        tmp_path / "shared" / "round_00" / "eval_seed2.json"
+    ).exists()

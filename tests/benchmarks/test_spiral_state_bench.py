@@ -42,6 +42,11 @@ def test_shipped_configs_load():
     gated = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_gate.yaml")
     assert gated.spiral_config() == dataclasses.replace(figure4.spiral_config(), success_gate=True)
     assert gated.sources == figure4.sources and gated.checkpoints == figure4.checkpoints
+    seeds = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_seeds.yaml")
+    assert seeds.spiral_config() == dataclasses.replace(gated.spiral_config(), train_seeds=3)
+    assert tuple(seeds.sources) == ("sarm2", "sparse")
+    folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
+    assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
 
 
 def test_unknown_keys_are_errors(tmp_path):
@@ -168,3 +173,25 @@ def test_the_summary_reports_the_success_gate_per_round(tmp_path):
         )[-1]
         assert row == f"| sarm2 | 2 | 0.65 ({basis}) | 0 | 9 | – | 1.00 |"
     assert bench._gate_lines({"sparse": [{}, {"round": 1, "update": {}}]}) == []
+
+
+def test_the_summary_counts_training_seeds_where_policies_were_retrained():
+    def member(successes, k):
+        return {"member": k, "per_episode": [{"seed": 100 + i, "success": ok} for i, ok in enumerate(successes)]}
+
+    def policy(*rows):
+        return {**member(rows[0], 0), "members": [member(row, k) for k, row in enumerate(rows)]}
+
+    n = 40
+    pi0 = policy([True] * 10 + [False] * 30, [True] * 14 + [False] * 26)  # 10 and 14 of 40
+    sparse = policy([True] * 20 + [False] * 20, [True] * 20 + [False] * 20)
+    sarm2 = policy([True] * 24 + [False] * 16, [True] * 30 + [False] * 10)
+    lines = bench._seed_lines({"sarm2": [pi0, sarm2], "sparse": [pi0, sparse]})
+    assert "trained 2 times on the same data" in lines[1]
+    row = next(line for line in lines if line.startswith("| sarm2 | 12.0/40 (10-14)"))
+    assert "| 27.0/40 (24-30) [" in row
+    gaps = [line for line in lines if line.startswith("| sarm2 | +")]
+    # sarm2 27/40 against pi_0 12/40: +37.5 pp; against sparse 20/40: +17.5 pp
+    assert gaps and gaps[0].startswith("| sarm2 | +37.5 pp [") and "| +17.5 pp [" in gaps[0]
+    assert next(line for line in lines if line.startswith("| sparse | +")).endswith("| – |")
+    assert bench._seed_lines({"sparse": [member([True] * n, 0), member([True] * n, 0)]}) == []  # one seed: none

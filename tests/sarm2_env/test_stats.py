@@ -84,3 +84,24 @@ def test_wilson_interval() -> None:
 def test_paired_arrays_refuses_unequal_lengths() -> None:
     with pytest.raises(InputShapeError, match="same length"):
         s.pearson(np.ones(3), np.ones(4))
+
+
+def test_seed_bootstrap_interval_counts_training_and_pairs_episodes() -> None:
+    rng = np.random.default_rng(1)
+    episodes = rng.random(200) < 0.5
+    # Three policies that solve the same episodes: only the evaluation varies, like one policy.
+    same = np.stack([episodes] * 3).astype(float)
+    assert s.seed_bootstrap_interval(same) == pytest.approx(s.bootstrap_interval(episodes.astype(float)), abs=0.02)
+    # Policies whose success differs by seed (0.3 .. 0.7): the interval widens to cover the training's noise.
+    spread = np.stack([rng.random(200) < p for p in (0.3, 0.5, 0.7)]).astype(float)
+    lo, hi = s.seed_bootstrap_interval(spread)
+    narrow = s.bootstrap_interval(spread.mean(axis=0))
+    assert hi - lo > 1.5 * (narrow[1] - narrow[0])
+    # A difference on the same episodes: identical sides give exactly 0, paired columns cancel.
+    assert s.seed_bootstrap_interval(same, same) == (0.0, 0.0)
+    shifted = same.copy()
+    shifted[:, np.flatnonzero(~episodes)[:20]] = 1.0  # 20 more episodes solved by every policy
+    assert s.seed_bootstrap_interval(shifted, same) == pytest.approx((0.1 - 0.06, 0.1 + 0.06), abs=0.03)
+    assert all(np.isnan(s.seed_bootstrap_interval([[1.0]])))
+    with pytest.raises(InputShapeError, match="members"):
+        s.seed_bootstrap_interval(same, same[:, :10])
