@@ -21,7 +21,14 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: Data settings added after runs had been made, with the value those runs had: a setting at that value is left out
 #: of a config's digest, so the cached stages of earlier runs stay valid.
-_DEFAULTS_BEFORE = (("variability", 0.0), ("heldout_render_every", 1), ("motion_controls", 0), ("motion_negatives", 0))
+_DEFAULTS_BEFORE = (
+    ("variability", 0.0),
+    ("heldout_render_every", 1),
+    ("motion_controls", 0),
+    ("motion_negatives", 0),
+    ("robustness_episodes", 0),
+    ("robustness_jitter", 1.0),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,10 @@ class DataConfig:
     ``motion_negatives``: training episodes per task of each moving control (random actions, arm play; 15 s, every
     frame), given to the backends that train on negatives (SARM2 and its ablations) with their physics progress
     as the target, so that motion alone earns no progress. 0: none (demos only).
+    ``robustness_episodes``: per task, the first that many held-out demos and held-out rollouts are collected
+    again with camera-pose and lighting jitter at ``robustness_jitter`` (:mod:`tasks.jitter`): the same seeds, so
+    the same motion and ground truth under other pixels. Every backend is scored on them and the summary reports
+    them apart, paired with the same episodes without jitter. 0: no robustness set.
     """
 
     train_demos: int = 10
@@ -52,10 +63,13 @@ class DataConfig:
     heldout_render_every: int = 1
     motion_controls: int = 0
     motion_negatives: int = 0
+    robustness_episodes: int = 0
+    robustness_jitter: float = 1.0
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
-        for name in ("train_demos", "heldout_demos", "heldout_rollouts", "motion_controls", "motion_negatives"):
+        counts = ("train_demos", "heldout_demos", "heldout_rollouts", "motion_controls", "motion_negatives")
+        for name in (*counts, "robustness_episodes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"`data.{name}` must be an integer >= 0; got {value!r}")
@@ -66,6 +80,14 @@ class DataConfig:
         if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
             raise ConfigError(f"`data.rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
         check_fraction("data.variability", self.variability)
+        if self.robustness_episodes > min(self.heldout_demos, self.heldout_rollouts):
+            raise ConfigError(
+                "`data.robustness_episodes` repeats the first held-out demos and rollouts of every task with jitter: "
+                f"it must be <= data.heldout_demos ({self.heldout_demos}) and data.heldout_rollouts "
+                f"({self.heldout_rollouts}); got {self.robustness_episodes}"
+            )
+        if check_fraction("data.robustness_jitter", self.robustness_jitter, " (> 0)") == 0:
+            raise ConfigError("`data.robustness_jitter` must be in (0, 1] (0 would repeat the episodes unchanged)")
         check_positive_int("data.heldout_render_every", self.heldout_render_every, " (1 = a frame at every step)")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.bench_config import BenchConfig
 from sarm2_env.atomic import atomic_path, write_json_atomic
-from tasks.collect import EVAL_SPLITS, SPLITS, SuiteConfig, collect_suite
+from tasks.collect import EVAL_SPLITS, SPLITS, CollectConfig, SuiteConfig, collect, collect_suite
 from tasks.motion_controls import (
     CONTROL_SEED,
     CONTROL_STEPS,
@@ -47,6 +47,9 @@ EVAL_SETS = EVAL_SPLITS
 MOTION = "motion:"
 #: prefix of the training negatives' sets in ``RunState.features`` (``negatives:random``)
 NEGATIVES = "negatives:"
+#: prefix of the robustness sets (held-out episodes again under camera and lighting jitter,
+#: ``jitter:heldout_demos``) in ``RunState.features`` and in their prediction keys
+JITTER = "jitter:"
 
 
 @dataclasses.dataclass
@@ -75,7 +78,9 @@ class RunState:
         return Path(d.root) / f"{d.image_size}px-seed{d.seed}{suffix}"
 
     def data_dir(self, split: str) -> Path:
-        """The dataset directory of ``split``."""
+        """The dataset directory of ``split`` (a held-out split, or its jittered copy ``jitter:<split>``)."""
+        if split.startswith(JITTER):
+            return self.data_root() / f"jitter{self.config.data.robustness_jitter:g}" / split.removeprefix(JITTER)
         return self.data_root() / split
 
 
@@ -160,11 +165,35 @@ def stage_collect(state: RunState) -> None:
             render_every=state.config.data.heldout_render_every,
         )
         log.info("collect motion control %s: %d written, %d already there", control, c["written"], c["skipped"])
+    for split in _jitter_sets(state):
+        if "collect" in state.force and state.data_dir(split).exists():
+            shutil.rmtree(state.data_dir(split))
+        c = collect(_jitter_collect_config(state, split), str(state.data_dir(split)), state.progress, workers)
+        log.info("collect %s: %d written, %d already there", split, c["written"], c["skipped"])
     for control, path in _negative_dirs(state).items():
         seeds = _negative_seeds(state)
         size = state.config.data.image_size
         c = collect_controls(path, state.task_ids, control, seeds, steps=NEGATIVE_STEPS, image_size=size)
         log.info("collect motion negatives %s: %d written, %d already there", control, c["written"], c["skipped"])
+
+
+def _jitter_sets(state: RunState) -> list[str]:
+    """The robustness sets' names (``jitter:<held-out split>``), when the run has them."""
+    return [f"{JITTER}{split}" for split in EVAL_SETS] if state.config.data.robustness_episodes else []
+
+
+def _jitter_seeds(state: RunState, split: str) -> range:
+    """A robustness set's seeds: the first ``robustness_episodes`` of its held-out split's."""
+    seeds = _seeds(state, split.removeprefix(JITTER))
+    return range(seeds.start, seeds.start + state.config.data.robustness_episodes)
+
+
+def _jitter_collect_config(state: RunState, split: str) -> CollectConfig:
+    """What a robustness set records: its held-out split's episodes (seeds, skills, frame rate), under jitter."""
+    held_out = _suite(state).split_config(split.removeprefix(JITTER))
+    assert held_out is not None  # robustness_episodes <= the split's size, checked by DataConfig
+    episodes = state.config.data.robustness_episodes
+    return dataclasses.replace(held_out, episodes=episodes, jitter=state.config.data.robustness_jitter)
 
 
 def _motion_dirs(state: RunState) -> dict[str, Path]:
@@ -210,6 +239,7 @@ def stage_encode(state: RunState) -> None:
     sources = [(split, state.data_dir(split), _seeds(state, split)) for split in SETS]
     sources += [(f"{MOTION}{c}", path, _motion_seeds(state)) for c, path in _motion_dirs(state).items()]
     sources += [(f"{NEGATIVES}{c}", path, _negative_seeds(state)) for c, path in _negative_dirs(state).items()]
+    sources += [(split, state.data_dir(split), _jitter_seeds(state, split)) for split in _jitter_sets(state)]
     for split, path, seeds in sources:
         if not path.exists():
             state.features[split] = []
@@ -390,7 +420,7 @@ def predict_backend(state: RunState, name: str, model) -> dict[str, dict[str, np
     for f in state.features.get("train_demos", []) + state.features.get("heldout_demos", []):
         instructions.setdefault(f.task_id, f.instruction)
     jobs = []
-    for split in EVAL_SETS:
+    for split in (*EVAL_SETS, *_jitter_sets(state)):
         for feats in state.features.get(split, []):
             jobs.append((split, feats, None, feats))
     if state.config.controls and name != "sparse" and not model.needs_frames:  # the oracle: their physics progress
@@ -438,6 +468,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
     predictions = {}
     eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
     motion_ids = sorted(f"{s}|{f.episode_id}" for s, fs in state.features.items() if s.startswith(MOTION) for f in fs)
+    jitter_ids = sorted(f"{s}|{f.episode_id}" for s in _jitter_sets(state) for f in state.features.get(s, []))
     for name, model in state.models.items():
         path = state.run_dir / "predictions" / f"{name}.npz"
         stamp_file = path.with_suffix(".stamp.json")
@@ -452,6 +483,8 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
                     "motion_controls": motion_ids,
                     "controls": state.config.controls,
                     "vlm": state.config.vlm if model.needs_frames else None,
+                    # only with a robustness set, so that the predictions of runs without one stay valid
+                    **({"robustness": jitter_ids} if jitter_ids else {}),
                 },
                 default=str,
             )

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import metrics as M
-from benchmarks.pipeline import EVAL_SETS, MOTION, RunState
+from benchmarks.pipeline import EVAL_SETS, JITTER, MOTION, RunState
+from benchmarks.robustness import robustness_lines, robustness_table
 from sarm2_env import stats as S
 from sarm2_env.atomic import write_json_atomic
 from tasks.motion_controls import CONTROLS
@@ -142,6 +143,7 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
         "confusion": _confusions(predictions, feats_by_key),
         "expert_load": _expert_loads(predictions),
         "headline": headline(table, rows),
+        "robustness": robustness_table(state, predictions),
     }
 
 
@@ -204,8 +206,8 @@ def _confusions(predictions: dict, feats_by_key: dict) -> dict[str, list[list[in
 def _expert_loads(predictions: dict) -> dict[str, Any]:
     out = {}
     for backend, results in predictions.items():
-        weights = [a["expert_weights"] for a in results.values() if "expert_weights" in a and "group" in a]
-        groups = [a["group"] for a in results.values() if "expert_weights" in a and "group" in a]
+        kept = [a for k, a in results.items() if "expert_weights" in a and "group" in a and not k.startswith(JITTER)]
+        weights, groups = [a["expert_weights"] for a in kept], [a["group"] for a in kept]
         if weights and weights[0].shape[-1] > 1:
             w, g = np.concatenate(weights), np.concatenate(groups)
             out[backend] = {"by_group": M.expert_load(w, g).tolist(), **M.expert_collapse(w)}
@@ -449,6 +451,7 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
                     ]
                 )
             )
+    lines += robustness_lines(agg.get("robustness", {}), labels, c.data.robustness_jitter)
     if agg["expert_load"]:
         lines += ["", "## MoE expert use", ""]
         lines.append(_row(["backend", "experts used (mean weight > 0.01)", "load entropy (1 = even)"], header=True))

@@ -41,6 +41,8 @@ class EpisodeFeatures:
     query_indices: np.ndarray | None = None
     #: physics progress in demo-time units (simulated episodes; evaluation only), None where unknown
     calibrated_progress: np.ndarray | None = None
+    #: the env seed the episode was recorded with (pairs an episode with its re-recordings), None where unknown
+    seed: int | None = None
 
     @property
     def length(self) -> int:
@@ -90,6 +92,7 @@ class EpisodeFeatures:
             success_flags=np.asarray(episode.success_flags, dtype=bool),
             query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
             calibrated_progress=calibrated_progress_of(episode),
+            seed=int(episode.seed),
         )
 
 

@@ -58,7 +58,9 @@ class CollectConfig:
     """What to collect: ``episodes`` per task, skills cycled over episodes, seeds from ``seed``, the
     experts' operator ``variability`` (0 = identical pacing on every seed, 1 = teleoperation-like), and
     ``render_every``: camera frames at every step (1), or only every ``n`` steps plus the last step (the reward's
-    query rate; state, actions and ground truth are still recorded at every step)."""
+    query rate; state, actions and ground truth are still recorded at every step). ``jitter`` in [0, 1]: the
+    envs' camera-pose and lighting jitter (:mod:`tasks.jitter`; 0 = off): the same seed then gives the same
+    motion and ground truth under other pixels."""
 
     tasks: tuple[str, ...]
     episodes: int
@@ -67,6 +69,7 @@ class CollectConfig:
     image_size: int = 128
     variability: float = 0.0
     render_every: int = 1
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -78,6 +81,7 @@ class CollectConfig:
         _check_image_size(self.image_size)
         check_fraction("variability", self.variability)
         _check_render_every("render_every", self.render_every)
+        check_fraction("jitter", self.jitter, " (0 = off)")
 
 
 #: Named presets of a single dataset.
@@ -249,6 +253,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1, 
             "expert": type(expert).__name__,
             "image_size": list(frames["top"][0].shape[:2]),
             "variability": getattr(expert, "variability", 0.0),
+            **({"scene_jitter": dict(base.jitter_drawn)} if getattr(base, "jitter_drawn", None) else {}),
         },
     )
 
@@ -261,23 +266,37 @@ def _keep_views(frames: dict[str, list[np.ndarray]], frame_index: list[int], bas
     frame_index.append(step)
 
 
-#: Envs of a collection worker process, one per (task, image size, obs mode), reused across its jobs.
-_WORKER_ENVS: dict[tuple[str, int, str], object] = {}
+#: Envs of a collection worker process, one per (task, image size, obs mode, jitter), reused across its jobs.
+_WORKER_ENVS: dict[tuple[str, int, str, float], object] = {}
 
 
-def _record_job(task_id: str, seed: int, skill: float, image_size: int, variability: float, render_every: int = 1):
+def _record_job(
+    task_id: str,
+    seed: int,
+    skill: float,
+    image_size: int,
+    variability: float,
+    render_every: int = 1,
+    jitter: float = 0.0,
+):
     """One episode, recorded in a worker process (its env is kept for the worker's next job of the task)."""
     import tasks
 
     obs_mode = "pixels" if render_every == 1 else "state"  # state: render only the steps that are kept
-    key = (task_id, image_size, obs_mode)
+    key = (task_id, image_size, obs_mode, jitter)
     if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = tasks.make_task_env(task_id, image_size=image_size, obs_mode=obs_mode)
+        scene = {"camera_jitter": jitter, "lighting_jitter": jitter} if jitter else {}
+        _WORKER_ENVS[key] = tasks.make_task_env(task_id, image_size=image_size, obs_mode=obs_mode, **scene)
     env = _WORKER_ENVS[key]
     t0 = time.perf_counter()
     expert = tasks.make_expert(env, skill=skill, variability=variability)
     episode = record_episode(env, expert, seed=seed, skill=skill, render_every=render_every)
     return episode, time.perf_counter() - t0
+
+
+def _job_settings(config: CollectConfig) -> tuple[int, float, int, float]:
+    """The per-collection arguments of :func:`_record_job` after the job's own (task, seed, skill)."""
+    return config.image_size, config.variability, config.render_every, config.jitter
 
 
 def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]], workers: int):
@@ -288,7 +307,7 @@ def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]]
     """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield (job, *_record_job(*job, config.image_size, config.variability, config.render_every))
+            yield (job, *_record_job(*job, *_job_settings(config)))
         return
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -299,7 +318,7 @@ def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]]
         queued = iter(jobs)
         try:
             for job in queued:
-                args = (*job, config.image_size, config.variability, config.render_every)
+                args = (*job, *_job_settings(config))
                 pending.append((job, pool.submit(_record_job, *args)))
                 if len(pending) >= 2 * workers:
                     head, future = pending.pop(0)
@@ -479,6 +498,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep camera frames every N steps plus the last step (the reward's query rate; only those steps are "
         "rendered); default 1 = every step. With --suite it applies to the held-out splits (preset: 10)",
     )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="camera-pose and lighting jitter in [0, 1] (tasks.jitter; 0 = off): the same seeds then repeat the "
+        "same motion under other pixels, e.g. a robustness copy of a held-out set",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named set of the options above")
     suite = parser.add_argument_group("benchmark suite (train / held-out demos, held-out imperfect rollouts)")
     suite.add_argument(
@@ -506,6 +532,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         if args.suite is not None:
+            if args.jitter:
+                raise ConfigError(
+                    "`--jitter` collects one dataset; the benchmark's robustness set is its config's "
+                    "`data.robustness_episodes` (a suite is collected without jitter)"
+                )
             suite_config = _suite_config(args, task_names)
             suite_counts = collect_suite(
                 suite_config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair
@@ -523,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 image_size=args.image_size if args.image_size is not None else preset.get("image_size", 128),
                 variability=args.variability if args.variability is not None else 0.0,
                 render_every=args.render_every if args.render_every is not None else 1,
+                jitter=args.jitter,
             )
             counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair)
     except SARM2Error as exc:

@@ -16,7 +16,7 @@ TINY = [
     "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
     "--set", "data.image_size=32", "--set", "train.preset=tiny", "--set", "train.steps=4",
     "--set", "train.eval_every=4", "--set", "data.motion_controls=1", "--set", "data.motion_negatives=1",
-    "--no-progress",
+    "--set", "data.robustness_episodes=1", "--no-progress",
 ]  # fmt: skip
 
 
@@ -97,6 +97,16 @@ def test_end_to_end_outputs(first_run) -> None:
     time_linear = json.loads((run / "checkpoints" / "time_linear" / "config.json").read_text())
     assert "negative_episodes" not in time_linear.get("training", {})
     assert len(results["confusion"]["sarm2"]) == 22
+    # The robustness set: the first held-out demo and rollout again under jitter, reported apart from the tables.
+    robust = results["robustness"]
+    for split in ("heldout_demos", "heldout_rollouts"):
+        assert robust["sarm2"][split]["episodes"] == 1 and np.isfinite(robust["sarm2"][split]["jittered_mse"])
+        for reference in ("oracle", "time_linear"):  # they read no pixels: the same motion scores the same
+            assert robust[reference][split]["jittered_mse"] == robust[reference][split]["nominal_mse"]
+    nominal = table["sarm2"]["heldout_demos"]["tasks"]["SARM2/CleanWhiteboard-v0"]["value_mse_macro"]
+    assert robust["sarm2"]["heldout_demos"]["nominal_mse"] == pytest.approx(nominal)  # its one held-out demo
+    assert robust["sarm2"]["heldout_demos"]["jittered_mse"] != robust["sarm2"]["heldout_demos"]["nominal_mse"]
+    assert "## Robustness: camera-pose and lighting jitter at 1" in summary
 
 
 def test_rerun_skips_valid_stages_and_redoes_damaged_ones(first_run, caplog) -> None:
@@ -132,6 +142,18 @@ def test_a_failing_backend_does_not_lose_the_others(first_run, monkeypatch) -> N
     assert results["failures"]["exploding"]["stage"] == "predict"
     assert "oracle" in results["table"]
     assert "`exploding` FAILED in predict" in (root / "results" / "boom" / "summary.md").read_text()
+
+
+def test_a_robustness_set_must_fit_inside_the_held_out_sets() -> None:
+    with pytest.raises(ConfigError, match="robustness_episodes.*<= data.heldout_demos"):
+        load_config("quick", {"data.robustness_episodes": 6})  # quick holds 5 held-out demos per task
+    with pytest.raises(ConfigError, match="robustness_jitter"):
+        load_config("quick", {"data.robustness_episodes": 2, "data.robustness_jitter": 0.0})
+    with pytest.raises(ConfigError, match="robustness_jitter"):
+        load_config("quick", {"data.robustness_episodes": 2, "data.robustness_jitter": 1.5})
+    on = load_config("quick", {"data.robustness_episodes": 2})
+    assert on.digest("data") != load_config("quick").digest("data")
+    assert load_config("quick", {"data.robustness_jitter": 1.0}).digest("data") == load_config("quick").digest("data")
 
 
 def test_train_overrides_name_registered_backends() -> None:

@@ -270,6 +270,27 @@ def test_query_rate_recording_renders_only_the_kept_steps_and_matches_a_full_rec
     np.testing.assert_array_equal(full.calibrated_progress == 1.0, full.success_flags)
 
 
+def test_a_jittered_collection_repeats_the_motion_under_other_pixels(tmp_path):
+    from tasks.collect import CollectConfig, collect
+
+    base = {"tasks": ("PullPlug",), "episodes": 1, "skills": (0.6,), "seed": 5, "image_size": 16, "render_every": 10}
+    collect(CollectConfig(**base), str(tmp_path / "plain"), progress_bar=False)
+    collect(CollectConfig(**base, jitter=1.0), str(tmp_path / "jittered"), progress_bar=False)
+    (plain,), (jittered,) = EpisodeDataset(tmp_path / "plain"), EpisodeDataset(tmp_path / "jittered")
+    for name in ("state", "action", "progress", "success_flags", "frame_index"):
+        np.testing.assert_array_equal(getattr(jittered, name), getattr(plain, name), err_msg=name)
+    for cam in CAMERAS:
+        assert not np.array_equal(jittered.frames[cam], plain.frames[cam]), cam
+    assert "scene_jitter" in jittered.extra and "scene_jitter" not in plain.extra
+    args = ["--task", "PullPlug", "--episodes", "1", "--image-size", "16", "--quiet", "--seed", "5", "--skill", "0.6"]
+    assert main([*args, "--render-every", "10", "--jitter", "1", "--out", str(tmp_path / "cli")]) == 0
+    (from_cli,) = EpisodeDataset(tmp_path / "cli")
+    np.testing.assert_array_equal(from_cli.frames["top"], jittered.frames["top"])
+    assert main([*args, "--jitter", "1.5", "--out", str(tmp_path / "bad")]) == 2
+    with pytest.raises(ConfigError, match="`jitter` must be a number in \\[0, 1\\]"):
+        CollectConfig(**base, jitter=2.0)
+
+
 def test_a_suite_renders_its_held_out_splits_at_the_query_rate(tmp_path, capsys):
     from rewards.cache import EmbeddingCache
     from rewards.data import EpisodeFeatures
