@@ -646,6 +646,7 @@ class StateSpiral:
         relabelled, judged, extra = self._relabel(source, r, replay, rollouts)
         finals = np.where(judged, [float(rl.progress[-1]) for rl in relabelled], 0.0)
         previous = StatePolicy.load(previous_path, device="cpu")
+        features = [previous.standardised_features(ro.state) for ro in replay] if cfg.advantage == "outcome" else []
         relabel_seconds = time.perf_counter() - started
         records = []
         for member, out in outs.items():
@@ -653,7 +654,6 @@ class StateSpiral:
             seed = cfg.seed + MEMBER_SEED_STRIDE * member + r
             advantages = [rl.advantage for rl in relabelled]
             if cfg.advantage == "outcome":
-                features = [previous.standardised_features(ro.state) for ro in replay]
                 advantages = outcome_advantages(features, list(finals), seed=seed)
             flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
             targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
