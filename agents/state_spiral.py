@@ -643,8 +643,7 @@ class StateSpiral:
         cfg = self.config
         started = time.perf_counter()
         replay = [*earlier, *rollouts]
-        relabelled, judged, extra = self._relabel(source, r, replay, rollouts)
-        finals = np.where(judged, [float(rl.progress[-1]) for rl in relabelled], 0.0)
+        relabelled, judged, finals, extra = self._relabel(source, r, replay, rollouts)
         previous = StatePolicy.load(previous_path, device="cpu")
         features = [previous.standardised_features(ro.state) for ro in replay] if cfg.advantage == "outcome" else []
         relabel_seconds = time.perf_counter() - started
@@ -678,10 +677,11 @@ class StateSpiral:
 
     def _relabel(
         self, source: str, r: int, replay: list[StateRollout], rollouts: list[StateRollout]
-    ) -> tuple[list[Any], np.ndarray, dict[str, Any]]:
+    ) -> tuple[list[Any], np.ndarray, np.ndarray, dict[str, Any]]:
         """``replay`` relabelled by ``source`` (RM1 or RM2, see :meth:`_relabel_model`), which of it the update
-        may clone (the success gate), and the record of how the source agreed with the simulator on this round's
-        ``rollouts`` (the last of ``replay``), on the frames it was read at (the query grid)."""
+        may clone (the success gate), each rollout's final relabelled progress with the gate's judged failures at
+        0, and the record of how the source agreed with the simulator on this round's ``rollouts`` (the last of
+        ``replay``), on the frames it was read at (the query grid)."""
         from agents.spiral import reward_agreement
 
         cfg = self.config
@@ -696,7 +696,7 @@ class StateSpiral:
             rm1_progress = [relabel_progress(p, cfg.relabel).progress for p in rm1]
             extra.update({"reward_model": "RM2", "adaptation": adaptation})
             extra["reward_agreement_rm1"] = reward_agreement(rm1_progress, rollouts)
-        return relabelled, judged, extra
+        return relabelled, judged, np.where(judged, finals, 0.0), extra
 
     def _weighted_episodes(
         self,

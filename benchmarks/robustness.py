@@ -56,16 +56,14 @@ def _paired_entry(groups: list[list[tuple[float, float]]]) -> dict[str, Any]:
     arrays = [np.asarray(g, dtype=float) for g in groups]
 
     def ratio(resampled: list[np.ndarray]) -> float:
-        base = float(np.mean([a[:, 0].mean() for a in resampled]))
-        return float(np.mean([a[:, 1].mean() for a in resampled])) / base if base > 0 else math.nan
+        base = S.macro_mean([a[:, 0] for a in resampled])
+        return S.macro_mean([a[:, 1] for a in resampled]) / base if base > 0 else math.nan
 
-    nominal = float(np.mean([a[:, 0].mean() for a in arrays]))
-    jittered = float(np.mean([a[:, 1].mean() for a in arrays]))
     return {
         "episodes": int(sum(len(a) for a in arrays)),
-        "nominal_mse": nominal,
-        "jittered_mse": jittered,
-        "ratio": jittered / nominal if nominal > 0 else math.nan,
+        "nominal_mse": S.macro_mean([a[:, 0] for a in arrays]),
+        "jittered_mse": S.macro_mean([a[:, 1] for a in arrays]),
+        "ratio": ratio(arrays),
         "ratio_ci": list(S.stratified_bootstrap(arrays, ratio)),
     }
 
