@@ -137,21 +137,12 @@ class D405Camera(ClosedOnExit):
             rs_config.enable_device(cfg.serial)
             rs_config.enable_stream(rs.stream.color, cfg.width, cfg.height, rs.format.rgb8, cfg.fps)
         pipeline = rs.pipeline()
+        self._check_serial(rs, rs_config, pipeline)
         try:
             profile = pipeline.start(rs_config)
         except RuntimeError as exc:
             raise CameraError(f"camera {self.name!r} (serial {cfg.serial}): could not start the stream: {exc}") from exc
         device = profile.get_device()
-        try:
-            serial = device.get_info(rs.camera_info.serial_number)
-        except RuntimeError:
-            serial = None
-        if serial != cfg.serial:
-            pipeline.stop()
-            raise HardwareNotFoundError(
-                f"camera {self.name!r}: expected serial {cfg.serial}; got a device with serial {serial!r}"
-                + (f" in {cfg.playback_file}" if cfg.playback_file else "")
-            )
         if cfg.playback_file is not None:
             self._playback = device.as_playback()
             self._playback.set_real_time(True)
@@ -168,6 +159,26 @@ class D405Camera(ClosedOnExit):
             f" from {cfg.playback_file}" if self._playback else "",
         )
         return self
+
+    def _check_serial(self, rs: Any, rs_config: Any, pipeline: Any) -> None:
+        """Refuse a device (or recording) whose serial is not the configured one, before any stream starts.
+
+        The device is resolved without streaming: starting a pipeline only to stop it at once races librealsense's
+        own threads (an intermittent native abort of the whole process)."""
+        cfg = self.config
+        try:
+            device = rs_config.resolve(rs.pipeline_wrapper(pipeline)).get_device()
+        except RuntimeError as exc:
+            raise CameraError(f"camera {self.name!r} (serial {cfg.serial}): could not open the device: {exc}") from exc
+        try:
+            serial = device.get_info(rs.camera_info.serial_number)
+        except RuntimeError:
+            serial = None
+        if serial != cfg.serial:
+            raise HardwareNotFoundError(
+                f"camera {self.name!r}: expected serial {cfg.serial}; got a device with serial {serial!r}"
+                + (f" in {cfg.playback_file}" if cfg.playback_file else "")
+            )
 
     def close(self) -> None:
         """Stop the reader thread and the pipeline (idempotent)."""

@@ -61,14 +61,56 @@ def test_paused_stream_goes_stale_then_recovers(recording: Path) -> None:
         assert cam.wait_for_frame(5.0, newer_than=frame.timestamp + 0.2).age < 1.0
 
 
-def test_a_stream_that_dies_is_a_camera_error(recording: Path) -> None:
-    with D405Camera(_config(recording), "top") as cam:
-        cam.wait_for_frame(5.0)
-        cam._pipeline.stop()  # what an unplugged camera does to the reader: the pipeline goes away
-        assert wait_until(lambda: cam.error is not None)
-        with pytest.raises(CameraError, match="stopped"):
-            cam.latest()
-        assert not cam.is_open
+class _ColourFrame:
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get_data(self) -> np.ndarray:
+        return np.full((48, 64, 3), self.number, dtype=np.uint8)
+
+    def get_timestamp(self) -> float:
+        return 1000.0 + self.number
+
+    def get_frame_number(self) -> int:
+        return self.number
+
+
+class _UnpluggedPipeline:
+    """Delivers two frames, then fails the way librealsense does when the device goes away."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.stopped = False
+
+    def try_wait_for_frames(self, timeout_ms: int) -> tuple[bool, object]:
+        if self.delivered == 2:
+            raise RuntimeError("No device connected")
+        self.delivered += 1
+        frame = _ColourFrame(self.delivered)
+        return True, type("Frames", (), {"get_color_frame": lambda _self: frame})()
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_stream_that_dies_is_a_camera_error() -> None:
+    # A pipeline stand-in, not a recording stopped from this thread: stopping a pipeline under its reader is what
+    # an unplug does, and librealsense intermittently aborts the process on it (a native crash, not an exception).
+    cam = D405Camera(CameraConfig(serial=SERIAL, width=64, height=48), "top")
+    pipeline = _UnpluggedPipeline()
+    cam._pipeline = pipeline
+    cam._read()  # returns once the stream fails
+    assert cam.frames_received == 2 and cam.error is not None and "No device connected" in cam.error
+    with pytest.raises(CameraError, match="stopped: the stream failed"):
+        cam.latest()
+    with pytest.raises(CameraError, match="stopped"):
+        cam.wait_for_frame(0.1)
+    assert not cam.is_open
+    cam.close()
+    assert pipeline.stopped and not cam.is_open
 
 
 def test_wrong_or_missing_camera_is_a_typed_error(recording: Path, tmp_path: Path) -> None:

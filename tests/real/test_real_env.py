@@ -18,7 +18,7 @@ from real.config import ArmConfig  # noqa: E402
 from real.errors import CameraError, EStopActiveError, HardwareNotFoundError, MotorFaultError  # noqa: E402
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX  # noqa: E402
 from sarm2_env.errors import InvalidActionError  # noqa: E402
-from tests.real.helpers import wait_until  # noqa: E402
+from tests.real.helpers import unplug, wait_until  # noqa: E402
 
 THREAD_NOISE = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 SIM_TASK = "SARM2/CleanWhiteboard-v0"
@@ -208,9 +208,9 @@ def test_watchdog_stops_on_a_stale_camera_and_recovers(station, make_env) -> Non
 def test_camera_disconnect_is_a_fault(station, make_env) -> None:
     env = make_env()
     obs, _ = env.reset()
-    env.cameras["left_wrist"]._pipeline.stop()  # the camera went away
+    unplug(env.cameras["left_wrist"])  # the camera went away
     assert wait_until(lambda: env.supervisor.stopped)
-    assert "camera left_wrist" in env.supervisor.reason
+    assert "camera left_wrist: the stream failed: No device connected" in env.supervisor.reason  # fault, not stale
     with pytest.raises(CameraError, match="left_wrist"):
         env.reset()
 
