@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +77,13 @@ def test_rows_for_every_size_and_backend_and_a_cached_rerun(finished: Path) -> N
     lines = (finished / "out" / "annotations.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["annotator"] for line in lines)
     summary = (finished / "out" / "summary.md").read_text()
-    assert "| 2 | ReWiND" in summary and "sarm2 N=2 0 s" in summary and "Mean ceiling" in summary
+    assert "| 2 | ReWiND" in summary and "Mean ceiling" in summary
+    times = dict(re.findall(r"(sarm2|rewind) N=2 (\d+) s", summary))  # seconds vary with the machine's load
+    assert sorted(times) == ["rewind", "sarm2"]
     assert "## SPIRAL's own rollouts" in summary
     assert main(_args(finished, "--sizes", "0,2", "--policy-rollouts", str(finished / "pi0"))) == 0  # all cached
     rerun = (finished / "out" / "summary.md").read_text()
-    assert "sarm2 N=2 0 s" in rerun and "rewind N=2 0 s" in rerun  # cached checkpoints keep their adaptation times
+    assert dict(re.findall(r"(sarm2|rewind) N=2 (\d+) s", rerun)) == times  # cached checkpoints keep their times
 
 
 def test_bad_input_is_refused_before_anything_trains(finished: Path, tmp_path: Path) -> None:
