@@ -10,8 +10,10 @@ is labelled :data:`LABEL` wherever its numbers appear; real stations use the ima
 The head is an MLP over ``[state_t, agent_pos_{t-l} for l in history]`` (the joint history tells a stroke
 going out from one coming back: without it the policy stalls at the end of a wipe) that predicts a chunk of
 ``H`` absolute joint targets; the first ``execute`` are run before planning again (receding horizon, as
-:class:`agents.policy.BCPolicy`). Demonstrations come from the scripted experts, optionally executed with
-DART-style action noise while the label stays the expert's target (:func:`collect_state_demos`).
+:class:`agents.policy.BCPolicy`). With ``condition=True`` the head also reads RECAP's advantage indicator (one-hot:
+negative, positive, unknown), trained on each sample's label and acting as "positive". Demonstrations come from
+the scripted experts, optionally executed with DART-style action noise while the label stays the expert's target
+(:func:`collect_state_demos`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.policy import ChunkedActing
+from agents.policy import NEGATIVE, POSITIVE, UNKNOWN, ChunkedActing
 from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, STATE_DIM
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
@@ -39,6 +41,14 @@ log = logging.getLogger(__name__)
 LABEL = "state BC (sim-only stand-in for a VLA)"
 STATE_POLICY_MODEL = "state_bc_policy"
 _GRIPPERS = [6, 13]
+_CONDITIONS = 3  # the indicator's one-hot: NEGATIVE, POSITIVE, UNKNOWN
+
+
+def _with_condition(x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    """The head's input: ``x (B, F)``, then the one-hot of ``condition (B,)`` when the head is conditioned."""
+    if condition is None:
+        return x
+    return torch.cat([x, nn.functional.one_hot(condition, _CONDITIONS).to(x.dtype)], dim=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +63,8 @@ class StatePolicyConfig(FrozenConfig):
         lr, weight_decay, batch_size, steps, warmup, grad_clip: behaviour-cloning training (AdamW, cosine).
         std_floor: lower bound of the per-feature standard deviation used to standardise inputs (near-constant
             features, e.g. a flag never set in the demos, would otherwise blow up when they change).
+        condition: add RECAP's advantage-indicator input (each episode's ``condition``; acting reads "positive").
+        condition_dropout: probability of showing "unknown" instead of a sample's indicator in training.
     """
 
     label = "state policy"
@@ -69,6 +81,8 @@ class StatePolicyConfig(FrozenConfig):
     warmup: int = 200
     grad_clip: float = 1.0
     std_floor: float = 0.05
+    condition: bool = False
+    condition_dropout: float = 0.3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history", tuple(self.history))
@@ -82,18 +96,22 @@ class StatePolicyConfig(FrozenConfig):
                 raise ConfigError(f"`{name}` must be > 0; got {getattr(self, name)!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup < 0:
             raise ConfigError("`weight_decay`, `grad_clip` and `warmup` must be >= 0")
+        if not 0 <= self.condition_dropout < 1:
+            raise ConfigError(f"`condition_dropout` must be in [0, 1); got {self.condition_dropout!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class StateEpisode:
     """One demonstration: flat states ``(T, D)`` (``obs_mode="state"``, ``agent_pos`` first), the actions taken
-    after each state ``(T, 14)`` and an optional per-frame BC weight ``(T,)``."""
+    after each state ``(T, 14)``, an optional per-frame BC weight ``(T,)`` and an optional per-frame RECAP indicator
+    ``condition (T,)`` (1 advantage positive, 0 negative; ``None``: positive, as for demonstrations)."""
 
     task_id: str
     state: np.ndarray
     action: np.ndarray
     weight: np.ndarray | None = None
     success: bool = True
+    condition: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = self.state.shape[0] if self.state.ndim == 2 else -1
@@ -101,8 +119,12 @@ class StateEpisode:
             raise InputShapeError(f"`state`: expected (T, D > {STATE_DIM}), agent_pos first; got {self.state.shape}")
         if self.action.shape != (t, ACTION_DIM):
             raise InputShapeError(f"`action`: expected ({t}, {ACTION_DIM}); got {self.action.shape}")
-        if self.weight is not None and np.shape(self.weight) != (t,):
-            raise InputShapeError(f"`weight`: expected ({t},); got {np.shape(self.weight)}")
+        for name in ("weight", "condition"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != (t,):
+                raise InputShapeError(f"`{name}`: expected ({t},); got {np.shape(value)}")
+        if self.condition is not None and not np.isin(self.condition, (NEGATIVE, POSITIVE)).all():
+            raise ConfigError(f"`condition`: expected 0 (negative) or 1 (positive) per frame; got {self.condition}")
 
     @property
     def length(self) -> int:
@@ -119,7 +141,7 @@ def history_features(states: np.ndarray, lags: Sequence[int]) -> np.ndarray:
 
 def _head(in_dim: int, cfg: StatePolicyConfig) -> nn.Sequential:
     layers: list[nn.Module] = []
-    width = in_dim
+    width = in_dim + (_CONDITIONS if cfg.condition else 0)
     for _ in range(cfg.layers):
         layers += [nn.Linear(width, cfg.hidden), nn.GELU()]
         width = cfg.hidden
@@ -193,8 +215,9 @@ class StatePolicy(ChunkedActing):
     def predict_chunks(self, features: np.ndarray) -> np.ndarray:
         """``(N, H, 14)`` absolute joint targets (grippers clipped to [0, 1]) from features ``(N, F)``."""
         self._require_trained()
-        x = torch.as_tensor(self._standardise(features), dtype=torch.float32)
-        y = self.net(x.to(self.device)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
+        x = torch.as_tensor(self._standardise(features), dtype=torch.float32, device=self.device)
+        cond = torch.full((len(x),), POSITIVE, device=self.device) if self.config.condition else None
+        y = self.net(_with_condition(x, cond)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
         actions = y * self.norm["y_std"] + self.norm["y_mean"]
         actions[..., _GRIPPERS] = np.clip(actions[..., _GRIPPERS], 0.0, 1.0)
         if not np.all(np.isfinite(actions)):
@@ -237,13 +260,7 @@ class StatePolicy(ChunkedActing):
         if len(dims) != 1:
             raise InputShapeError(f"`episodes`: every episode must have the same state size; got sizes {sorted(dims)}")
         cfg = self.config
-        xs, ys, ws = [], [], []
-        for ep in episodes:
-            ahead = np.minimum(np.arange(ep.length)[:, None] + np.arange(cfg.chunk)[None, :], ep.length - 1)
-            xs.append(history_features(ep.state, cfg.history))
-            ys.append(ep.action[ahead].reshape(ep.length, -1))
-            ws.append(np.ones(ep.length, np.float32) if ep.weight is None else np.clip(ep.weight, 0.0, None))
-        x, y, w = np.concatenate(xs), np.concatenate(ys).astype(np.float32), np.concatenate(ws)
+        x, y, w, conditions = _training_arrays(episodes, cfg)
         if not w.sum() > 0:
             raise ConfigError("every BC sample has weight 0: nothing to learn from")
         self.state_dim = int(dims.pop())
@@ -251,6 +268,8 @@ class StatePolicy(ChunkedActing):
             init_from._require_trained()
             if init_from.state_dim != self.state_dim or init_from.config.chunk != cfg.chunk:
                 raise ConfigError("`init_from`: its state size or chunk differs from this policy's; cannot fine-tune")
+            if init_from.config.condition != cfg.condition:
+                raise ConfigError("`init_from`: its `condition` input differs from this policy's; cannot fine-tune")
             self.norm = {k: v.copy() for k, v in init_from.norm.items()}
         else:
             self.norm = {
@@ -272,8 +291,10 @@ class StatePolicy(ChunkedActing):
             self.net.load_state_dict(init_from.net.state_dict())
 
         def loss_fn(model: nn.Module, rng: np.random.Generator):
-            idx = torch.as_tensor(rng.choice(len(w), size=cfg.batch_size, p=probs), device=self.device)
-            loss = nn.functional.mse_loss(model(xn[idx]), yn[idx])
+            picked = rng.choice(len(w), size=cfg.batch_size, p=probs)
+            idx = torch.as_tensor(picked, device=self.device)
+            cond = _shown_conditions(conditions[picked], cfg, rng, self.device)
+            loss = nn.functional.mse_loss(model(_with_condition(xn[idx], cond)), yn[idx])
             return loss, {"bc_mse": float(loss.detach())}
 
         total = steps if steps is not None else cfg.steps
@@ -294,6 +315,7 @@ class StatePolicy(ChunkedActing):
             "episodes": len(episodes),
             "samples": int(len(w)),
             "state_dim": self.state_dim,
+            **({"positive_fraction": float(np.mean(conditions == POSITIVE))} if cfg.condition else {}),
             **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
         }
         log.info("state BC fit: %d episodes, %d samples", len(episodes), len(w))
@@ -331,6 +353,38 @@ class StatePolicy(ChunkedActing):
         policy.norm = {k[5:]: v.float().numpy() for k, v in tensors.items() if k.startswith("norm.")}
         policy.training_summary = meta.get("training", {})
         return policy
+
+
+def _shown_conditions(
+    conditions: np.ndarray, cfg: StatePolicyConfig, rng: np.random.Generator, device: torch.device
+) -> torch.Tensor | None:
+    """A batch's RECAP indicators as the head sees them in training: each hidden ("unknown") with probability
+    ``condition_dropout``; ``None`` for an unconditioned head (which draws nothing from ``rng``)."""
+    if not cfg.condition:
+        return None
+    shown = conditions.copy()
+    shown[rng.random(len(shown)) < cfg.condition_dropout] = UNKNOWN
+    return torch.as_tensor(shown, device=device)
+
+
+def _training_arrays(
+    episodes: Sequence[StateEpisode], cfg: StatePolicyConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every frame of ``episodes`` as a BC sample: head inputs ``x (N, F)``, the chunk of actions from there
+    ``y (N, H * 14)`` (the last action repeated past the end), weights ``(N,)`` and RECAP indicators ``(N,)``."""
+    xs, ys, ws, cs = [], [], [], []
+    for ep in episodes:
+        ahead = np.minimum(np.arange(ep.length)[:, None] + np.arange(cfg.chunk)[None, :], ep.length - 1)
+        xs.append(history_features(ep.state, cfg.history))
+        ys.append(ep.action[ahead].reshape(ep.length, -1))
+        ws.append(np.ones(ep.length, np.float32) if ep.weight is None else np.clip(ep.weight, 0.0, None))
+        cs.append(np.full(ep.length, POSITIVE) if ep.condition is None else np.asarray(ep.condition))
+    return (
+        np.concatenate(xs),
+        np.concatenate(ys).astype(np.float32),
+        np.concatenate(ws),
+        np.concatenate(cs).astype(np.int64),
+    )
 
 
 def _flat_states(observations: Any) -> np.ndarray:

@@ -53,7 +53,7 @@ from agents.rollouts import RecordedEpisode
 from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.state_policy import StateEpisode, StatePolicy
 from agents.success_gate import GateThreshold, calibrate_threshold, gate_report
-from agents.updates import UpdateConfig, sample_targets
+from agents.updates import SampleTargets, UpdateConfig, sample_targets
 from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
 from sarm2_env.config import FrozenConfig
@@ -68,6 +68,8 @@ REFERENCE_SOURCES = ("oracle", "sparse")
 MEMBER_SEED_STRIDE = 1000
 #: What the update rule weights by (see :class:`StateSpiralConfig`).
 ADVANTAGES = ("chunk", "outcome")
+#: The update rules the state policy takes (the residual actor-critic trains on image-policy features).
+STATE_RULES = ("rabc", "awr", "recap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +128,10 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
             the result depends on the training's randomness, which the summary's intervals then count besides the
             evaluation's. On CleanWhiteboard four seeds of one update spanned 95-119 of 200 evaluations, as much
             as the reward sources differed. Raising it on a finished run trains and evaluates only the new ones.
-        update: the weighting rule (``rabc``, ``awr``; ``recap`` needs a conditioned head, not offered here).
+        update: the update rule: ``rabc`` or ``awr`` (per-sample weights), or ``recap``: every sample the rule keeps
+            is cloned at weight 1 with its advantage indicator (the top ``update.positive_fraction`` of this
+            round's advantages are "positive") fed to the head, which then acts as "positive". RECAP's head has an
+            input ``pi_0``'s lacks, so it needs ``retrain``.
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
         max_episode_steps: episode cap (``None``: the task's).
@@ -169,8 +174,13 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
         scale = self.adapt_lr_scale
         if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1):
             raise ConfigError(f"`adapt_lr_scale` must be in (0, 1]; got {self.adapt_lr_scale!r}")
-        if self.update.rule not in ("rabc", "awr"):
-            raise ConfigError(f"`update.rule` must be 'rabc' or 'awr' for the state policy; got {self.update.rule!r}")
+        if self.update.rule not in STATE_RULES:
+            raise ConfigError(
+                f"`update.rule` must be one of {', '.join(STATE_RULES)} for the state policy (the residual "
+                f"actor-critic trains on the image policy's features); got {self.update.rule!r}"
+            )
+        if self.update.rule == "recap" and not self.retrain:
+            raise ConfigError("`update.rule='recap'` adds an input to the policy's head: set `retrain: true`")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
             raise ConfigError(f"`rollouts_per_round` and `eval_episodes` must be < {ROUND_SEED_STRIDE}")
         if self.finetune_lr is not None and not self.finetune_lr > 0:
@@ -271,10 +281,12 @@ class StateRollout(RecordedEpisode):
             query_indices=np.asarray(self.frames, dtype=np.int64) if at_query_rate else None,
         )
 
-    def training_episode(self, weight: np.ndarray | None = None) -> StateEpisode:
-        """The BC view: states and the actions taken (the final state, with no action, is dropped)."""
+    def training_episode(self, weight: np.ndarray | None = None, condition: np.ndarray | None = None) -> StateEpisode:
+        """The BC view: states and the actions taken (the final state, with no action, is dropped), with
+        per-frame BC ``weight`` and RECAP ``condition`` when given (one per state, or one per action)."""
         w = None if weight is None else np.asarray(weight[: self.length - 1], np.float32)
-        return StateEpisode(self.task_id, self.state[:-1], self.action, w, self.success)
+        c = None if condition is None else np.asarray(condition[: self.length - 1], np.int64)
+        return StateEpisode(self.task_id, self.state[:-1], self.action, w, self.success, c)
 
 
 class _Worker:
@@ -656,7 +668,7 @@ class StateSpiral:
                 advantages = outcome_advantages(features, list(finals), seed=seed)
             flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
             targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
-            episodes = self._weighted_episodes(replay, relabelled, judged, targets.weight, previous)
+            episodes = self._weighted_episodes(replay, relabelled, judged, targets, previous)
             self._train(episodes, previous, seed, out, f"round {r} ({source})")
             records.append(
                 {
@@ -669,6 +681,7 @@ class StateSpiral:
                     "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
                     "mean_advantage": float(flat.mean()),
                     "mean_weight": float(targets.weight.mean()),
+                    **({} if targets.condition is None else {"positive_fraction": float(targets.condition.mean())}),
                     "relabel_seconds": relabel_seconds,
                     "update_seconds": time.perf_counter() - began,
                 }
@@ -703,21 +716,23 @@ class StateSpiral:
         replay: list[StateRollout],
         relabelled: list[Any],
         judged: np.ndarray,
-        weights: np.ndarray,
+        targets: SampleTargets,
         previous: StatePolicy,
     ) -> list[StateEpisode]:
-        """The update's training set: ``replay`` with per-frame ``weights`` (flat, the final frames left out),
-        judged failures and the options' dropped frames at 0, then the demos (when the rule keeps them)."""
+        """The update's training set: ``replay`` with the rule's per-frame weights and RECAP indicators (flat, the
+        final frames left out), judged failures and the options' dropped frames at weight 0, then the demos (when
+        the rule keeps them)."""
         cfg = self.config
         episodes, start = [], 0
         for ro, rl, kept in zip(replay, relabelled, judged):
             end = start + ro.length - 1
-            weight = np.append(weights[start:end], 0.0) * float(kept)
+            weight = np.append(targets.weight[start:end], 0.0) * float(kept)
+            condition = None if targets.condition is None else targets.condition[start:end]
             if cfg.drop_stalled_tail:
                 weight[_peak_frame(rl.progress) :] = 0.0
             if cfg.explore_noise > 0 and not cfg.retrain:
                 weight[np.arange(ro.length) % previous.config.execute != 0] = 0.0  # see StateSpiralConfig
-            episodes.append(ro.training_episode(weight))
+            episodes.append(ro.training_episode(weight, condition))
             start = end
         if cfg.rollout_share is not None:
             _scale_to_share(episodes, sum(d.length for d in self.demos), cfg.rollout_share)
@@ -732,7 +747,8 @@ class StateSpiral:
         if not kept:
             raise ConfigError(f"{what}: every sample has weight 0 and no demos are kept")
         lr = cfg.finetune_lr if cfg.finetune_lr is not None else previous.config.lr
-        policy = StatePolicy(previous.config.replace(lr=lr), device="cpu")
+        recap = cfg.update.rule == "recap"
+        policy = StatePolicy(previous.config.replace(lr=lr, condition=recap), device="cpu")
         policy.fit(kept, seed=seed, steps=cfg.finetune_steps, init_from=None if cfg.retrain else previous)
         policy.save(out)
 

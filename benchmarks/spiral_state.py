@@ -118,7 +118,14 @@ def _update_line(config: Any) -> str:
     if config.drop_stalled_tail:
         parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
     if config.advantage == "outcome":
-        parts.append("the update weights by outcome advantages (final progress minus a cross-fitted state value)")
+        how = "labels samples" if config.update.rule == "recap" else "weights"
+        parts.append(f"the update {how} by outcome advantages (final progress minus a cross-fitted state value)")
+    if config.update.rule == "recap":
+        parts.append(
+            "RECAP: every kept sample is cloned at weight 1 with its advantage indicator (the top "
+            f'{100 * config.update.positive_fraction:.0f} % of the round\'s advantages "positive") as an input '
+            'of the policy, which acts as "positive"'
+        )
     if config.success_gate:
         how = (
             f"at {config.success_threshold:g}"

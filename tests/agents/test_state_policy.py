@@ -103,3 +103,50 @@ def test_bad_input_is_a_typed_error(policy, demos):
         StatePolicyConfig(chunk=5, execute=6)
     with pytest.raises(ConfigError, match="history"):
         StatePolicyConfig(history=(0,))
+
+
+def _two_operators(condition: bool) -> list[StateEpisode]:
+    """Identical states; "positive" episodes act +1 on every joint, "negative" ones -1 (grippers 0.5)."""
+    state = np.random.default_rng(0).normal(size=(30, STATE_DIM + 4)).astype(np.float32)
+    episodes = []
+    for k in range(8):
+        sign = 1.0 if k % 2 == 0 else -1.0
+        action = np.full((30, 14), sign, np.float32)
+        action[:, [6, 13]] = 0.5
+        label = np.full(30, int(sign > 0)) if condition else None
+        episodes.append(StateEpisode(TASK, state, action, condition=label))
+    return episodes
+
+
+def test_recap_head_acts_as_its_positive_samples():
+    config = StatePolicyConfig(chunk=2, execute=1, history=(1,), steps=400, hidden=64, layers=2, lr=3e-3)
+    episodes = _two_operators(condition=True)
+    recap = StatePolicy(config.replace(condition=True, condition_dropout=0.1), device="cpu")
+    recap.fit(episodes, seed=0)
+    plain = StatePolicy(config, device="cpu")
+    plain.fit(_two_operators(condition=False), seed=0)
+    features = history_features(episodes[0].state, config.history)
+    joints = [0, 1, 2, 3, 4, 5]
+    assert recap.predict_chunks(features)[..., joints].mean() > 0.7  # acts like the positive operator
+    assert abs(plain.predict_chunks(features)[..., joints].mean()) < 0.3  # without the indicator: their mean
+    assert recap.training_summary["positive_fraction"] == pytest.approx(0.5)
+
+
+def test_recap_head_round_trips_and_is_checked(tmp_path):
+    config = StatePolicyConfig(chunk=2, execute=1, history=(1,), steps=20, hidden=16, layers=1, condition=True)
+    episodes = _two_operators(condition=True)
+    policy = StatePolicy(config, device="cpu")
+    policy.fit(episodes, seed=0)
+    policy.save(tmp_path / "recap")
+    loaded = StatePolicy.load(tmp_path / "recap", device="cpu")
+    features = history_features(episodes[0].state, config.history)
+    np.testing.assert_allclose(loaded.predict_chunks(features), policy.predict_chunks(features), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="condition"):
+        StatePolicy(config.replace(condition=False)).fit(episodes, steps=2, init_from=policy)
+    with pytest.raises(ConfigError, match="condition_dropout"):
+        StatePolicyConfig(condition_dropout=1.0)
+    state, action = episodes[0].state, episodes[0].action
+    with pytest.raises(InputShapeError, match="condition"):
+        StateEpisode(TASK, state, action, condition=np.ones(3))
+    with pytest.raises(ConfigError, match="condition"):
+        StateEpisode(TASK, state, action, condition=np.full(30, 2))

@@ -248,6 +248,8 @@ def test_run_shares_round_one_and_resumes(pi0, demos, tmp_path):
 def test_bad_configs_are_refused(pi0, demos, tmp_path):
     policy, _ = pi0
     with pytest.raises(ConfigError, match="update.rule"):
+        _config(update=UpdateConfig(rule="residual_ac"))
+    with pytest.raises(ConfigError, match="retrain"):
         _config(update=UpdateConfig(rule="recap"))
     with pytest.raises(ConfigError, match="rollouts_per_round"):
         _config(rollouts_per_round=0)
@@ -405,3 +407,19 @@ def test_train_seeds_add_members_evaluated_on_the_same_seeds(pi0, demos, tmp_pat
     assert (tmp_path / "pi0_seed2" / "config.json").exists() and (
         tmp_path / "shared" / "round_00" / "eval_seed2.json"
     ).exists()
+
+
+def test_recap_clones_every_kept_frame_with_its_indicator(pi0, demos, tmp_path, rollout_fits):
+    policy, _ = pi0
+    update = UpdateConfig(rule="recap", positive_fraction=0.5)
+    cfg = _config(retrain=True, advantage="outcome", max_episode_steps=40, update=update)
+    with StateSpiral(cfg, policy, demos, tmp_path) as spiral:
+        spiral.run(["oracle"])
+    new = StatePolicy.load(tmp_path / "oracle" / "round_01" / "policy", device="cpu")
+    assert new.config.condition and not policy.config.condition  # pi_0 stays unconditioned
+    rollouts = list(rollout_fits)
+    assert rollouts and all(np.all(e.weight[:-1] == 1.0) for e in rollouts)  # RECAP does not re-weight
+    labels = np.concatenate([e.condition for e in rollouts])
+    assert set(np.unique(labels)) == {0, 1}
+    record = json.loads((tmp_path / "oracle" / "round_01" / "update.json").read_text())
+    assert record["rule"] == "recap" and record["positive_fraction"] == pytest.approx(labels.mean(), abs=0.05)

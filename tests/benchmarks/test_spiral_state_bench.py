@@ -45,6 +45,10 @@ def test_shipped_configs_load():
     seeds = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_seeds.yaml")
     assert seeds.spiral_config() == dataclasses.replace(gated.spiral_config(), train_seeds=3)
     assert tuple(seeds.sources) == ("sarm2", "sparse")
+    recap = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_recap.yaml")
+    recap_update = dataclasses.replace(gated.spiral_config().update, rule="recap", positive_fraction=0.3)
+    assert recap.spiral_config() == dataclasses.replace(gated.spiral_config(), update=recap_update)
+    assert tuple(recap.sources) == ("sarm2",)
     folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
     assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
 
@@ -92,6 +96,10 @@ def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
     cfg = bench.SpiralStateBench.load(_write(tmp_path, spiral={**spiral, "retrain": True})).spiral_config()
     line = bench._update_line(cfg)
     assert "every frame is cloned" in line and "trained afresh on the demos and the weighted rollouts" in line
+    assert "RECAP" not in line
+    recap = {**spiral, "retrain": True, "update": {"rule": "recap", "positive_fraction": 0.25}}
+    line = bench._update_line(bench.SpiralStateBench.load(_write(tmp_path, spiral=recap)).spiral_config())
+    assert "labels samples by outcome advantages" in line and 'top 25 % of the round\'s advantages "positive"' in line
 
 
 def test_the_summary_pairs_the_last_round_with_pi0_on_the_same_seeds():
