@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "physics progress (repeatable; SARM2 and its ablations)",
     )
     p.add_argument("--out", required=True, help="checkpoint directory to write (and resume from)")
-    p.add_argument("--encoder", default="efficientnet-lite0", help="image encoder: efficientnet-lite0, siglip2, tiny")
+    p.add_argument(
+        "--encoder",
+        default="efficientnet-lite0",
+        help="image encoder: efficientnet-lite0, efficientnet-lite0-grid2, siglip2, tiny",
+    )
     p.add_argument("--encoder-path", default=None, help="local weights directory (siglip2)")
     p.add_argument("--image-size", type=int, default=None, help="encoder input size (default: the encoder's)")
     p.add_argument("--text-encoder", default="minilm", help="text encoder: minilm, siglip2, tiny-hash")

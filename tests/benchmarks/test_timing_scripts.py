@@ -39,3 +39,14 @@ def test_real_timing_prints_the_readme_figures() -> None:
 def test_residual_speed_times_the_real_trainer() -> None:
     out = run_script("residual_speed.py", "--steps", "2", "--episodes", "2", "--frames", "60")
     assert "chunk transitions from 2 rollouts x 60 frames" in out and "per TD3 step" in out
+
+
+def test_encoder_speed_times_every_encoder_on_the_same_frames() -> None:
+    out = run_script(
+        "encoder_speed.py",
+        *("--encoders", "efficientnet-lite0,efficientnet-lite0-grid2", "--task", "SARM2/PullPlug-v0"),
+        *("--frames", "6", "--image-size", "32", "--repeats", "1"),
+    )
+    assert "6 frames at 32 px from SARM2/PullPlug-v0" in out
+    assert "efficientnet-lite0: 1280-d" in out and "(1.00x the first)" in out
+    assert "efficientnet-lite0-grid2: 5120-d" in out and "ms/frame" in out

@@ -22,6 +22,7 @@ from rewards.encoders import (
     make_image_encoder,
     make_text_encoder,
 )
+from rewards.encoders.efficientnet import EfficientNetLite0Encoder
 from sarm2_env.errors import (
     CheckpointError,
     ConfigError,
@@ -215,6 +216,24 @@ def test_efficientnet_features(effnet: ImageEncoder) -> None:
     single = effnet.encode(x[0])
     np.testing.assert_allclose(single, batched[0], atol=2e-3, rtol=1e-3)
     assert (batched >= 0).all()  # ReLU6 features, average-pooled
+
+
+def test_efficientnet_grid_keeps_where_things_are(effnet: ImageEncoder) -> None:
+    grid = make_image_encoder("efficientnet-lite0-grid2", device="cpu")
+    assert grid.spec.dim == 4 * 1280 and grid.spec.name == "efficientnet-lite0-grid2" and "2x2 grid" in grid.label
+    assert grid.spec.key != effnet.spec.key and grid.spec.weights == effnet.spec.weights  # same network, own cache
+    grey = np.full((128, 128, 3), 120, np.uint8)
+    x = np.stack([grey] * 5)
+    for k, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        x[k, 64 * r + 16 : 64 * r + 48, 64 * c + 16 : 64 * c + 48] = (230, 40, 40)  # a red square in one quadrant
+    cells = grid.encode(x).reshape(5, 2, 2, 1280)  # (frame, row, col, channel)
+    np.testing.assert_allclose(cells.mean(axis=(1, 2)), effnet.encode(x), atol=5e-3, rtol=5e-3)  # mean = the pool
+    for k, quadrant in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        moved = np.abs(cells[k] - cells[4]).mean(axis=-1)  # (2, 2): how much each cell changed
+        assert np.unravel_index(moved.argmax(), moved.shape) == quadrant  # the cell where the square is
+    assert image_encoder_from_spec(grid.spec, device="cpu").spec == grid.spec
+    with pytest.raises(ConfigError, match="grid"):
+        EfficientNetLite0Encoder(128, grid=3)
 
 
 def test_efficientnet_missing_package_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
