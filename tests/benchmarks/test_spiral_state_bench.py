@@ -47,7 +47,7 @@ def test_shipped_configs_load():
     assert tuple(seeds.sources) == ("sarm2", "sparse")
     recap = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_recap.yaml")
     recap_update = dataclasses.replace(gated.spiral_config().update, rule="recap", positive_fraction=0.3)
-    assert recap.spiral_config() == dataclasses.replace(gated.spiral_config(), update=recap_update)
+    assert recap.spiral_config() == dataclasses.replace(gated.spiral_config(), update=recap_update, success_gate=False)
     assert tuple(recap.sources) == ("sarm2",)
     folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
     assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
