@@ -11,15 +11,15 @@ picks a plate by clamping its rim across a diameter (the plate is smaller than t
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import ClassVar
 
 import mujoco
 import numpy as np
 
 from sarm2_env.constants import ARMS
-from tasks.base import YamTaskEnv, yaw_quat
-from tasks.calibration import approach, gripper_closure, home_tcp_positions
+from tasks.base import Evaluation, YamTaskEnv, yaw_quat
+from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 
@@ -100,6 +100,8 @@ class PlateTaskEnv(YamTaskEnv):
     """
 
     N_PLATES: ClassVar[int] = 2
+    #: Calibrated stage weights of the task (keys as :meth:`calibration_stages` returns them).
+    calibration_weights: ClassVar[dict[str, float]] = {}
 
     def _build_plates(self, spec: mujoco.MjSpec) -> None:
         for k in range(self.N_PLATES):
@@ -116,6 +118,18 @@ class PlateTaskEnv(YamTaskEnv):
         self.grasps = {arm: [WeldGrasp(self.model, arm, f"plate{k}") for k in range(n)] for arm in ARMS}
         self._tcp_ids = {arm: self.model.site(f"tcp_{arm}").id for arm in ARMS}
         self._home_tcp = home_tcp_positions(self.model)
+        #: Each plate's distance to its goal at reset (set by subclasses' ``_reset_task``), for the transport terms.
+        self._d0 = np.ones(n)
+
+    def _scatter_plates(self, homes: Sequence[np.ndarray]) -> None:
+        """Put plate ``k`` within +-3 cm (x and y) of ``homes[k]`` at a random yaw, at rest, released; then update
+        the kinematics, so that plate positions are current."""
+        rng = self.np_random
+        for k, home in enumerate(homes):
+            xy = home + rng.uniform(-0.03, 0.03, 2)
+            self.set_plate(k, np.array([*xy, REST_Z]), yaw_quat(rng.uniform(-np.pi, np.pi)))
+        self._release_plates()
+        mujoco.mj_kinematics(self.model, self.data)
 
     # ------------------------------------------------------------------ state access
     def set_plate(self, k: int, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
@@ -168,7 +182,40 @@ class PlateTaskEnv(YamTaskEnv):
         low = self.plate_lowest_point(k)[2]
         return float(np.clip((low - FOOT_DROP - 0.005) / 0.04, 0.0, 1.0))
 
+    def lift_and_transport(self, k: int, arrived: bool, distance: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        """Plate ``k``'s progress terms ``(raised, transport)``: both 1 once ``arrived``; else its :meth:`lift_of`,
+        and that times its approach to the goal (``distance`` from its centre, against the distance at reset)."""
+        if arrived:
+            return 1.0, 1.0
+        raised = self.lift_of(k)
+        near = float(np.clip(1.0 - distance(self.plate_pos(k)) / self._d0[k], 0.0, 1.0))
+        return raised, raised * near
+
+    def plate_evaluation(self, scores: list[float], success: bool, terms: dict[str, float]) -> Evaluation:
+        """The evaluation of per-plate progress ``scores`` (progress: their mean), with the calibrated progress of
+        :meth:`calibration_stages` under ``calibration_weights``."""
+        calibrated = calibrated_progress(self.calibration_stages(), self.calibration_weights, success)
+        return Evaluation(float(np.mean(scores)), success, terms, calibrated)
+
     # ------------------------------------------------------------------ calibrated progress stages
+    def calibration_stages(self) -> dict[str, float]:
+        """Fraction done (from physics) of each plate's calibrated stages (see the task card)."""
+        raise NotImplementedError
+
+    def plate_stages(self, k: int, arrived: bool, held: bool, carry: dict[str, float]) -> dict[str, float]:
+        """Plate ``k``'s calibrated stage fractions, keyed ``plate{k}/<stage>``, in demo order: ``reach`` and
+        ``grasp`` (:meth:`reach_and_grasp`), the task's ``carry`` stages, ``release`` (once ``arrived`` at its
+        goal) and ``clear`` (arrived and no longer ``held``)."""
+        reach, grasp = self.reach_and_grasp(k, secured=held or arrived)
+        values = {
+            "reach": reach,
+            "grasp": grasp,
+            **carry,
+            "release": self.release_fraction(k) if arrived else 0.0,
+            "clear": self.clear_fraction(k) if arrived and not held else 0.0,
+        }
+        return {f"plate{k}/{name}": value for name, value in values.items()}
+
     def reach_and_grasp(self, k: int, secured: bool) -> tuple[float, float]:
         """The calibrated ``reach`` and ``grasp`` stage fractions of plate ``k`` (both 1 once ``secured``).
 

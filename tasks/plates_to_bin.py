@@ -8,8 +8,8 @@ import mujoco
 import numpy as np
 from typing_extensions import override
 
-from tasks.base import Evaluation, yaw_quat
-from tasks.calibration import approach, calibrated_progress, stage_weights
+from tasks.base import Evaluation
+from tasks.calibration import approach, stage_weights
 from tasks.expert import ArmGoal, Segment
 from tasks.plates import PARK, PLATE_RADIUS, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
 from tasks.station import STATION_CENTER_Y
@@ -124,18 +124,13 @@ class PlatesToBinEnv(PlateTaskEnv):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._bin_mocap = self.model.body("bin").mocapid[0]
-        self._d0 = np.ones(self.N_PLATES)
         self._carry0 = np.ones(self.N_PLATES)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
         rng = self.np_random
         self.data.mocap_pos[self._bin_mocap] = [*(BIN_CENTER + rng.uniform(-0.02, 0.02, 2)), 0.0]
-        for k, home in enumerate(PLATE_HOMES):
-            xy = home + rng.uniform(-0.03, 0.03, 2)
-            self.set_plate(k, np.array([*xy, REST_Z]), yaw_quat(rng.uniform(-np.pi, np.pi)))
-        self._release_plates()
-        mujoco.mj_kinematics(self.model, self.data)
+        self._scatter_plates(PLATE_HOMES)
         self._d0 = np.array([max(self._bin_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
         self._carry0 = np.array([max(self._drop_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
 
@@ -166,12 +161,7 @@ class PlatesToBinEnv(PlateTaskEnv):
         for k in range(self.N_PLATES):
             inside = self.plate_inside(k)
             held = self.plate_held(k)
-            if inside:
-                raised = transport = 1.0
-            else:
-                raised = self.lift_of(k)
-                near = float(np.clip(1.0 - self._bin_distance(self.plate_pos(k)) / self._d0[k], 0.0, 1.0))
-                transport = raised * near
+            raised, transport = self.lift_and_transport(k, inside, self._bin_distance)
             placed = inside and not held
             scores.append(0.2 * raised + 0.4 * transport + 0.4 * float(placed))
             done.append(placed and self.plate_speed(k) < REST_SPEED)
@@ -180,19 +170,16 @@ class PlatesToBinEnv(PlateTaskEnv):
             terms[f"plate{k}_score"] = scores[-1]
         terms["plates_in_bin"] = float(sum(terms[f"plate{k}_inside"] for k in range(self.N_PLATES)))
         success = bool(all(done))
-        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
-        return Evaluation(float(np.mean(scores)), success, terms, calibrated)
+        return self.plate_evaluation(scores, success, terms)
 
     calibration_weights = CALIBRATION_WEIGHTS
 
+    @override
     def calibration_stages(self) -> dict[str, float]:
-        """Fraction done (from physics) of each plate's calibrated stages (see the task card)."""
         stages: dict[str, float] = {}
         for k in range(self.N_PLATES):
             pos = self.plate_pos(k)
             inside, held = self.plate_inside(k), self.plate_held(k)
-            placed = inside and not held
-            reach, grasp = self.reach_and_grasp(k, secured=held or inside)
             over = self._drop_distance(pos) < 1e-9
             if inside:
                 lift = carry = 1.0
@@ -201,22 +188,13 @@ class PlatesToBinEnv(PlateTaskEnv):
                 carry = lift * approach(self._drop_distance(pos), self._carry0[k])
             else:  # lying on the table (or dropped on the way)
                 lift = carry = 0.0
-            if placed:
+            if inside and not held:  # placed
                 lower = 1.0
             elif held and over:  # from carrying height down to the bin floor
                 lower = float(np.clip(1.0 - (pos[2] - BIN_REST_Z) / (REST_Z + CARRY_RISE - BIN_REST_Z), 0.0, 1.0))
             else:
                 lower = 0.0
-            values = {
-                "reach": reach,
-                "grasp": grasp,
-                "lift": lift,
-                "carry": carry,
-                "lower": lower,
-                "release": self.release_fraction(k) if inside else 0.0,
-                "clear": self.clear_fraction(k) if placed else 0.0,
-            }
-            stages.update({f"plate{k}/{name}": value for name, value in values.items()})
+            stages.update(self.plate_stages(k, inside, held, {"lift": lift, "carry": carry, "lower": lower}))
         return stages
 
 

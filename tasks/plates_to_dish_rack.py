@@ -8,8 +8,8 @@ import mujoco
 import numpy as np
 from typing_extensions import override
 
-from tasks.base import Evaluation, yaw_quat
-from tasks.calibration import approach, calibrated_progress, stage_weights
+from tasks.base import Evaluation
+from tasks.calibration import approach, stage_weights
 from tasks.expert import ArmGoal, Segment
 from tasks.plates import PARK, REST_SPEED, REST_Z, PlateExpert, PlateTaskEnv
 from tasks.station import STATION_CENTER_Y
@@ -143,18 +143,13 @@ class PlatesToDishRackEnv(PlateTaskEnv):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._rack_mocap = self.model.body("rack").mocapid[0]
-        self._d0 = np.ones(self.N_PLATES)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
         rng = self.np_random
         shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.015, 0.015)])
         self.data.mocap_pos[self._rack_mocap] = [*(RACK_CENTER + shift), 0.0]
-        for k, home in enumerate(PLATE_HOMES):
-            xy = home + rng.uniform(-0.03, 0.03, 2)
-            self.set_plate(k, np.array([*xy, REST_Z]), yaw_quat(rng.uniform(-np.pi, np.pi)))
-        self._release_plates()
-        mujoco.mj_kinematics(self.model, self.data)
+        self._scatter_plates(PLATE_HOMES)
         self._d0 = np.array([max(self._slot_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
 
     # ------------------------------------------------------------------ ground truth
@@ -191,12 +186,7 @@ class PlatesToDishRackEnv(PlateTaskEnv):
             held = self.plate_held(k)
             tilt = self.tilt_from_flat(k)
             upright = float(np.clip(tilt / UPRIGHT_DEG, 0.0, 1.0))
-            if slot is not None:
-                picked = transport = 1.0
-            else:
-                picked = self.lift_of(k)
-                near = float(np.clip(1.0 - self._slot_distance(self.plate_pos(k)) / self._d0[k], 0.0, 1.0))
-                transport = picked * near
+            picked, transport = self.lift_and_transport(k, slot is not None, self._slot_distance)
             in_slot = slot is not None
             released = in_slot and not held
             scores.append(0.15 * picked + 0.2 * upright + 0.2 * transport + 0.25 * in_slot + 0.2 * released)
@@ -209,18 +199,15 @@ class PlatesToDishRackEnv(PlateTaskEnv):
         terms["plates_in_rack"] = float(sum(s is not None for s in slots))
         distinct = len({s for s in slots if s is not None}) == self.N_PLATES
         success = bool(all(settled) and distinct)
-        calibrated = calibrated_progress(self.calibration_stages(), CALIBRATION_WEIGHTS, success)
-        return Evaluation(float(np.mean(scores)), success, terms, calibrated)
+        return self.plate_evaluation(scores, success, terms)
 
     calibration_weights = CALIBRATION_WEIGHTS
 
+    @override
     def calibration_stages(self) -> dict[str, float]:
-        """Fraction done (from physics) of each plate's calibrated stages (see the task card)."""
         stages: dict[str, float] = {}
         for k in range(self.N_PLATES):
             in_slot, held = self.slot_of(k) is not None, self.plate_held(k)
-            placed = in_slot and not held
-            reach, grasp = self.reach_and_grasp(k, secured=held or in_slot)
             low = self.plate_lowest_point(k)
             to_slot = self._slot_distance(low)
             if in_slot:
@@ -235,16 +222,8 @@ class PlatesToDishRackEnv(PlateTaskEnv):
                 insert = float(np.clip(1.0 - (low[2] - RACK_FLOOR) / INSERT_DROP, 0.0, 1.0)) if over else 0.0
             else:  # lying on the table (or dropped on the way)
                 lift = turn_carry = insert = 0.0
-            values = {
-                "reach": reach,
-                "grasp": grasp,
-                "lift": lift,
-                "turn_carry": turn_carry,
-                "insert": insert,
-                "release": self.release_fraction(k) if in_slot else 0.0,
-                "clear": self.clear_fraction(k) if placed else 0.0,
-            }
-            stages.update({f"plate{k}/{name}": value for name, value in values.items()})
+            carry = {"lift": lift, "turn_carry": turn_carry, "insert": insert}
+            stages.update(self.plate_stages(k, in_slot, held, carry))
         return stages
 
 
