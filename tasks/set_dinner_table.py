@@ -13,7 +13,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
-from tasks.station import STATION_CENTER_Y, add_table_patch
+from tasks.station import STATION_CENTER_Y, add_object_floor, add_table_patch
 
 #: Collision bit of the tableware: it touches an invisible plane at the table top (cheap, stable
 #: plane contacts instead of box-cylinder ones), the finger pads and palms, and itself.
@@ -201,17 +201,7 @@ class SetDinnerTableEnv(YamTaskEnv):
         wb = spec.worldbody
         # An invisible plane at the table top that only the tableware touches: plane-cylinder and
         # plane-box contacts are the cheapest and most stable; the table box ignores the tableware.
-        wb.add_geom(
-            name="tableware_floor",
-            type=mujoco.mjtGeom.mjGEOM_PLANE,
-            size=[0.45, 0.62, 0.01],
-            pos=[0.33, STATION_CENTER_Y, 0.0],
-            rgba=[0, 0, 0, 0],
-            group=3,
-            contype=0,
-            conaffinity=OBJECT_BIT,
-            friction=[0.8, 0.01, 0.001],
-        )
+        add_object_floor(wb, "tableware_floor", OBJECT_BIT, [0.8, 0.01, 0.001])
         for arm in ("left", "right"):
             for part in ("tip_left_pad", "tip_right_pad", "palm"):
                 geom = spec.geom(f"{arm}_{part}")

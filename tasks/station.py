@@ -234,6 +234,22 @@ def add_table_patch(body: Any, name: str, center: Any, half: Any, rgba: list[flo
     )
 
 
+def add_object_floor(body: Any, name: str, conaffinity: int, friction: list[float]) -> Any:
+    """An invisible plane at the table top that only geoms whose ``contype`` shares a bit with ``conaffinity`` touch:
+    plane contacts (plane-box, plane-cylinder) are the cheapest and most stable. Drawn in geom group 3 (hidden)."""
+    return body.add_geom(
+        name=name,
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[0.45, 0.62, 0.01],
+        pos=[0.33, STATION_CENTER_Y, 0.0],
+        rgba=[0, 0, 0, 0],
+        group=3,
+        contype=0,
+        conaffinity=conaffinity,
+        friction=friction,
+    )
+
+
 def gripper_to_ctrl(opening: np.ndarray | float) -> np.ndarray:
     """Normalised gripper opening (0 closed, 1 open) to slide-joint target (m)."""
     return np.clip(opening, 0.0, 1.0) * GRIPPER_TRAVEL

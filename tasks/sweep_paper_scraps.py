@@ -12,7 +12,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
-from tasks.station import STATION_CENTER_Y, add_table_patch
+from tasks.station import add_object_floor, add_table_patch
 
 #: Collision bit of the scraps: they touch an invisible plane at the table top, the broom head and
 #: the dustpan lip, and nothing else (no scrap-scrap or scrap-finger contacts: cheap, DESIGN §7).
@@ -110,17 +110,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         spec.option.enableflags |= mujoco.mjtEnableBit.mjENBL_SLEEP
         spec.option.sleep_tolerance = 0.01  # light scraps creep at ~mm/s on soft contacts
         # Scraps rest on an invisible plane at the table top (plane-box contacts are the cheapest).
-        wb.add_geom(
-            name="scrap_floor",
-            type=mujoco.mjtGeom.mjGEOM_PLANE,
-            size=[0.45, 0.62, 0.01],
-            pos=[0.33, STATION_CENTER_Y, 0.0],
-            rgba=[0, 0, 0, 0],
-            group=3,
-            contype=0,
-            conaffinity=SCRAP_BIT,
-            friction=[0.6, 0.005, 0.0001],
-        )
+        add_object_floor(wb, "scrap_floor", SCRAP_BIT, [0.6, 0.005, 0.0001])
         zone_c, zone_h = (ZONE_LO + ZONE_HI) / 2, (ZONE_HI - ZONE_LO) / 2
         add_table_patch(wb, "dustpan", zone_c, zone_h, [0.25, 0.3, 0.45, 1])
         wb.add_geom(
