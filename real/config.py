@@ -246,6 +246,14 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ConfigError(f"`{name}` must be one of {list(choices)}; got {value!r}")
 
 
+def _check_bus(channel: object, interface: str, arm_type: str) -> None:
+    """The checks every arm on a CAN bus (follower or leader) shares: its channel, interface and arm type."""
+    if not isinstance(channel, str) or not channel:
+        raise ConfigError(f"`channel` must be a non-empty CAN interface name; got {channel!r}")
+    _check_choice("interface", interface, CAN_INTERFACES)
+    _check_choice("arm_type", arm_type, ARM_TYPES)
+
+
 def _check_checks(check_types: bool, check_config: bool, allow_flash_write: bool) -> None:
     if check_config and not check_types:
         raise ConfigError(
@@ -292,10 +300,7 @@ class ArmConfig:
     allow_flash_write: bool = _field(False, parse=_bool)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.channel, str) or not self.channel:
-            raise ConfigError(f"`channel` must be a non-empty CAN interface name; got {self.channel!r}")
-        _check_choice("interface", self.interface, CAN_INTERFACES)
-        _check_choice("arm_type", self.arm_type, ARM_TYPES)
+        _check_bus(self.channel, self.interface, self.arm_type)
         _check_choice("gripper_type", self.gripper_type, FOLLOWER_GRIPPERS)
         if self.gripper_limits is None and not self.calibrate_gripper:
             raise ConfigError(
@@ -359,10 +364,7 @@ class LeaderConfig:
     allow_flash_write: bool = _field(False, parse=_bool)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.channel, str) or not self.channel:
-            raise ConfigError(f"`channel` must be a non-empty CAN interface name; got {self.channel!r}")
-        _check_choice("interface", self.interface, CAN_INTERFACES)
-        _check_choice("arm_type", self.arm_type, ARM_TYPES)
+        _check_bus(self.channel, self.interface, self.arm_type)
         _check_choice("handle", self.handle, LEADER_HANDLES)
         if self.handle == "gripper":
             _check_choice("gripper_type", self.gripper_type, FOLLOWER_GRIPPERS)
