@@ -345,24 +345,27 @@ class SafetySupervisor:
         if not self._engaged:
             return
         for name, arm in self.arms.items():
-            fault = arm.fault
-            if fault is not None:
-                self.trip("fault", f"arm {name}: {fault}")
-                return
-            age = arm.bus_age()
-            if age > cfg.bus_timeout_s:
-                self.trip("watchdog", f"arm {name}: no CAN feedback for {age * 1000:.0f} ms (bus stalled)")
+            stalled = "no CAN feedback for {:.0f} ms (bus stalled)"
+            if self._trip_stream(f"arm {name}", arm.fault, arm.bus_age, cfg.bus_timeout_s, stalled):
                 return
         for name, cam in self.cameras.items() if self._camera_watch else ():
-            if cam.error is not None:
-                self.trip("fault", f"camera {name}: {cam.error}")
-                return
-            age = cam.frame_age()
-            if age > cfg.camera_timeout_s:
-                self.trip("watchdog", f"camera {name}: newest frame is {age * 1000:.0f} ms old (camera stalled)")
+            stalled = "newest frame is {:.0f} ms old (camera stalled)"
+            if self._trip_stream(f"camera {name}", cam.error, cam.frame_age, cfg.camera_timeout_s, stalled):
                 return
         if self._policy_watch and now - self._heartbeat > cfg.policy_timeout_s:
             self.trip("watchdog", f"policy stalled: no action for {(now - self._heartbeat) * 1000:.0f} ms")
+
+    def _trip_stream(self, what: str, fault: object, age: Callable[[], float], timeout_s: float, stalled: str) -> bool:
+        """Trip on ``what``'s ``fault``, else when its newest data is older than ``timeout_s`` (``stalled``: the
+        message, formatted with the age in ms); returns whether it tripped."""
+        if fault is not None:
+            self.trip("fault", f"{what}: {fault}")
+            return True
+        seconds = age()
+        if seconds > timeout_s:
+            self.trip("watchdog", f"{what}: {stalled.format(seconds * 1000)}")
+            return True
+        return False
 
     def _loop(self) -> None:
         period = 1.0 / self.config.watchdog_hz
