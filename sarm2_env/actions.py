@@ -10,15 +10,19 @@ from sarm2_env.constants import ACTION_DIM
 from sarm2_env.errors import InvalidActionError
 
 
+def numeric_array(value: Any, expected: str) -> np.ndarray:
+    """``value`` as a float64 array; :class:`InvalidActionError` ``"<expected>; got <value>"`` where it is not
+    numeric."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError(f"{expected}; got {value!r:.200}") from exc
+
+
 def check_action(action: Any) -> np.ndarray:
     """``action`` as a float64 ``(14,)`` array; :class:`InvalidActionError` for a non-numeric value, a wrong
     shape or NaN/inf (naming the bad indices). Clipping to joint limits is left to the caller."""
-    try:
-        arr = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidActionError(
-            f"`action` must be a numeric array of shape ({ACTION_DIM},); got {action!r:.200}"
-        ) from exc
+    arr = numeric_array(action, f"`action` must be a numeric array of shape ({ACTION_DIM},)")
     if arr.shape != (ACTION_DIM,):
         raise InvalidActionError(
             f"`action` must have shape ({ACTION_DIM},) (2 x [6 joint targets in rad, gripper in [0, 1]]); "

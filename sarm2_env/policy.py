@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sarm2_env.actions import numeric_array
 from sarm2_env.constants import ACTION_DIM
 from sarm2_env.errors import InputShapeError, InvalidActionError
 
@@ -58,12 +59,7 @@ def act_once(policy: Policy, observation: Any) -> np.ndarray:
 
 def action_chunk(output: Any) -> np.ndarray:
     """A ``predict`` output as a chunk ``(k, 14)`` of actions (a single action becomes ``k = 1``)."""
-    try:
-        arr = np.asarray(output, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidActionError(
-            f"a policy must return numbers of shape (14,) or (k, 14); got {output!r:.200}"
-        ) from exc
+    arr = numeric_array(output, "a policy must return numbers of shape (14,) or (k, 14)")
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != ACTION_DIM or arr.shape[0] < 1:
