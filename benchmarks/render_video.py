@@ -52,6 +52,7 @@ import numpy as np
 from sarm2_env.atomic import atomic_path
 from sarm2_env.constants import CAMERAS, NUM_PRIMITIVES, PRIMITIVE_GROUPS, PRIMITIVE_TO_GROUP, PRIMITIVES
 from sarm2_env.errors import ConfigError, InputShapeError, UnknownNameError
+from sarm2_env.lerobot_io import imageio_ffmpeg_module
 
 if TYPE_CHECKING:
     from rewards.base import RewardOutput
@@ -347,14 +348,6 @@ def _legend_height(n_items: int, ncol: int) -> int:
     return 0 if n_items == 0 else 12 * (-(-n_items // ncol)) + 4
 
 
-def _imageio_ffmpeg():
-    try:
-        import imageio_ffmpeg
-    except ImportError as exc:  # pragma: no cover - installed with the dev extras
-        raise ImportError("writing videos needs imageio-ffmpeg: `pip install imageio-ffmpeg`") from exc
-    return imageio_ffmpeg
-
-
 def _even(n: int) -> int:
     return n + (n % 2)
 
@@ -482,7 +475,7 @@ def render_video(
     final.parent.mkdir(parents=True, exist_ok=True)
     overlay_s = encode_s = 0.0
     with atomic_path(final, suffix=final.suffix or ".mp4") as tmp:  # ffmpeg picks the container by extension
-        writer = _imageio_ffmpeg().write_frames(
+        writer = imageio_ffmpeg_module("writing videos needs").write_frames(
             str(tmp),
             (width, height),
             fps=fps,

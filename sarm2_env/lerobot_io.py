@@ -211,11 +211,13 @@ def _pa():
     return pa, pq
 
 
-def _imageio_ffmpeg():
+def imageio_ffmpeg_module(needed_by: str = "LeRobot videos need") -> Any:
+    """The ``imageio_ffmpeg`` module (MP4 reading and writing); without it an ``ImportError`` that starts with
+    ``needed_by`` (``"LeRobot videos need"``) and says how to install it."""
     try:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - installed with the dev extras
-        raise ImportError("LeRobot videos need imageio-ffmpeg: `pip install imageio-ffmpeg`") from exc
+        raise ImportError(f"{needed_by} imageio-ffmpeg: `pip install imageio-ffmpeg`") from exc
     return imageio_ffmpeg
 
 
@@ -352,7 +354,7 @@ class _VideoSink:
             codec, pix_fmt, params = "libx264rgb", "rgb24", ["-crf", "0", "-qp", "0"]
         else:
             codec, pix_fmt, params = "libx264", "yuv420p", ["-crf", str(c.crf)]
-        self.writer = _imageio_ffmpeg().write_frames(
+        self.writer = imageio_ffmpeg_module().write_frames(
             str(self.path),
             self.size,
             fps=self.fps,
@@ -787,7 +789,7 @@ class _VideoReader:
         self.close()
         if not self.path.is_file():
             raise DatasetError(f"{self.path}: the video file is missing")
-        self.gen = _imageio_ffmpeg().read_frames(
+        self.gen = imageio_ffmpeg_module().read_frames(
             str(self.path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"]
         )
         meta = next(self.gen)
