@@ -28,6 +28,7 @@ from typing_extensions import (
 )
 
 from rewards.base import RewardOutput, Session, spread_to_steps
+from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures, check_state, require_every_frame
 from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
 from rewards.train_loop import FitOptions
@@ -116,6 +117,25 @@ def prefix_windows(t: np.ndarray, n_frames: int) -> np.ndarray:
     t = np.asarray(t, dtype=np.int64).reshape(-1)  # (B,)
     j = np.arange(n_frames, dtype=np.int64)  # (W,)
     return (t[:, None] * j[None, :]) // max(n_frames - 1, 1)  # (B, W), ascending, ends at t
+
+
+class PrefixTrunk(nn.Module):
+    """Instruction token + one fused token per frame -> causal Transformer: the trunk of the prefix baselines
+    (ReWiND, Robometer-lite). Subclasses add their heads after calling ``__init__``."""
+
+    def __init__(self, emb_dim: int, text_dim: int, config: PrefixConfig) -> None:
+        super().__init__()
+        c, d = config, config.d_model
+        self.tokens = FrameTokens(emb_dim, d, use_state=False)
+        self.text_proj = nn.Linear(text_dim, d)
+        self.position = init_positions(c.n_frames + 1, d)
+        self.encoder = CausalTransformer(d, c.n_layers, c.n_heads, c.ff_mult, c.dropout)
+
+    def encode(self, emb: torch.Tensor, task_emb: torch.Tensor) -> torch.Tensor:
+        """Per-frame features ``(B, W, d)`` of ``emb`` (B, W, C, D) under ``task_emb`` (B, L): frame i's from the
+        instruction and frames <= i."""
+        x = torch.cat([self.text_proj(task_emb)[:, None], self.tokens(emb)], dim=1)  # (B, 1 + W, d)
+        return self.encoder(x + self.position[: x.shape[1]])[:, 1:]
 
 
 def played_windows(peak: np.ndarray, back: np.ndarray, n_frames: int) -> np.ndarray:

@@ -20,12 +20,12 @@ from rewards.baselines.common import (
     EpisodeStore,
     PrefixConfig,
     PrefixRewardModel,
+    PrefixTrunk,
     prefix_progress_fn,
     sample_rewound_prefixes,
     time_linear_mse,
     time_targets,
 )
-from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,23 +47,17 @@ class ReWiNDConfig(PrefixConfig):
         self._check_range("negative_prob", 0.0, 1.0, hi_open=True)
 
 
-class ReWiNDNet(nn.Module):
+class ReWiNDNet(PrefixTrunk):
     """Instruction token + one fused token per frame -> causal Transformer -> sigmoid progress at every frame."""
 
     def __init__(self, emb_dim: int, text_dim: int, config: ReWiNDConfig) -> None:
-        super().__init__()
-        c, d = config, config.d_model
-        self.tokens = FrameTokens(emb_dim, d, use_state=False)
-        self.text_proj = nn.Linear(text_dim, d)
-        self.position = init_positions(c.n_frames + 1, d)
-        self.encoder = CausalTransformer(d, c.n_layers, c.n_heads, c.ff_mult, c.dropout)
-        self.head = nn.Linear(d, 1)
+        super().__init__(emb_dim, text_dim, config)
+        self.head = nn.Linear(config.d_model, 1)
 
     @override
     def forward(self, emb: torch.Tensor, task_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         # emb (B, W, C, D), task_emb (B, L) -> progress (B, W): frame i's progress from frames <= i
-        x = torch.cat([self.text_proj(task_emb)[:, None], self.tokens(emb)], dim=1)  # (B, 1 + W, d)
-        h = self.encoder(x + self.position[: x.shape[1]])[:, 1:]  # (B, W, d)
+        h = self.encode(emb, task_emb)  # (B, W, d)
         return {"progress": torch.sigmoid(self.head(h).squeeze(-1))}
 
 

@@ -20,13 +20,13 @@ from rewards.baselines.common import (
     EpisodeStore,
     PrefixConfig,
     PrefixRewardModel,
+    PrefixTrunk,
     played_windows,
     prefix_progress_fn,
     prefix_windows,
     time_linear_mse,
     time_targets,
 )
-from rewards.blocks import CausalTransformer, FrameTokens, init_positions
 from rewards.data import EpisodeFeatures
 from sarm2_env.errors import ConfigError, DatasetError
 
@@ -140,25 +140,20 @@ def build_pairs(
     }
 
 
-class RobometerLiteNet(nn.Module):
+class RobometerLiteNet(PrefixTrunk):
     """Shared trunk (instruction token + frame tokens, causal Transformer) with two heads: sigmoid progress at
     every frame, and a preference score of the clip read at its last frame."""
 
     def __init__(self, emb_dim: int, text_dim: int, config: RobometerLiteConfig) -> None:
-        super().__init__()
-        c, d = config, config.d_model
-        self.tokens = FrameTokens(emb_dim, d, use_state=False)
-        self.text_proj = nn.Linear(text_dim, d)
-        self.position = init_positions(c.n_frames + 1, d)
-        self.encoder = CausalTransformer(d, c.n_layers, c.n_heads, c.ff_mult, c.dropout)
+        super().__init__(emb_dim, text_dim, config)
+        d = config.d_model
         self.progress_head = nn.Linear(d, 1)
         self.preference_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
     @override
     def forward(self, emb: torch.Tensor, task_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         # emb (B, W, C, D), task_emb (B, L) -> progress (B, W), preference_score (B,)
-        x = torch.cat([self.text_proj(task_emb)[:, None], self.tokens(emb)], dim=1)  # (B, 1 + W, d)
-        h = self.encoder(x + self.position[: x.shape[1]])[:, 1:]  # (B, W, d)
+        h = self.encode(emb, task_emb)  # (B, W, d)
         return {
             "progress": torch.sigmoid(self.progress_head(h).squeeze(-1)),
             "preference_score": self.preference_head(h[:, -1]).squeeze(-1),
