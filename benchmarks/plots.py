@@ -49,6 +49,14 @@ def write_plots(state: RunState, predictions: dict, agg: dict, labels: dict[str,
     return written
 
 
+def _save(plt, fig, path: Path, dpi: int = 110) -> Path:
+    """Lay ``fig`` out tightly, write it to ``path`` and close it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _curves(plt, out_dir: Path, split: str, feats, predictions: dict, labels: dict) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     t = np.arange(feats.length)
@@ -64,11 +72,7 @@ def _curves(plt, out_dir: Path, split: str, feats, predictions: dict, labels: di
         title=f"{_short(feats.task_id)}: held-out demo {feats.episode_id}",
     )
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    path = out_dir / f"curves_{_short(feats.task_id)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out_dir / f"curves_{_short(feats.task_id)}.png")
 
 
 def _rollouts(plt, out_dir: Path, task: str, rollouts: list, predictions: dict, labels: dict) -> Path:
@@ -93,11 +97,7 @@ def _rollouts(plt, out_dir: Path, task: str, rollouts: list, predictions: dict, 
         ax.axis("off")
     axes.flat[0].legend(fontsize=6, loc="upper left")
     fig.suptitle(f"{_short(task)}: held-out imperfect rollouts (failures in red)")
-    fig.tight_layout()
-    path = out_dir / f"rollouts_{_short(task)}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out_dir / f"rollouts_{_short(task)}.png", dpi=100)
 
 
 def _confusion(plt, out_dir: Path, backend: str, matrix: np.ndarray, labels: dict) -> Path:
@@ -122,11 +122,7 @@ def _confusion(plt, out_dir: Path, backend: str, matrix: np.ndarray, labels: dic
                     color="white" if norm[i, j] > 0.5 else "black",
                 )
     ax.set(xlabel="predicted", ylabel="expert label", title=f"primitives: {labels.get(backend, backend)}")
-    fig.tight_layout()
-    path = out_dir / f"confusion_{backend}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out_dir / f"confusion_{backend}.png")
 
 
 def _experts(plt, out_dir: Path, backend: str, load: np.ndarray, labels: dict) -> Path:
@@ -139,8 +135,4 @@ def _experts(plt, out_dir: Path, backend: str, load: np.ndarray, labels: dict) -
         ax.text(load.shape[1] / 2 - 0.5, g, "gate unused", ha="center", va="center", color="white", fontsize=7)
     fig.colorbar(im, ax=ax, label="mean routing weight")
     ax.set(xlabel="expert", title=f"MoE expert use by primitive group: {labels.get(backend, backend)}")
-    fig.tight_layout()
-    path = out_dir / f"experts_{backend}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out_dir / f"experts_{backend}.png")
