@@ -512,17 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the RM1 -> RM2 adaptation benchmark; returns the exit status."""
-    import os
-    import platform
-    import sys
-
+    from benchmarks.evaluation import publish_results, run_footer, start_run
     from benchmarks.pipeline import RunState, _read_json, encoded_episodes, stage_collect, stage_encode, stage_train
     from rewards.registry import reward_model_class
-    from sarm2_env.atomic import write_json_atomic
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    started = time.perf_counter()
+    args, started = start_run(build_parser(), argv)
     sizes = parse_sizes(args.sizes)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for name in backends:
@@ -633,13 +627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "heldout_demos": len(state.features["heldout_demos"]),
         "policy_rollouts": f"{len(policy_rollouts)} from {args.policy_rollouts}" if policy_rollouts else None,
         "adapt_seconds": adapt_seconds,
-        "wall_min": (time.perf_counter() - started) / 60,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **run_footer(started),
     }
-    write_json_atomic(out / "results.json", results)
-    command = "python benchmarks/adaptation.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(write_report(results, out, Path(args.docs) if args.docs else None, command.strip()))
-    return 0
+    return publish_results(results, args, argv, "adaptation", write_report)
 
 
 if __name__ == "__main__":

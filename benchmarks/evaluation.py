@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
+import os
+import platform
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +103,41 @@ def config_from_arguments(args, **overrides: Any):
     if args.tasks:
         merged["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     return load_config(args.config, {**merged, **overrides})
+
+
+def start_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, float]:
+    """A benchmark script's start: its parsed command line, INFO logging with timestamps, and the
+    ``time.perf_counter()`` it started at (for :func:`run_footer`)."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return args, time.perf_counter()
+
+
+def run_footer(started: float) -> dict[str, Any]:
+    """The last entries of a script's results: ``wall_min`` (minutes since ``started``) and ``machine``."""
+    return {
+        "wall_min": (time.perf_counter() - started) / 60,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+
+
+def publish_results(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    script: str,
+    write_report: Callable[[dict[str, Any], Path, Path | None, str], str],
+) -> int:
+    """Write ``results.json`` into ``args.out`` and print ``write_report(results, out, docs, command)`` (the
+    summary, also written to ``args.docs`` unless that is ''), ``command`` being how ``benchmarks/<script>.py``
+    was called; returns the exit status 0."""
+    from sarm2_env.atomic import write_json_atomic
+
+    out = Path(args.out)
+    write_json_atomic(out / "results.json", results)
+    command = f"python benchmarks/{script}.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(write_report(results, out, Path(args.docs) if args.docs else None, command.strip()))
+    return 0
 
 
 def write_summary(text: str, out: Path, docs: Path | None) -> None:

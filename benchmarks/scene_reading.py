@@ -411,17 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scene-or-clock benchmark (controls, probes, SARM2 options); returns the exit status."""
-    import os
-    import platform
-    import sys
-
+    from benchmarks.evaluation import publish_results, run_footer, start_run
     from benchmarks.pipeline import RunState, stage_collect, stage_encode
-    from sarm2_env.atomic import write_json_atomic
     from sarm2_env.errors import UnknownNameError
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    started = time.perf_counter()
+    args, started = start_run(build_parser(), argv)
     config = config_from_arguments(args)
     known = {v.name: v for v in VARIANTS}
     names = list(known) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -461,13 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "encoder": config.encoder,
         "image_size": d.image_size,
         "timings": state.timings,
-        "wall_min": (time.perf_counter() - started) / 60,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **run_footer(started),
     }
-    write_json_atomic(out / "results.json", results)
-    command = "python benchmarks/scene_reading.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(write_report(results, out, Path(args.docs) if args.docs else None, command.strip()))
-    return 0
+    return publish_results(results, args, argv, "scene_reading", write_report)
 
 
 if __name__ == "__main__":
