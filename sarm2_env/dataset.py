@@ -103,7 +103,7 @@ import numpy as np
 
 from sarm2_env.atomic import atomic_write
 from sarm2_env.constants import ACTION_DIM, CAMERAS, NUM_PRIMITIVES, PRIMITIVES, STATE_DIM
-from sarm2_env.errors import DatasetError
+from sarm2_env.errors import DatasetError, key_mismatch
 
 if TYPE_CHECKING:
     from typing import Self
@@ -409,13 +409,10 @@ class Episode:
             raise DatasetError(f"`frames`: expected a dict camera -> (T, H, W, 3) uint8 array; got {_describe(frames)}")
         if not frames and not require_frames:
             return
-        missing = [cam for cam in CAMERAS if cam not in frames]
-        unknown = sorted(set(frames) - set(CAMERAS))
-        if missing or unknown:
+        mismatch = key_mismatch(frames, CAMERAS)
+        if mismatch is not None:
             raise DatasetError(
-                f"`frames`: expected exactly the cameras {list(CAMERAS)}; got {sorted(frames)}"
-                + (f" (missing {missing})" if missing else "")
-                + (f" (unknown {unknown})" if unknown else "")
+                f"`frames`: expected exactly the cameras {list(CAMERAS)}; got {sorted(frames)}{mismatch}"
             )
         size: tuple[int, int] | None = None
         for cam in CAMERAS:

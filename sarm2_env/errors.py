@@ -30,6 +30,17 @@ def check_positive_int(name: str, value: object, hint: str = "") -> int:
     return value
 
 
+def key_mismatch(got: Iterable[str], expected: Iterable[str]) -> str | None:
+    """``None`` where ``got`` holds exactly the ``expected`` keys, else the suffix an error message adds to name the
+    difference: ``" (missing [...])"`` (in ``expected``'s order) and/or ``" (unknown [...])"`` (sorted)."""
+    got, expected = list(got), list(expected)
+    missing = [k for k in expected if k not in got]
+    unknown = sorted(set(got) - set(expected))
+    if not missing and not unknown:
+        return None
+    return (f" (missing {missing})" if missing else "") + (f" (unknown {unknown})" if unknown else "")
+
+
 class InvalidActionError(SARM2Error, ValueError):
     """An action has the wrong shape, dtype or non-finite values."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sarm2_env.errors import ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.errors import ConfigError, InputShapeError, NonFiniteError, key_mismatch
 
 __all__ = ["EncoderSpec", "ImageEncoder", "MIN_FRAME_SIDE", "file_digest", "quiet_transformers", "resolve_device"]
 
@@ -76,14 +76,9 @@ class EncoderSpec:
         """Inverse of :meth:`to_dict`; missing or unknown keys raise :class:`~sarm2_env.errors.ConfigError`."""
         if not isinstance(d, dict):
             raise ConfigError(f"`spec` must be a dict with keys {list(_SPEC_FIELDS)}; got {type(d).__name__}")
-        missing = [k for k in _SPEC_FIELDS if k not in d]
-        unknown = sorted(set(d) - set(_SPEC_FIELDS))
-        if missing or unknown:
-            raise ConfigError(
-                f"`spec` must have exactly the keys {list(_SPEC_FIELDS)}; got {sorted(d)}"
-                + (f" (missing {missing})" if missing else "")
-                + (f" (unknown {unknown})" if unknown else "")
-            )
+        mismatch = key_mismatch(d, _SPEC_FIELDS)
+        if mismatch is not None:
+            raise ConfigError(f"`spec` must have exactly the keys {list(_SPEC_FIELDS)}; got {sorted(d)}{mismatch}")
         return cls(**{k: d[k] for k in _SPEC_FIELDS})
 
 
