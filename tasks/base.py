@@ -19,6 +19,7 @@ from typing_extensions import override
 from sarm2_env.actions import check_action
 from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
 from sarm2_env.errors import ConfigError
+from tasks.calibration import home_tcp_positions, tcp_site_ids
 from tasks.jitter import SceneJitter
 from tasks.rendering import MultiCameraRenderer
 from tasks.station import (
@@ -171,6 +172,8 @@ class YamTaskEnv(gym.Env):
             }
         )
         self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)
+        self._tcp = tcp_site_ids(self.model)  # each arm's tool-centre site
+        self._home_tcp = home_tcp_positions(self.model)  # where they start: the yardstick of the "reach" stages
         self._renderer: MultiCameraRenderer | None = None
         #: renderers at other square sizes than the observation's, for reward models trained at another resolution
         self._sized_renderers: dict[int, MultiCameraRenderer] = {}
@@ -372,12 +375,26 @@ class YamTaskEnv(gym.Env):
         for adr, off in zip(qpos_adrs, offsets):
             self.data.qpos[adr : adr + 3] = off
 
+    def flex_vertices(self, body_prefix: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``n`` vertex bodies of an attached flex (``<body_prefix>0``, ``<body_prefix>1``, ...): their body
+        ids (N,), their joints' qpos addresses (N,) and their build positions (N, 3), the ``rest`` of
+        :meth:`place_flex`."""
+        bodies = np.array([self.model.body(f"{body_prefix}{i}").id for i in range(n)])
+        qpos_adrs = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in bodies])
+        return bodies, qpos_adrs, self.model.body_pos[bodies].copy()
+
     def update_grasp_assists(self, assists: dict[str, Any]) -> None:
         """Drive one grasp assist per arm (``{arm: WeldGrasp | PinchGrasp}``) with that arm's gripper command:
         closing on contact engages it, opening releases it."""
         cmd = self.gripper_command()
         for arm, assist in assists.items():
             assist.update(self.model, self.data, float(cmd[ARMS.index(arm)]))
+
+    def reset_grasp_assists(self, assists: dict[Any, Any]) -> None:
+        """Let go with every grasp assist of ``assists`` (its values: ``WeldGrasp | PinchGrasp``) for a new
+        episode."""
+        for assist in assists.values():
+            assist.reset(self.data)
 
     def gripper_command(self) -> np.ndarray:
         """Commanded opening (0 closed, 1 open) of the left and right grippers."""

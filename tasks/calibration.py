@@ -86,7 +86,12 @@ def home_tcp_positions(model: mujoco.MjModel) -> dict[str, np.ndarray]:
         for name, q in zip(arm_joint_names(arm), HOME_QPOS[:6]):
             data.qpos[model.joint(name).qposadr[0]] = q
     mujoco.mj_kinematics(model, data)
-    return {arm: data.site_xpos[model.site(f"tcp_{arm}").id].copy() for arm in ARMS}
+    return {arm: data.site_xpos[site].copy() for arm, site in tcp_site_ids(model).items()}
+
+
+def tcp_site_ids(model: mujoco.MjModel) -> dict[str, int]:
+    """Site id of each arm's tool centre (``tcp_left``, ``tcp_right``)."""
+    return {arm: model.site(f"tcp_{arm}").id for arm in ARMS}
 
 
 def gripper_closure(opening: float) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y, add_table_patch
@@ -163,20 +163,17 @@ class CleanWhiteboardEnv(YamTaskEnv):
             conaffinity=0,
             mass=0.0,
         )
-        for arm in ("left", "right"):
-            WeldGrasp.add_to_spec(spec, arm, "eraser")
+        WeldGrasp.add_for_arms(spec, "eraser")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = {arm: WeldGrasp(self.model, arm, "eraser") for arm in ("left", "right")}
+        self.grasps = WeldGrasp.for_arms(self.model, "eraser")
         self._ink_geoms = np.array([self.model.geom(f"ink_{k}").id for k in range(len(self._cell_centers))])
         self._eraser = self.model.body("eraser").id
         self._eraser_qadr = self.model.joint("eraser_free").qposadr[0]
         self._inked = np.zeros(len(self._cell_centers), dtype=bool)
         self._wiped = np.zeros(len(self._cell_centers), dtype=bool)
         self._left_cells = self._cell_centers[:, 1] >= BOARD_CENTER[1]  # the left arm's half (+y)
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -200,8 +197,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
         y = -0.085 + rng.uniform(-0.015, 0.015)
         yaw = rng.uniform(-0.25, 0.25)
         self.set_free_pose(self._eraser_qadr, (x, y, ERASER_HALF[2]), yaw)
-        for grasp in self.grasps.values():
-            grasp.release(self.data)
+        self.reset_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ per-step physics
     def _before_physics(self, action: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 
@@ -192,15 +192,12 @@ class CoilHeadphonesEnv(YamTaskEnv):
             name2="phones/cable_0",
             solref=[0.005, 1.0],
         )
-        for arm in ("left", "right"):
-            PinchGrasp.add_to_spec(spec, arm, "phones/cable_0", max_vertices=2)
+        PinchGrasp.add_for_arms(spec, "phones/cable_0", max_vertices=2)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._vbody = np.array([self.model.body(f"phones/cable_{i}").id for i in range(N_VERTS)])
-        self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
+        self._vbody, self._vqadr, self._rest = self.flex_vertices("phones/cable_", N_VERTS)  # rest: straight
         self._vdadr = np.array([self.model.jnt_dofadr[self.model.body_jntadr[b]] for b in self._vbody])
-        self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) straight layout at the build pose
         self._mandrel_mocap = self.model.body_mocapid[self.model.body("mandrel").id]
         self._phones_mocap = self.model.body_mocapid[self.model.body("headphones").id]
         # The jack's anchor: on the headphones' origin at cable height, which is where the reset lays
@@ -208,11 +205,7 @@ class CoilHeadphonesEnv(YamTaskEnv):
         jack = self.model.equality("cable_jack").id
         self.model.eq_data[jack, 0:3] = [0.0, 0.0, CABLE_R]
         self.model.eq_data[jack, 3:6] = 0.0
-        self.pinches = {
-            arm: PinchGrasp(self.model, arm, self._vbody, radius=0.025, max_vertices=2) for arm in ("left", "right")
-        }
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
+        self.pinches = PinchGrasp.for_arms(self.model, self._vbody, radius=0.025, max_vertices=2)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -231,8 +224,7 @@ class CoilHeadphonesEnv(YamTaskEnv):
         layout[:, 2] = CABLE_R
         for adr, target, rest in zip(self._vqadr, layout, self._rest):
             self.data.qpos[adr : adr + 3] = target - rest
-        for pinch in self.pinches.values():
-            pinch.reset(self.data)
+        self.reset_grasp_assists(self.pinches)
 
     def _before_physics(self, action: np.ndarray) -> None:
         self.update_grasp_assists(self.pinches)

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 from tasks.station import STATION_CENTER_Y
@@ -118,18 +118,13 @@ class FoldShortsEnv(YamTaskEnv):
         spec.geom("table").conaffinity = 3
         child = mujoco.MjSpec.from_string(_CLOTH_XML)
         spec.attach(child, frame=spec.worldbody.add_frame(), prefix="shorts/")
-        for arm in ("left", "right"):
-            PinchGrasp.add_to_spec(spec, arm, "shorts/cloth_0")
+        PinchGrasp.add_for_arms(spec, "shorts/cloth_0")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         n = GRID[0] * GRID[1]
-        self._vbody = np.array([self.model.body(f"shorts/cloth_{i}").id for i in range(n)])
-        self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
-        self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
-        self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody) for arm in ("left", "right")}
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
+        self._vbody, self._vqadr, self._rest = self.flex_vertices("shorts/cloth_", n)  # rest: flat, as built
+        self.pinches = PinchGrasp.for_arms(self.model, self._vbody)
         flat = {k: self._rest[v] for k, v in LANDMARKS.items()}
         self._d0 = {pair: float(np.linalg.norm(flat[pair[0]] - flat[pair[1]])) for pair in FOLD1_PAIRS + FOLD2_PAIRS}
 
@@ -138,8 +133,7 @@ class FoldShortsEnv(YamTaskEnv):
         shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.03, 0.03)])
         yaw = rng.uniform(-0.15, 0.15)
         self.place_flex(self._vqadr, self._rest, shift, yaw)
-        for pinch in self.pinches.values():
-            pinch.reset(self.data)
+        self.reset_grasp_assists(self.pinches)
 
     def _before_physics(self, action: np.ndarray) -> None:
         self.update_grasp_assists(self.pinches)

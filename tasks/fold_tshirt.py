@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
 from tasks.station import STATION_CENTER_Y
@@ -172,29 +172,23 @@ class FoldTShirtEnv(YamTaskEnv):
         spec.geom("table").conaffinity = 3
         child = mujoco.MjSpec.from_string(_cloth_xml())
         spec.attach(child, frame=spec.worldbody.add_frame(), prefix="shirt/")
-        for arm in ("left", "right"):
-            PinchGrasp.add_to_spec(spec, arm, "shirt/cloth_0")
+        PinchGrasp.add_for_arms(spec, "shirt/cloth_0")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._vbody = np.array([self.model.body(f"shirt/cloth_{i}").id for i in range(N_VERTICES)])
-        self._vqadr = np.array([self.model.jnt_qposadr[self.model.body_jntadr[b]] for b in self._vbody])
-        self._rest = self.model.body_pos[self._vbody].copy()  # (N, 3) flat layout at the build pose
-        self.pinches = {arm: PinchGrasp(self.model, arm, self._vbody, radius=0.03) for arm in ("left", "right")}
+        self._vbody, self._vqadr, self._rest = self.flex_vertices("shirt/cloth_", N_VERTICES)  # rest: flat, as built
+        self.pinches = PinchGrasp.for_arms(self.model, self._vbody, radius=0.03)
         self._d0 = np.array([np.linalg.norm(self._rest[a] - self._rest[b]) for a, b in ALL_PAIRS])
         self._pair_a = self._vbody[[a for a, _ in ALL_PAIRS]]
         self._pair_b = self._vbody[[b for _, b in ALL_PAIRS]]
         self._landmarks = self._vbody[list(LANDMARK_VERTICES)]
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
 
     def _reset_task(self) -> None:
         rng = self.np_random
         shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)])
         yaw = rng.uniform(-0.12, 0.12)
         self.place_flex(self._vqadr, self._rest, shift, yaw)
-        for pinch in self.pinches.values():
-            pinch.reset(self.data)
+        self.reset_grasp_assists(self.pinches)
 
     def _before_physics(self, action: np.ndarray) -> None:
         self.update_grasp_assists(self.pinches)

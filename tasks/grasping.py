@@ -17,6 +17,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from sarm2_env.constants import ARMS
+
 #: Gripper commands below this (normalised opening) mean "closing"; above ``RELEASE`` mean "open".
 CLOSE_BELOW = 0.5
 RELEASE_ABOVE = 0.6
@@ -54,6 +56,17 @@ class WeldGrasp:
     def add_to_spec(spec: mujoco.MjSpec, arm: str, body: str) -> str:
         """Add the (inactive) weld of ``arm``'s tool to ``body``; returns the equality's name."""
         return _add_gripper_equality(spec, f"grasp_{arm}_{body}", mujoco.mjtEq.mjEQ_WELD, arm, body)
+
+    @classmethod
+    def add_for_arms(cls, spec: mujoco.MjSpec, body: str) -> None:
+        """Add the (inactive) welds of both arms' tools to ``body``, left then right."""
+        for arm in ARMS:
+            cls.add_to_spec(spec, arm, body)
+
+    @classmethod
+    def for_arms(cls, model: mujoco.MjModel, body: str) -> dict[str, WeldGrasp]:
+        """``{arm: WeldGrasp}`` of both arms on ``body`` (added by :meth:`add_for_arms`)."""
+        return {arm: cls(model, arm, body) for arm in ARMS}
 
     def __init__(self, model: mujoco.MjModel, arm: str, body: str) -> None:
         self.arm, self.body = arm, body
@@ -94,6 +107,10 @@ class WeldGrasp:
         """Let go of the object."""
         data.eq_active[self.eq_id] = 0
 
+    def reset(self, data: mujoco.MjData) -> None:
+        """Let go of the object (a new episode)."""
+        self.release(data)
+
 
 class PinchGrasp:
     """Connect equalities from one gripper to up to ``max_vertices`` flex vertex bodies."""
@@ -105,6 +122,19 @@ class PinchGrasp:
             _add_gripper_equality(spec, f"pinch_{arm}_{k}", mujoco.mjtEq.mjEQ_CONNECT, arm, vertex_body)
             for k in range(max_vertices)
         ]
+
+    @classmethod
+    def add_for_arms(cls, spec: mujoco.MjSpec, vertex_body: str, max_vertices: int = 8) -> None:
+        """:meth:`add_to_spec` for both arms, left then right."""
+        for arm in ARMS:
+            cls.add_to_spec(spec, arm, vertex_body, max_vertices=max_vertices)
+
+    @classmethod
+    def for_arms(
+        cls, model: mujoco.MjModel, vertex_bodies: np.ndarray, radius: float = 0.03, max_vertices: int = 8
+    ) -> dict[str, PinchGrasp]:
+        """``{arm: PinchGrasp}`` of both arms (equalities added by :meth:`add_for_arms`)."""
+        return {arm: cls(model, arm, vertex_bodies, radius=radius, max_vertices=max_vertices) for arm in ARMS}
 
     def __init__(
         self, model: mujoco.MjModel, arm: str, vertex_bodies: np.ndarray, radius: float = 0.03, max_vertices: int = 8

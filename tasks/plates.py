@@ -19,7 +19,7 @@ import numpy as np
 
 from sarm2_env.constants import ARMS
 from tasks.base import Evaluation, YamTaskEnv, yaw_quat
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions
+from tasks.calibration import approach, calibrated_progress, gripper_closure
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 
@@ -117,7 +117,6 @@ class PlateTaskEnv(YamTaskEnv):
         self._plate_dadr = np.array([self.model.joint(f"plate{k}_free").dofadr[0] for k in range(n)])
         self.grasps = {arm: [WeldGrasp(self.model, arm, f"plate{k}") for k in range(n)] for arm in ARMS}
         self._tcp_ids = {arm: self.model.site(f"tcp_{arm}").id for arm in ARMS}
-        self._home_tcp = home_tcp_positions(self.model)
         #: Each plate's distance to its goal at reset (set by subclasses' ``_reset_task``), for the transport terms.
         self._d0 = np.ones(n)
 

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 
@@ -158,12 +158,11 @@ class PullPlugEnv(YamTaskEnv):
             conaffinity=0,
             mass=0.0,
         )
-        for arm in ARMS:
-            WeldGrasp.add_to_spec(spec, arm, "plug")
+        WeldGrasp.add_for_arms(spec, "plug")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = {arm: WeldGrasp(self.model, arm, "plug") for arm in ARMS}
+        self.grasps = WeldGrasp.for_arms(self.model, "plug")
         self._socket = self.model.body("socket").id
         self._plug = self.model.body("plug").id
         self._socket_qadr = self.model.joint("socket_free").qposadr[0]
@@ -173,8 +172,6 @@ class PullPlugEnv(YamTaskEnv):
             self.model.geom(f"{arm}_{part}").id for arm in ARMS for part in ("tip_left_pad", "tip_right_pad", "palm")
         }
         self._force = np.zeros(6)
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ARMS}
-        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -184,8 +181,7 @@ class PullPlugEnv(YamTaskEnv):
         yaw = rng.uniform(-0.2, 0.2)
         self.set_free_pose(self._socket_qadr, (x, y, SOCKET_HALF[2]), yaw)
         self.data.qpos[self._plug_qadr] = 0.0
-        for grasp in self.grasps.values():
-            grasp.release(self.data)
+        self.reset_grasp_assists(self.grasps)
 
     def _before_physics(self, action: np.ndarray) -> None:
         self.update_grasp_assists(self.grasps)

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y
@@ -209,18 +209,15 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
                 rgba=[0.4, 0.24, 0.12, 1],
                 friction=[0.6, 0.01, 0.001],
             )
-        for arm in ("left", "right"):
-            WeldGrasp.add_to_spec(spec, arm, "umbrella")
+        WeldGrasp.add_for_arms(spec, "umbrella")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = {arm: WeldGrasp(self.model, arm, "umbrella") for arm in ("left", "right")}
+        self.grasps = WeldGrasp.for_arms(self.model, "umbrella")
         self._body = self.model.body("umbrella").id
         self._qadr = self.model.joint("umbrella_free").qposadr[0]
         self._dadr = self.model.joint("umbrella_free").dofadr[0]
         self._rest_com_z = 0.0
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -228,8 +225,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         x, y = UMBRELLA_XY + rng.uniform(-0.03, 0.03, size=2)
         yaw = rng.uniform(-0.2, 0.2)
         self.set_free_pose(self._qadr, (x, y, REST_Z), yaw)
-        for grasp in self.grasps.values():
-            grasp.release(self.data)
+        self.reset_grasp_assists(self.grasps)
         mujoco.mj_kinematics(self.model, self.data)
         self._rest_com_z = float(self.data.xipos[self._body][2])
 

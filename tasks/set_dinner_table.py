@@ -10,7 +10,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y, add_object_floor, add_table_patch
@@ -276,8 +276,6 @@ class SetDinnerTableEnv(YamTaskEnv):
             t.name: self.model.geom_pos[g].copy() for t, g in zip(TABLEWARE, self._marker_geom.values())
         }
         self._mat_home = self.model.geom_pos[self._mat_geom].copy()
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -294,8 +292,7 @@ class SetDinnerTableEnv(YamTaskEnv):
                 yaw = rng.uniform(-np.pi, np.pi)
             adr = self._qadr[t.name]
             self.set_free_pose(adr, (*xy, t.half_height), yaw)
-        for grasp in self.grasps.values():
-            grasp.release(self.data)
+        self.reset_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ per-step physics
     def _before_physics(self, action: np.ndarray) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from typing_extensions import override
 
 from tasks.base import Evaluation, YamTaskEnv
-from tasks.calibration import approach, calibrated_progress, gripper_closure, home_tcp_positions, stage_weights
+from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import WeldGrasp
 from tasks.station import add_object_floor, add_table_patch
@@ -184,19 +184,16 @@ class SweepPaperScrapsEnv(YamTaskEnv):
                 conaffinity=0,
                 mass=0.0,
             )
-        for arm in ("left", "right"):
-            WeldGrasp.add_to_spec(spec, arm, "broom")
+        WeldGrasp.add_for_arms(spec, "broom")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = {arm: WeldGrasp(self.model, arm, "broom") for arm in ("left", "right")}
+        self.grasps = WeldGrasp.for_arms(self.model, "broom")
         self._broom = self.model.body("broom").id
         self._broom_qadr = int(self.model.joint("broom_free").qposadr[0])
         self._scrap_bodies = np.array([self.model.body(f"scrap_{k}").id for k in range(N_SCRAPS)])
         self._scrap_qadr = np.array([self.model.joint(f"scrap_{k}_free").qposadr[0] for k in range(N_SCRAPS)])
         self._scrap_d0 = np.ones(N_SCRAPS)  # each scrap's distance to the zone at reset
-        self._tcp = {arm: self.model.site(f"tcp_{arm}").id for arm in ("left", "right")}
-        self._home_tcp = home_tcp_positions(self.model)
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
@@ -209,8 +206,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         bxy = BROOM_REST + rng.uniform(-0.015, 0.015, size=2)
         byaw = rng.uniform(-0.15, 0.15)
         self.set_free_pose(self._broom_qadr, (*bxy, HEAD_HALF[2]), byaw)
-        for grasp in self.grasps.values():
-            grasp.release(self.data)
+        self.reset_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ per-step physics
     def _before_physics(self, action: np.ndarray) -> None:
