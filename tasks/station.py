@@ -178,46 +178,52 @@ def _add_scenery(spec: mujoco.MjSpec) -> None:
     )
 
 
+def _add_tcp_aligned_box(
+    spec: mujoco.MjSpec, data: mujoco.MjData, arm: str, body: str, name: str, offset: list[float], **geom: Any
+) -> None:
+    """An invisible collision box (group 3) ``name`` on ``body``, centred at ``offset`` in ``arm``'s tool-centre
+    frame (columns: x, y along the finger slide, z the approach) and aligned with it; ``geom``: its size and any
+    other geom attributes."""
+    tcp = data.site(f"tcp_{arm}")
+    frame = data.body(body)
+    r_body = frame.xmat.reshape(3, 3)
+    r_tcp = tcp.xmat.reshape(3, 3)
+    centre = tcp.xpos + r_tcp @ np.array(offset)
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, (r_body.T @ r_tcp).ravel())
+    spec.body(body).add_geom(
+        name=name,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=r_body.T @ (centre - frame.xpos),
+        quat=quat,
+        rgba=[0.2, 0.2, 0.2, 0.0],
+        group=3,
+        **geom,
+    )
+
+
 def _add_collision_geoms(spec: mujoco.MjSpec) -> None:
     """Finger pads and palm boxes, placed from the tool-centre frame at the closed-gripper pose."""
     ref = spec.compile()  # MjSpec.copy() is broken in MuJoCo 4.0; compiling twice is fine
     data = mujoco.MjData(ref)
     mujoco.mj_forward(ref, data)  # qpos = 0: grippers closed, pads touching at the tool centre
     for arm in ARMS:
-        tcp = data.site(f"tcp_{arm}")
-        r_tcp = tcp.xmat.reshape(3, 3)  # columns: x, y (finger slide axis), z (approach)
         for tip, side in ((f"{arm}_tip_left", 1.0), (f"{arm}_tip_right", -1.0)):
-            body = data.body(tip)
-            r_body = body.xmat.reshape(3, 3)
-            centre = tcp.xpos + r_tcp @ np.array([0.0, side * 0.0045, -0.012])
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, (r_body.T @ r_tcp).ravel())
-            spec.body(tip).add_geom(
-                name=f"{tip}_pad",
-                type=mujoco.mjtGeom.mjGEOM_BOX,
+            _add_tcp_aligned_box(
+                spec,
+                data,
+                arm,
+                tip,
+                f"{tip}_pad",
+                [0.0, side * 0.0045, -0.012],
                 size=[0.011, 0.004, 0.016],
-                pos=r_body.T @ (centre - body.xpos),
-                quat=quat,
-                rgba=[0.2, 0.2, 0.2, 0.0],
                 friction=[1.5, 0.02, 0.002],
                 condim=4,
-                group=3,
                 priority=1,
                 solref=[0.004, 1.0],
             )
-        grip = data.body(f"{arm}_gripper")
-        r_grip = grip.xmat.reshape(3, 3)
-        palm = tcp.xpos + r_tcp @ np.array([0.0, 0.0, -0.075])
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, (r_grip.T @ r_tcp).ravel())
-        spec.body(f"{arm}_gripper").add_geom(
-            name=f"{arm}_palm",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[0.03, 0.05, 0.03],
-            pos=r_grip.T @ (palm - grip.xpos),
-            quat=quat,
-            rgba=[0.2, 0.2, 0.2, 0.0],
-            group=3,
+        _add_tcp_aligned_box(
+            spec, data, arm, f"{arm}_gripper", f"{arm}_palm", [0.0, 0.0, -0.075], size=[0.03, 0.05, 0.03]
         )
 
 
