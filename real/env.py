@@ -52,7 +52,6 @@ from typing import IO, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 from typing_extensions import override
 
@@ -63,16 +62,14 @@ from real.config import StationConfig, _image_size, arm_joint_range, load_statio
 from real.errors import CameraError, EStopActiveError, MotorFaultError, SafetyStopError, StaleFrameError
 from real.labels import LabelHook, OperatorLabels
 from real.safety import KeyListener, SafetyFilter, SafetySupervisor, SignalEStop, estop_key_bindings
-from sarm2_env.actions import check_action
-from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVES, STATE_DIM
+from sarm2_env.actions import JOINT_OVERSHOOT, check_action, station_spaces
+from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVES
 from sarm2_env.errors import ConfigError
 
 __all__ = ["JOINT_OVERSHOOT", "RealStationEnv"]
 
 logger = logging.getLogger(__name__)
 
-#: Slack (rad) of the ``agent_pos`` bounds beyond the joint ranges; the same as the simulated tasks.
-JOINT_OVERSHOOT = 0.2
 #: Joint error (rad) under which the move to home counts as arrived.
 HOME_TOLERANCE = 0.03
 _LIVE: weakref.WeakSet[RealStationEnv] = weakref.WeakSet()
@@ -274,15 +271,7 @@ class RealStationEnv(ClosedOnExit, gym.Env):
             lo += [*r[:, 0], 0.0]
             hi += [*r[:, 1], 1.0]
         low, high = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
-        self.action_space = spaces.Box(low, high, shape=(ACTION_DIM,), dtype=np.float32)
-        margin = np.insert(np.full(12, JOINT_OVERSHOOT, dtype=np.float32), [6, 12], 0.0)
-        image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
-        self.observation_space = spaces.Dict(
-            {
-                "pixels": spaces.Dict({cam: image for cam in CAMERAS}),
-                "agent_pos": spaces.Box(low - margin, high + margin, shape=(STATE_DIM,), dtype=np.float32),
-            }
-        )
+        self.action_space, self.observation_space = station_spaces(low, high, self.height, self.width)
 
     # ------------------------------------------------------------------ hardware helpers
     def _measured(self) -> np.ndarray:

@@ -16,8 +16,8 @@ import numpy as np
 from gymnasium import spaces
 from typing_extensions import override
 
-from sarm2_env.actions import check_action
-from sarm2_env.constants import ACTION_DIM, ARMS, CAMERAS, PRIMITIVE_INDEX, STATE_DIM
+from sarm2_env.actions import JOINT_OVERSHOOT, check_action, station_spaces  # noqa: F401 (re-export)
+from sarm2_env.constants import ARMS, CAMERAS, PRIMITIVE_INDEX
 from sarm2_env.errors import ConfigError
 from tasks.calibration import home_tcp_positions, tcp_site_ids
 from tasks.jitter import SceneJitter
@@ -46,9 +46,6 @@ class Evaluation:
     terms: dict[str, float] = field(default_factory=dict)
     calibrated_progress: float | None = None
 
-
-#: Slack (rad) of the ``agent_pos`` bounds beyond the joint limits.
-JOINT_OVERSHOOT = 0.2
 
 #: Observation modes (ManiSkill-style): camera views + joints (the default, what a real station gives), the
 #: flat privileged simulator state (joints first, then the task's objects; no rendering), or both.
@@ -160,17 +157,7 @@ class YamTaskEnv(gym.Env):
         joint_hi = np.concatenate([self._arm_range(arm)[1] for arm in ARMS])
         lo = np.insert(joint_lo, [6, 12], 0.0).astype(np.float32)
         hi = np.insert(joint_hi, [6, 12], 1.0).astype(np.float32)
-        self.action_space = spaces.Box(lo, hi, shape=(ACTION_DIM,), dtype=np.float32)
-        state_margin = np.insert(np.full(12, JOINT_OVERSHOOT, dtype=np.float32), [6, 12], 0.0)
-        image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
-        self.observation_space = spaces.Dict(
-            {
-                "pixels": spaces.Dict({cam: image for cam in CAMERAS}),
-                # Measured joints can overshoot a limit they are driven into (soft limits here, motor
-                # compliance on the real arm), so the state space is wider than the action space.
-                "agent_pos": spaces.Box(lo - state_margin, hi + state_margin, shape=(STATE_DIM,), dtype=np.float32),
-            }
-        )
+        self.action_space, self.observation_space = station_spaces(lo, hi, self.height, self.width)
         self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)
         self._tcp = tcp_site_ids(self.model)  # each arm's tool-centre site
         self._home_tcp = home_tcp_positions(self.model)  # where they start: the yardstick of the "reach" stages
