@@ -197,14 +197,25 @@ def skill_rows(cell: dict) -> list[str]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print and write the calibrated-progress agreement table; returns the exit status."""
-    import tasks
-    from benchmarks.report import _git_revision, short_revision
+def _skills(args: argparse.Namespace) -> list[float]:
+    """The ``--skills``; a ConfigError for a skill outside [0, 1], fewer than 2 demos or negative seeds."""
     from sarm2_env.errors import ConfigError
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", default="all", help="comma-separated ids or short names, or all")
+    skills = [float(s) for s in args.skills.split(",") if s.strip()]
+    if args.demos < 2 or args.seeds < 0 or not all(0.0 <= s <= 1.0 for s in skills):
+        raise ConfigError(
+            f"`--demos` must be >= 2, `--seeds` >= 0 and skills in [0, 1]; got {args.demos}, {args.seeds}, "
+            f"{args.skills!r}"
+        )
+    return skills
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print and write the calibrated-progress agreement table; returns the exit status."""
+    from benchmarks.evaluation import parse_task_arguments, task_parser
+    from benchmarks.report import _git_revision, short_revision
+
+    parser = task_parser(__doc__)
     parser.add_argument("--demos", type=int, default=20, help="full-skill demos per task (seeds 0, 1, ...)")
     parser.add_argument("--seeds", type=int, default=3, help="imperfect rollouts per task and skill (seeds 0, 1, ...)")
     parser.add_argument("--skills", default="0.3,0.6,0.8", help="imperfect skills (comma-separated; empty: none)")
@@ -212,18 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="print each task's stage weights measured on the demos")
     parser.add_argument("--out", default="docs/results/calibrated_progress.md", help="markdown file to write")
     parser.add_argument("--cells", default="results/calibrated_progress", help="where per-task results are cached")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        ids = tasks.resolve_task_ids(args.tasks)
-        skills = [float(s) for s in args.skills.split(",") if s.strip()]
-        if args.demos < 2 or args.seeds < 0 or not all(0.0 <= s <= 1.0 for s in skills):
-            raise ConfigError(
-                f"`--demos` must be >= 2, `--seeds` >= 0 and skills in [0, 1]; got {args.demos}, {args.seeds}, "
-                f"{args.skills!r}"
-            )
-    except ValueError as exc:  # ConfigError and UnknownNameError are ValueErrors
-        parser.error(str(exc))
+    args, ids, skills = parse_task_arguments(parser, argv, _skills)
 
     out = Path(args.cells)
     cells = []

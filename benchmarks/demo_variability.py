@@ -118,29 +118,29 @@ def summarise(out: Path, cells: list[dict[str, Any]]) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure the demos' length variation per task at each operator variability; returns the exit status."""
-    import tasks
+def _settings(args: argparse.Namespace) -> list[float]:
+    """The ``--variability`` settings, sorted; a ConfigError for a setting outside [0, 1] or too few episodes."""
     from sarm2_env.errors import ConfigError
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", default="all", help="comma-separated ids or short names, or all")
+    settings = sorted({float(v) for v in args.variability.split(",")})
+    if settings[0] < 0.0 or settings[-1] > 1.0:
+        raise ConfigError(f"`--variability` must be in [0, 1]; got {args.variability!r}")
+    if args.episodes < 2 or args.workers < 1:
+        raise ConfigError(f"`--episodes` must be >= 2 and `--workers` >= 1; got {args.episodes}, {args.workers}")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the demos' length variation per task at each operator variability; returns the exit status."""
+    from benchmarks.evaluation import parse_task_arguments, task_parser
+
+    parser = task_parser(__doc__)
     parser.add_argument("--variability", default="0,1", help="settings in [0, 1] (comma-separated)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and setting")
     parser.add_argument("--seed", type=int, default=0, help="first env/expert seed")
     parser.add_argument("--workers", type=int, default=2, help="processes")
     parser.add_argument("--out", default="results/demo_variability")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        ids = tasks.resolve_task_ids(args.tasks)
-        settings = sorted({float(v) for v in args.variability.split(",")})
-        if settings[0] < 0.0 or settings[-1] > 1.0:
-            raise ConfigError(f"`--variability` must be in [0, 1]; got {args.variability!r}")
-        if args.episodes < 2 or args.workers < 1:
-            raise ConfigError(f"`--episodes` must be >= 2 and `--workers` >= 1; got {args.episodes}, {args.workers}")
-    except ValueError as exc:  # ConfigError and UnknownNameError are ValueErrors
-        parser.error(str(exc))
+    args, ids, settings = parse_task_arguments(parser, argv, _settings)
     out = Path(args.out)
     cells, todo = [], []
     # Slowest tasks first, so the two workers finish together.

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from benchmarks.metrics import by_task, macro_summary, spearman_per_task
 from sarm2_env.stats import auroc, nanmean
 
 log = logging.getLogger("benchmarks")
+
+_Settings = TypeVar("_Settings")
 
 
 def score_rollouts(model, rollouts: Sequence) -> dict[str, Any]:
@@ -111,6 +113,33 @@ def start_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tu
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     return args, time.perf_counter()
+
+
+def task_parser(doc: str, tasks: str = "all") -> argparse.ArgumentParser:
+    """A per-task benchmark's argument parser: described by the first line of ``doc`` (the script's docstring),
+    with its ``--tasks`` option (default ``tasks``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--tasks", default=tasks, help="comma-separated ids or short names, or all")
+    return parser
+
+
+def parse_task_arguments(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    check: Callable[[argparse.Namespace], _Settings],
+) -> tuple[argparse.Namespace, list[str], _Settings]:
+    """A per-task benchmark's start (see :func:`task_parser`): its parsed command line, INFO logging with
+    timestamps, the task ids ``--tasks`` names and what ``check(args)`` returns (the settings it parsed and
+    checked). An unknown task, or a ``ValueError`` from ``check`` (``ConfigError`` is one), exits through
+    ``parser.error`` with its message."""
+    import tasks
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        return args, tasks.resolve_task_ids(args.tasks), check(args)
+    except ValueError as exc:  # ConfigError and UnknownNameError are ValueErrors
+        parser.error(str(exc))
 
 
 def run_footer(started: float) -> dict[str, Any]:

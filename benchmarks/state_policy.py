@@ -158,28 +158,28 @@ def summarise(out: Path, args: argparse.Namespace) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Calibrate the state BC policy by its data budget (success per task); returns the exit status."""
-    import tasks
+def _budgets(args: argparse.Namespace) -> list[int]:
+    """The ``--budgets``, sorted; a ConfigError for a budget, evaluation or worker count < 1 or noise < 0."""
     from sarm2_env.errors import ConfigError
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated ids or short names, or all")
+    budgets = sorted({int(b) for b in args.budgets.split(",")})
+    if not budgets or budgets[0] < 1 or args.eval < 1 or args.workers < 1 or args.noise < 0:
+        raise ConfigError("`--budgets`, `--eval` and `--workers` must be >= 1 and `--noise` >= 0")
+    return budgets
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Calibrate the state BC policy by its data budget (success per task); returns the exit status."""
+    from benchmarks.evaluation import parse_task_arguments, task_parser
+
+    parser = task_parser(__doc__, tasks=",".join(DEFAULT_TASKS))
     parser.add_argument("--budgets", default="20,40,80,160", help="demo budgets (comma-separated)")
     parser.add_argument("--noise", type=float, default=0.02, help="DART action noise (rad) while collecting demos")
     parser.add_argument("--eval", type=int, default=20, help="held-out evaluation episodes per cell")
     parser.add_argument("--steps", type=int, default=6000, help="BC training steps")
     parser.add_argument("--workers", type=int, default=2, help="processes (each uses one torch thread)")
     parser.add_argument("--out", default="results/state_policy")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        ids = tasks.resolve_task_ids(args.tasks)
-        budgets = sorted({int(b) for b in args.budgets.split(",")})
-        if not budgets or budgets[0] < 1 or args.eval < 1 or args.workers < 1 or args.noise < 0:
-            raise ConfigError("`--budgets`, `--eval` and `--workers` must be >= 1 and `--noise` >= 0")
-    except ValueError as exc:
-        parser.error(str(exc))
+    args, ids, budgets = parse_task_arguments(parser, argv, _budgets)
     out = Path(args.out)
     ctx = mp.get_context("spawn")  # forked workers deadlock after torch/GL initialisation
     with cf.ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
