@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,21 +80,29 @@ class EpisodeFeatures:
             rows = hold_rows(frame_index, episode.length)
             stacked = stacked[rows]
         return cls(
-            episode_id=episode.episode_id,
-            task_id=episode.task_id,
-            instruction=episode.instruction,
-            success=bool(episode.success),
-            skill=float(episode.skill),
+            **episode_labels(episode),
             embeddings=stacked,
             # the state a model reads is the one seen with the frame (held like the embeddings)
             state=np.asarray(episode.state if frame_index is None else episode.state[rows], dtype=np.float32),
-            primitive=np.asarray(episode.primitive, dtype=np.int64),
-            progress=np.asarray(episode.progress, dtype=np.float32),
-            success_flags=np.asarray(episode.success_flags, dtype=bool),
             query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
-            calibrated_progress=calibrated_progress_of(episode),
             seed=int(episode.seed),
         )
+
+
+def episode_labels(episode) -> dict[str, Any]:
+    """The :class:`EpisodeFeatures` fields an episode's record gives as they are (identity, outcome and per-step
+    labels, converted to their dtypes): all but ``embeddings``, ``state``, ``query_indices`` and ``seed``."""
+    return {
+        "episode_id": episode.episode_id,
+        "task_id": episode.task_id,
+        "instruction": episode.instruction,
+        "success": bool(episode.success),
+        "skill": float(episode.skill),
+        "primitive": np.asarray(episode.primitive, dtype=np.int64),
+        "progress": np.asarray(episode.progress, dtype=np.float32),
+        "success_flags": np.asarray(episode.success_flags, dtype=bool),
+        "calibrated_progress": calibrated_progress_of(episode),
+    }
 
 
 def calibrated_progress_of(episode) -> np.ndarray | None:

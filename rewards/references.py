@@ -23,7 +23,7 @@ import numpy as np
 from typing_extensions import override
 
 from rewards.base import RewardModel, RewardOutput, Session, TrainableRewardModel
-from rewards.data import EpisodeFeatures, calibrated_progress_of
+from rewards.data import EpisodeFeatures, episode_labels
 from sarm2_env.atomic import atomic_write_bytes
 from sarm2_env.errors import CheckpointError, DatasetError, SARM2Error
 
@@ -37,19 +37,10 @@ def physics_progress(info: dict) -> float:
 def _features(episode) -> EpisodeFeatures:
     if isinstance(episode, EpisodeFeatures):
         return episode
-    length = episode.length
     return EpisodeFeatures(
-        episode_id=episode.episode_id,
-        task_id=episode.task_id,
-        instruction=episode.instruction,
-        success=bool(episode.success),
-        skill=float(episode.skill),
-        embeddings=np.zeros((length, 0, 0), dtype=np.float32),
+        **episode_labels(episode),
+        embeddings=np.zeros((episode.length, 0, 0), dtype=np.float32),
         state=np.asarray(episode.state, dtype=np.float32),
-        primitive=np.asarray(episode.primitive, dtype=np.int64),
-        progress=np.asarray(episode.progress, dtype=np.float32),
-        success_flags=np.asarray(episode.success_flags, dtype=bool),
-        calibrated_progress=calibrated_progress_of(episode),
     )
 
 
