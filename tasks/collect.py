@@ -49,6 +49,19 @@ def _check_image_size(image_size: object) -> None:
     _parse_image_size(image_size)  # type: ignore[arg-type]
 
 
+def _check_dataset(
+    skills_name: str, skills: tuple[float, ...], tasks: tuple[str, ...], image_size: int, variability: float
+) -> None:
+    """The checks of the fields a collection and a suite share, in this order: skills (``skills_name``), tasks,
+    image size and operator variability."""
+    if not skills or any(not 0.0 <= s <= 1.0 for s in skills):
+        raise ConfigError(f"`{skills_name}` must be numbers in [0, 1]; got {skills!r}")
+    if not tasks:
+        raise ConfigError("`tasks` must name at least one task; got none")
+    _check_image_size(image_size)
+    check_fraction("variability", variability)
+
+
 def _check_render_every(name: str, value: object) -> None:
     check_positive_int(name, value, " (1 = a frame at every step)")
 
@@ -74,12 +87,7 @@ class CollectConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"`episodes` must be >= 1; got {self.episodes}")
-        if not self.skills or any(not 0.0 <= s <= 1.0 for s in self.skills):
-            raise ConfigError(f"`skills` must be numbers in [0, 1]; got {self.skills}")
-        if not self.tasks:
-            raise ConfigError("`tasks` must name at least one task; got none")
-        _check_image_size(self.image_size)
-        check_fraction("variability", self.variability)
+        _check_dataset("skills", self.skills, self.tasks, self.image_size, self.variability)
         _check_render_every("render_every", self.render_every)
         check_fraction("jitter", self.jitter, " (0 = off)")
 
@@ -120,12 +128,7 @@ class SuiteConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _SPLIT_SIZE_LIMIT:
                 raise ConfigError(f"`{name}` must be an integer in [0, {_SPLIT_SIZE_LIMIT}); got {value!r}")
-        if not self.rollout_skills or any(not 0.0 <= s <= 1.0 for s in self.rollout_skills):
-            raise ConfigError(f"`rollout_skills` must be numbers in [0, 1]; got {self.rollout_skills!r}")
-        if not self.tasks:
-            raise ConfigError("`tasks` must name at least one task; got none")
-        _check_image_size(self.image_size)
-        check_fraction("variability", self.variability)
+        _check_dataset("rollout_skills", self.rollout_skills, self.tasks, self.image_size, self.variability)
         _check_render_every("heldout_render_every", self.heldout_render_every)
 
     def seeds(self, split: str) -> range:
