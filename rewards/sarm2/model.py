@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -252,26 +252,30 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         )
 
 
-class SARM2NoMoERewardModel(SARM2RewardModel):
+class _ConfigAblation(SARM2RewardModel):
+    """An ablation of SARM2 by its config: any config given, with :attr:`config_changes` applied."""
+
+    role = "ablation"
+    default_checkpoint = None
+    #: the config fields the ablation sets, whatever the config given
+    config_changes: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(_with(config, **self.config_changes), **kwargs)
+
+
+class SARM2NoMoERewardModel(_ConfigAblation):
     """Ablation: SARM2 with a single value head (an MLP) in place of the multi-gate mixture of experts."""
 
     name = "sarm2_no_moe"
-    role = "ablation"
-    default_checkpoint = None
-
-    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(_with(config, use_moe=False), **kwargs)
+    config_changes = {"use_moe": False}
 
 
-class SARM2NoStageRewardModel(SARM2RewardModel):
+class SARM2NoStageRewardModel(_ConfigAblation):
     """Ablation: SARM2 without the primitive estimator: one shared gate, no primitive token or stage loss."""
 
     name = "sarm2_no_stage"
-    role = "ablation"
-    default_checkpoint = None
-
-    def __init__(self, config: SARM2Config | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(_with(config, use_stage=False), **kwargs)
+    config_changes = {"use_stage": False}
 
 
 class SARM2OracleStageRewardModel(SARM2RewardModel):
