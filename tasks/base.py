@@ -362,6 +362,13 @@ class YamTaskEnv(gym.Env):
         for adr, off in zip(qpos_adrs, offsets):
             self.data.qpos[adr : adr + 3] = off
 
+    def scatter_flex(self, qpos_adrs: np.ndarray, rest: np.ndarray, shift: tuple[float, float], yaw: float) -> None:
+        """:meth:`place_flex` at a shift drawn uniformly within +-``shift`` (x, then y) and a yaw within +-``yaw``
+        (rad), drawn from the episode's generator in that order."""
+        rng = self.np_random
+        drawn = np.array([rng.uniform(-shift[0], shift[0]), rng.uniform(-shift[1], shift[1])])
+        self.place_flex(qpos_adrs, rest, drawn, rng.uniform(-yaw, yaw))
+
     def flex_vertices(self, body_prefix: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n`` vertex bodies of an attached flex (``<body_prefix>0``, ``<body_prefix>1``, ...): their body
         ids (N,), their joints' qpos addresses (N,) and their build positions (N, 3), the ``rest`` of

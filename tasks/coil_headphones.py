@@ -12,6 +12,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
+from tasks.station import attach_flexcomp
 
 N_VERTS = 30
 SPACING = 0.022  # m: a 0.64 m cable
@@ -47,12 +48,10 @@ CALIBRATION_WEIGHTS = stage_weights(
     reach=0.138, grasp=0.025, to_mandrel=0.105, wind=0.587, tuck=0.046, release=0.046, clear=0.053
 )
 
-_CABLE_XML = f"""<mujoco><worldbody>
-<flexcomp name="cable" type="grid" count="{N_VERTS} 1 1" spacing="{SPACING} {SPACING} {SPACING}"
-          pos="0.3 -0.3 {CABLE_R}" radius="{CABLE_R}" dim="1" mass="0.03" rgba="0.08 0.08 0.09 1">
-  <edge equality="true" damping="0.001"/>
-  <contact selfcollide="none" condim="3" solref="0.005 1" friction="0.5 0.005 0.0001" contype="2" conaffinity="2"/>
-</flexcomp></worldbody></mujoco>"""
+_CABLE = (
+    f'name="cable" type="grid" count="{N_VERTS} 1 1" spacing="{SPACING} {SPACING} {SPACING}" '
+    f'pos="0.3 -0.3 {CABLE_R}" radius="{CABLE_R}" dim="1" mass="0.03" rgba="0.08 0.08 0.09 1"'
+)
 
 
 def winding_turns(
@@ -181,8 +180,7 @@ class CoilHeadphonesEnv(YamTaskEnv):
             rgba=[0.25, 0.25, 0.28, 1],
             **visual,
         )
-        child = mujoco.MjSpec.from_string(_CABLE_XML)
-        spec.attach(child, frame=wb.add_frame(), prefix="phones/")
+        attach_flexcomp(spec, "phones/", _CABLE, damping=0.001, solref=0.005, friction=0.5)
         # The cable's first vertex is tied to the headphones (their jack).
         spec.add_equality(
             name="cable_jack",

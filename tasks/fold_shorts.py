@@ -12,18 +12,16 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
-from tasks.station import STATION_CENTER_Y
+from tasks.station import STATION_CENTER_Y, attach_flexcomp
 
 GRID = (9, 9)  # vertices along x (depth) and y (width)
 SPACING = 0.025  # m: the garment is 0.20 m x 0.20 m
 CLOTH_Z = 0.004
 FOLD_TOL = 0.035  # m: corner pairs closer than this count as folded onto each other
-_CLOTH_XML = f"""<mujoco><worldbody>
-<flexcomp name="cloth" type="grid" count="{GRID[0]} {GRID[1]} 1" spacing="{SPACING} {SPACING} {SPACING}"
-          pos="0.30 {STATION_CENTER_Y} {CLOTH_Z}" radius="0.003" dim="2" mass="0.06" rgba="0.2 0.32 0.62 1">
-  <edge equality="true" damping="0.002"/>
-  <contact selfcollide="none" condim="3" solref="0.006 1" friction="0.9 0.005 0.0001" contype="2" conaffinity="2"/>
-</flexcomp></worldbody></mujoco>"""
+_CLOTH = (
+    f'name="cloth" type="grid" count="{GRID[0]} {GRID[1]} 1" spacing="{SPACING} {SPACING} {SPACING}" '
+    f'pos="0.30 {STATION_CENTER_Y} {CLOTH_Z}" radius="0.003" dim="2" mass="0.06" rgba="0.2 0.32 0.62 1"'
+)
 
 
 def _vertex(ix: int, iy: int) -> int:
@@ -116,8 +114,7 @@ class FoldShortsEnv(YamTaskEnv):
         # The cloth touches the table (bit 2 added to its affinity) but not the fingers: grasping it
         # is the pinch's job, and finger pads sweeping through a soft cloth only tear the fold apart.
         spec.geom("table").conaffinity = 3
-        child = mujoco.MjSpec.from_string(_CLOTH_XML)
-        spec.attach(child, frame=spec.worldbody.add_frame(), prefix="shorts/")
+        attach_flexcomp(spec, "shorts/", _CLOTH, damping=0.002, solref=0.006, friction=0.9)
         PinchGrasp.add_for_arms(spec, "shorts/cloth_0")
 
     def __init__(self, **kwargs) -> None:
@@ -129,10 +126,7 @@ class FoldShortsEnv(YamTaskEnv):
         self._d0 = {pair: float(np.linalg.norm(flat[pair[0]] - flat[pair[1]])) for pair in FOLD1_PAIRS + FOLD2_PAIRS}
 
     def _reset_task(self) -> None:
-        rng = self.np_random
-        shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.03, 0.03)])
-        yaw = rng.uniform(-0.15, 0.15)
-        self.place_flex(self._vqadr, self._rest, shift, yaw)
+        self.scatter_flex(self._vqadr, self._rest, (0.02, 0.03), 0.15)
         self.reset_grasp_assists(self.pinches)
 
     def _before_physics(self, action: np.ndarray) -> None:

@@ -12,7 +12,7 @@ from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
 from tasks.grasping import PinchGrasp
-from tasks.station import STATION_CENTER_Y
+from tasks.station import STATION_CENTER_Y, attach_flexcomp
 
 GRID = (9, 11)  # lattice rows along x (depth: near hem -> far shoulders) and columns along y (width)
 SPACING = 0.025  # m: the body is 0.20 m deep and 0.15 m wide; with the sleeves the shirt is 0.25 m wide
@@ -47,7 +47,7 @@ def vertex(ix: int, iy: int) -> int:
     return VERTEX[(ix, iy)]
 
 
-def _cloth_xml() -> str:
+def _cloth_attributes() -> str:
     """A T-shaped ``flexcomp`` (``type="direct"``): two triangles per lattice square that is all cloth."""
     centre = np.array([_NX, _NY]) * SPACING / 2
     points = []
@@ -61,12 +61,10 @@ def _cloth_xml() -> str:
             if all(_in_shirt(*c) for c in corners):
                 a, b, d, c = (VERTEX[k] for k in corners)
                 tris.append(f"{a} {b} {d} {a} {d} {c}")  # counter-clockwise seen from above
-    return f"""<mujoco><worldbody>
-<flexcomp name="cloth" type="direct" dim="2" point="{"  ".join(points)}" element="{"  ".join(tris)}"
-          pos="0.30 {STATION_CENTER_Y} {CLOTH_Z}" radius="0.003" mass="0.06" rgba="0.75 0.22 0.2 1">
-  <edge equality="true" damping="0.002"/>
-  <contact selfcollide="none" condim="3" solref="0.006 1" friction="0.9 0.005 0.0001" contype="2" conaffinity="2"/>
-</flexcomp></worldbody></mujoco>"""
+    return (
+        f'name="cloth" type="direct" dim="2" point="{"  ".join(points)}" element="{"  ".join(tris)}" '
+        f'pos="0.30 {STATION_CENTER_Y} {CLOTH_Z}" radius="0.003" mass="0.06" rgba="0.75 0.22 0.2 1"'
+    )
 
 
 #: Sleeve folds: each sleeve's outer column lands on its mirror image about the body's side, at the
@@ -170,8 +168,7 @@ class FoldTShirtEnv(YamTaskEnv):
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         # As for the shorts: the cloth touches the table but not the fingers (pinching does the grasping).
         spec.geom("table").conaffinity = 3
-        child = mujoco.MjSpec.from_string(_cloth_xml())
-        spec.attach(child, frame=spec.worldbody.add_frame(), prefix="shirt/")
+        attach_flexcomp(spec, "shirt/", _cloth_attributes(), damping=0.002, solref=0.006, friction=0.9)
         PinchGrasp.add_for_arms(spec, "shirt/cloth_0")
 
     def __init__(self, **kwargs) -> None:
@@ -184,10 +181,7 @@ class FoldTShirtEnv(YamTaskEnv):
         self._landmarks = self._vbody[list(LANDMARK_VERTICES)]
 
     def _reset_task(self) -> None:
-        rng = self.np_random
-        shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)])
-        yaw = rng.uniform(-0.12, 0.12)
-        self.place_flex(self._vqadr, self._rest, shift, yaw)
+        self.scatter_flex(self._vqadr, self._rest, (0.02, 0.02), 0.12)
         self.reset_grasp_assists(self.pinches)
 
     def _before_physics(self, action: np.ndarray) -> None:

@@ -240,6 +240,22 @@ def add_table_patch(body: Any, name: str, center: Any, half: Any, rgba: list[flo
     )
 
 
+def attach_flexcomp(
+    spec: mujoco.MjSpec, prefix: str, attributes: str, *, damping: float, solref: float, friction: float
+) -> None:
+    """Attach one MJCF ``flexcomp`` (a cable or a cloth) under ``prefix``: ``attributes`` are its own (name, type,
+    layout, pose, radius, mass, colour); its edges are held by equality constraints with ``damping``, and it
+    collides on bit 2 only (never with itself; condim 3) with time constant ``solref`` (s) and sliding
+    ``friction``."""
+    xml = f"""<mujoco><worldbody>
+<flexcomp {attributes}>
+  <edge equality="true" damping="{damping}"/>
+  <contact selfcollide="none" condim="3" solref="{solref} 1" friction="{friction} 0.005 0.0001"
+           contype="2" conaffinity="2"/>
+</flexcomp></worldbody></mujoco>"""
+    spec.attach(mujoco.MjSpec.from_string(xml), frame=spec.worldbody.add_frame(), prefix=prefix)
+
+
 def add_object_floor(body: Any, name: str, conaffinity: int, friction: list[float]) -> Any:
     """An invisible plane at the table top that only geoms whose ``contype`` shares a bit with ``conaffinity`` touch:
     plane contacts (plane-box, plane-cylinder) are the cheapest and most stable. Drawn in geom group 3 (hidden)."""
