@@ -50,6 +50,7 @@ from benchmarks.evaluation import (
     cached_evaluation,
     config_from_arguments,
     fingerprint_ids,
+    mean_ci,
     rho_ceiling,
     score_rollouts,
     write_summary,
@@ -329,11 +330,6 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _ci(m: dict[str, Any]) -> str:
-    low, high = m["ci"]
-    return f"{_fmt(m['mean'])} [{_fmt(low)}, {_fmt(high)}]"
-
-
 def summary_table(results: dict[str, Any]) -> list[str]:
     """One row per (N, backend), and SARM2's paired MSE ratio to each baseline at that N."""
     lines = [
@@ -347,8 +343,9 @@ def summary_table(results: dict[str, Any]) -> list[str]:
             ratio_text = f"{ratio['ratio']:.2f} [{ratio['ci'][0]:.2f}, {ratio['ci'][1]:.2f}]" if ratio else "–"
             rho = r["rollout_rho"]
             lines.append(
-                f"| {n} | {results['labels'][name]} | {_ci(r['rollout_mse'])} | {_fmt(rho['mean'], 2)} / "
-                f"{_fmt(rho['min'], 2)} | {_fmt(r['success_auroc'], 3)} | {_ci(r['demo_mse'])} | {ratio_text} |"
+                f"| {n} | {results['labels'][name]} | {mean_ci(r['rollout_mse'], _fmt)} | "
+                f"{_fmt(rho['mean'], 2)} / {_fmt(rho['min'], 2)} | {_fmt(r['success_auroc'], 3)} | "
+                f"{mean_ci(r['demo_mse'], _fmt)} | {ratio_text} |"
             )
     return lines
 
@@ -364,7 +361,7 @@ def policy_table(results: dict[str, Any]) -> list[str]:
             p = r.get("policy")
             if p:
                 lines.append(
-                    f"| {n} | {results['labels'][name]} | {_ci(p['rollout_mse'])} | "
+                    f"| {n} | {results['labels'][name]} | {mean_ci(p['rollout_mse'], _fmt)} | "
                     f"{_fmt(p['rollout_rho']['mean'], 2)} | {_fmt(p['success_auroc'], 3)} |"
                 )
     return lines if len(lines) > 2 else []
@@ -415,7 +412,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
             [
                 "How far the annotations themselves are from the ground truth the rows are scored against (value MSE "
                 "of the annotated curves vs calibrated physics progress on the adaptation rollouts, task-macro): "
-                f"{_ci(meta['annotation_mse'])}; per task "
+                f"{mean_ci(meta['annotation_mse'], _fmt)}; per task "
                 + ", ".join(
                     f"{t.split('/')[-1].split('-')[0]} {v:.4f}" for t, v in meta["annotation_mse"]["per_task"].items()
                 )

@@ -169,6 +169,13 @@ def publish_results(
     return 0
 
 
+def mean_ci(m: dict[str, Any], fmt: Callable[[Any], str]) -> str:
+    """``mean [low, high]`` of a bootstrap summary ``{"mean": ..., "ci": [low, high]}``, each number written by
+    ``fmt``."""
+    low, high = m["ci"]
+    return f"{fmt(m['mean'])} [{fmt(low)}, {fmt(high)}]"
+
+
 def write_summary(text: str, out: Path, docs: Path | None) -> None:
     """``<out>/summary.md`` and, when given, its copy in ``docs``, each written atomically."""
     from sarm2_env.atomic import atomic_write

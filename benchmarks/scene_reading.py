@@ -48,6 +48,7 @@ from benchmarks.evaluation import (
     cached_evaluation,
     config_from_arguments,
     fingerprint_ids,
+    mean_ci,
     score_rollouts,
     write_summary,
 )
@@ -293,10 +294,6 @@ def _fmt(x: float) -> str:
     return "–" if x is None or not np.isfinite(x) else (f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}")
 
 
-def _ci(m: dict[str, Any]) -> str:
-    return f"{_fmt(m['mean'])} [{_fmt(m['ci'][0])}, {_fmt(m['ci'][1])}]"
-
-
 def summary_table(results: dict[str, Any]) -> list[str]:
     """The headline table: one row per backend."""
     lines = [
@@ -309,7 +306,8 @@ def summary_table(results: dict[str, Any]) -> list[str]:
         hold = r["hold_shift"]
         drop = r.get("wrong_task_drop", {"mean": float("nan")})
         lines.append(
-            f"| {r['label']} | {_ci(r['demo_mse'])} | {_ci(r['rollout_mse'])} | {r['rollout_rho']['mean']:.2f} | "
+            f"| {r['label']} | {mean_ci(r['demo_mse'], _fmt)} | {mean_ci(r['rollout_mse'], _fmt)} | "
+            f"{r['rollout_rho']['mean']:.2f} | "
             f"{_fmt(hold['mean'])} ({_fmt(hold['max'])}) | {_fmt(r['speed_0.5x_mse']['mean'])} | "
             f"{_fmt(r['speed_2x_mse']['mean'])} | {_fmt(drop['mean'])} | "
             + " | ".join(_fmt(motion[c]["final"]["mean"]) for c in ("idle", "random", "play"))
@@ -380,7 +378,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "| features | rollout MSE [95 % CI] | rollout rho |",
         "|---|---|---|",
         *(
-            f"| probe: {view} | {_ci(r['rollout_mse'])} | {r['rollout_rho']['mean']:.2f} |"
+            f"| probe: {view} | {mean_ci(r['rollout_mse'], _fmt)} | {r['rollout_rho']['mean']:.2f} |"
             for view, r in results["probe"].items()
         ),
         "",
