@@ -94,16 +94,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from sarm2_env.atomic import atomic_write_bytes
+from sarm2_env.atomic import atomic_write_bytes, lock_file, unlock_file
 from sarm2_env.errors import SARM2Error
 
 if TYPE_CHECKING:
     from sarm2_env.dataset import EpisodeDataset
-
-try:  # POSIX advisory lock so two writers never interleave read-modify-write cycles
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT",
@@ -633,18 +628,13 @@ class AnnotationStore:
     def _locked(self) -> Iterator[None]:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if fcntl is None:  # pragma: no cover - Windows
-                yield
-                return
-            lock_path = self.path.with_name(f".{self.path.name}.lock")
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # a POSIX advisory lock beside the file, so two writers never interleave read-modify-write cycles
+            fd = lock_file(self.path.with_name(f".{self.path.name}.lock"))
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                if fd is not None:
+                    unlock_file(fd)
 
     def upsert(self, annotation: RolloutAnnotation) -> RolloutAnnotation:
         """Insert or replace the annotation of ``annotation.episode_id`` and rewrite the file atomically.

@@ -1,7 +1,8 @@
 """Crash-safe file writes: a temporary file beside the target, fsync'ed, then renamed over it.
 
 A reader never sees a half-written file: either the old content or the new one. Datasets, embedding
-caches, benchmark results and suite manifests all write through here.
+caches, benchmark results and suite manifests all write through here. Also the POSIX advisory locks that keep
+two writers of one dataset or annotation file apart (:func:`lock_file`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,37 @@ from typing import Any, BinaryIO
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+try:  # POSIX advisory locks
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def lock_file(path: str | os.PathLike, *, busy: Callable[[], Exception] | None = None) -> int | None:
+    """Take an exclusive advisory lock on ``path`` (the file created, mode 0o644, where missing): returns the
+    open descriptor that holds it until :func:`unlock_file`, or None where there are no POSIX locks (Windows:
+    nothing is locked). Waits for the lock; with ``busy``, raises ``busy()`` at once (from the ``OSError``)
+    instead of waiting where the lock is held. Errors opening the file are raised as they are."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if busy is None else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException as exc:  # an interrupted wait too: the descriptor is never left open
+        os.close(fd)
+        if busy is not None and isinstance(exc, OSError):
+            raise busy() from exc
+        raise
+    return fd
+
+
+def unlock_file(fd: int) -> None:
+    """Release the lock :func:`lock_file` took and close its descriptor (which releases it in any case, so a
+    failing unlock is ignored)."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

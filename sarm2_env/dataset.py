@@ -101,17 +101,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sarm2_env.atomic import atomic_write
+from sarm2_env.atomic import atomic_write, lock_file, unlock_file
 from sarm2_env.constants import ACTION_DIM, CAMERAS, NUM_PRIMITIVES, PRIMITIVES, STATE_DIM
 from sarm2_env.errors import DatasetError, key_mismatch
 
 if TYPE_CHECKING:
     from typing import Self
-
-try:  # POSIX advisory lock so two writers never interleave index rewrites
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT",
@@ -573,17 +568,13 @@ class DatasetWriter:
     # -- opening
 
     def _acquire_lock(self) -> None:
-        if fcntl is None:  # pragma: no cover - Windows
-            return
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise DatasetError(
+        # a POSIX advisory lock, so two writers never interleave index rewrites
+        self._lock_fd = lock_file(
+            self.root / LOCK_FILE,
+            busy=lambda: DatasetError(
                 f"{self.root}: another DatasetWriter holds {LOCK_FILE}; write parallel collections to separate roots"
-            ) from exc
-        self._lock_fd = fd
+            ),
+        )
 
     def _refuse_foreign_root(self) -> None:
         """Raise unless the existing root holds a dataset index or nothing but this module's own files."""
@@ -783,11 +774,8 @@ class DatasetWriter:
         """Release the writer's lock; every :meth:`add` is already durable, so there is nothing to flush."""
         self._closed = True
         if self._lock_fd is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            fd, self._lock_fd = self._lock_fd, None
+            unlock_file(fd)
 
     def __enter__(self) -> Self:
         return self
