@@ -20,6 +20,7 @@ from sarm2_env.actions import JOINT_OVERSHOOT, check_action, station_spaces  # n
 from sarm2_env.constants import ARMS, CAMERAS, PRIMITIVE_INDEX
 from sarm2_env.errors import ConfigError
 from tasks.calibration import home_tcp_positions, tcp_site_ids
+from tasks.grasping import WeldGrasp
 from tasks.jitter import SceneJitter
 from tasks.rendering import MultiCameraRenderer
 from tasks.station import (
@@ -107,6 +108,13 @@ class YamTaskEnv(gym.Env):
     instruction: ClassVar[str] = ""
     #: Whether the task simulates deformables (flexcomp cloth or cable): its speed target is lower.
     deformable: ClassVar[bool] = False
+    #: The rigid body both grippers grasp through weld assists (:class:`tasks.grasping.WeldGrasp`), or None. Where
+    #: set, the welds are added after :meth:`_build_task`, the assists are ``grasps`` (``{arm: WeldGrasp}``), and
+    #: they are released at every reset (after :meth:`_reset_task`) and driven every step (before
+    #: :meth:`_before_physics`).
+    grasped_body: ClassVar[str | None] = None
+    #: The task's grasp assists (tasks with several objects or cloth key their own).
+    grasps: dict[Any, Any]
 
     @property
     def max_episode_steps(self) -> int:
@@ -143,6 +151,8 @@ class YamTaskEnv(gym.Env):
 
         spec = build_station_spec()
         self._build_task(spec)
+        if self.grasped_body is not None:
+            WeldGrasp.add_for_arms(spec, self.grasped_body)
         self.model: mujoco.MjModel = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._jitter = SceneJitter(self.model, camera=camera_jitter, lighting=lighting_jitter)
@@ -160,6 +170,8 @@ class YamTaskEnv(gym.Env):
         self.action_space, self.observation_space = station_spaces(lo, hi, self.height, self.width)
         self.home_action = np.concatenate([HOME_QPOS, HOME_QPOS]).astype(np.float32)
         self._tcp = tcp_site_ids(self.model)  # each arm's tool-centre site
+        if self.grasped_body is not None:
+            self.grasps = WeldGrasp.for_arms(self.model, self.grasped_body)
         self._home_tcp = home_tcp_positions(self.model)  # where they start: the yardstick of the "reach" stages
         self._renderer: MultiCameraRenderer | None = None
         #: renderers at other square sizes than the observation's, for reward models trained at another resolution
@@ -213,7 +225,8 @@ class YamTaskEnv(gym.Env):
         """Randomise the task's initial state with ``self.np_random`` (qpos already at home)."""
 
     def _before_physics(self, action: np.ndarray) -> None:
-        """Called once per control step before the physics substeps (grasp assists, etc.)."""
+        """Called once per control step before the physics substeps (grasp assists other than
+        :attr:`grasped_body`'s, etc.)."""
 
     def _after_physics(self) -> None:
         """Called once per control step after the physics substeps (ink wiping, etc.)."""
@@ -290,6 +303,8 @@ class YamTaskEnv(gym.Env):
         self.data.qpos[self._finger_qadr] = GRIPPER_TRAVEL
         self.data.ctrl[:] = self._action_to_ctrl(self.home_action)
         self._reset_task()
+        if self.grasped_body is not None:
+            self.reset_grasp_assists(self.grasps)
         if self._jitter.active:  # before mj_forward, which places the cameras and lights
             self._jitter.reseed(seed)
             self.jitter_drawn = self._jitter.apply()
@@ -305,6 +320,8 @@ class YamTaskEnv(gym.Env):
     def step(self, action):
         action = self._validate_action(action)
         self.data.ctrl[:] = self._action_to_ctrl(action)
+        if self.grasped_body is not None:
+            self.update_grasp_assists(self.grasps)
         self._before_physics(action)
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self._after_physics()

@@ -11,7 +11,6 @@ from typing_extensions import override
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
-from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y, add_table_patch
 
 BOARD_CENTER = np.array([0.30, STATION_CENTER_Y])
@@ -101,6 +100,7 @@ class CleanWhiteboardEnv(YamTaskEnv):
 
     task_name = "CleanWhiteboard"
     instruction = "Pick up the eraser, wipe the whiteboard clean, and put the eraser on the tray."
+    grasped_body = "eraser"
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody
@@ -163,11 +163,9 @@ class CleanWhiteboardEnv(YamTaskEnv):
             conaffinity=0,
             mass=0.0,
         )
-        WeldGrasp.add_for_arms(spec, "eraser")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = WeldGrasp.for_arms(self.model, "eraser")
         self._ink_geoms = np.array([self.model.geom(f"ink_{k}").id for k in range(len(self._cell_centers))])
         self._eraser = self.model.body("eraser").id
         self._eraser_qadr = self.model.joint("eraser_free").qposadr[0]
@@ -197,12 +195,8 @@ class CleanWhiteboardEnv(YamTaskEnv):
         y = -0.085 + rng.uniform(-0.015, 0.015)
         yaw = rng.uniform(-0.25, 0.25)
         self.set_free_pose(self._eraser_qadr, (x, y, ERASER_HALF[2]), yaw)
-        self.reset_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ per-step physics
-    def _before_physics(self, action: np.ndarray) -> None:
-        self.update_grasp_assists(self.grasps)
-
     def _after_physics(self) -> None:
         rot = self.data.xmat[self._eraser].reshape(3, 3)
         if rot[2, 2] < 0.95:  # not flat on the board: nothing is wiped

@@ -11,7 +11,6 @@ from typing_extensions import override
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
-from tasks.grasping import WeldGrasp
 
 SOCKET_CENTER = np.array([0.33, -0.255])  # nominal; the plug sticks out of the socket's -y face
 SOCKET_HALF = np.array([0.035, 0.045, 0.02])
@@ -88,6 +87,7 @@ class PullPlugEnv(YamTaskEnv):
 
     task_name = "PullPlug"
     instruction = "Hold the socket down and pull the plug out of it."
+    grasped_body = "plug"
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         sx, sy = SOCKET_CENTER
@@ -158,11 +158,9 @@ class PullPlugEnv(YamTaskEnv):
             conaffinity=0,
             mass=0.0,
         )
-        WeldGrasp.add_for_arms(spec, "plug")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = WeldGrasp.for_arms(self.model, "plug")
         self._socket = self.model.body("socket").id
         self._plug = self.model.body("plug").id
         self._socket_qadr = self.model.joint("socket_free").qposadr[0]
@@ -181,10 +179,6 @@ class PullPlugEnv(YamTaskEnv):
         yaw = rng.uniform(-0.2, 0.2)
         self.set_free_pose(self._socket_qadr, (x, y, SOCKET_HALF[2]), yaw)
         self.data.qpos[self._plug_qadr] = 0.0
-        self.reset_grasp_assists(self.grasps)
-
-    def _before_physics(self, action: np.ndarray) -> None:
-        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ ground truth
     def pull_distance(self) -> float:

@@ -11,7 +11,6 @@ from typing_extensions import override
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
-from tasks.grasping import WeldGrasp
 from tasks.station import STATION_CENTER_Y
 
 # Umbrella geometry, in the umbrella's body frame: the shaft runs along -x from the origin (where
@@ -131,6 +130,7 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
 
     task_name = "PutAwayUmbrella"
     instruction = "Pick up the umbrella, hand it to the other arm, and hang it on the hook."
+    grasped_body = "umbrella"
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody
@@ -209,11 +209,9 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
                 rgba=[0.4, 0.24, 0.12, 1],
                 friction=[0.6, 0.01, 0.001],
             )
-        WeldGrasp.add_for_arms(spec, "umbrella")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = WeldGrasp.for_arms(self.model, "umbrella")
         self._body = self.model.body("umbrella").id
         self._qadr = self.model.joint("umbrella_free").qposadr[0]
         self._dadr = self.model.joint("umbrella_free").dofadr[0]
@@ -225,12 +223,8 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
         x, y = UMBRELLA_XY + rng.uniform(-0.03, 0.03, size=2)
         yaw = rng.uniform(-0.2, 0.2)
         self.set_free_pose(self._qadr, (x, y, REST_Z), yaw)
-        self.reset_grasp_assists(self.grasps)
         mujoco.mj_kinematics(self.model, self.data)
         self._rest_com_z = float(self.data.xipos[self._body][2])
-
-    def _before_physics(self, action: np.ndarray) -> None:
-        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ geometry helpers
     def body_point(self, local: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from typing_extensions import override
 from tasks.base import Evaluation, YamTaskEnv
 from tasks.calibration import approach, calibrated_progress, gripper_closure, stage_weights
 from tasks.expert import ArmGoal, ScriptedExpert, Segment
-from tasks.grasping import WeldGrasp
 from tasks.station import add_object_floor, add_table_patch
 
 #: Collision bit of the scraps: they touch an invisible plane at the table top, the broom head and
@@ -103,6 +102,7 @@ class SweepPaperScrapsEnv(YamTaskEnv):
 
     task_name = "SweepPaperScraps"
     instruction = "Sweep the paper scraps into the dustpan with the broom, then put the broom back."
+    grasped_body = "broom"
 
     def _build_task(self, spec: mujoco.MjSpec) -> None:
         wb = spec.worldbody
@@ -184,11 +184,9 @@ class SweepPaperScrapsEnv(YamTaskEnv):
                 conaffinity=0,
                 mass=0.0,
             )
-        WeldGrasp.add_for_arms(spec, "broom")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.grasps = WeldGrasp.for_arms(self.model, "broom")
         self._broom = self.model.body("broom").id
         self._broom_qadr = int(self.model.joint("broom_free").qposadr[0])
         self._scrap_bodies = np.array([self.model.body(f"scrap_{k}").id for k in range(N_SCRAPS)])
@@ -206,11 +204,6 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         bxy = BROOM_REST + rng.uniform(-0.015, 0.015, size=2)
         byaw = rng.uniform(-0.15, 0.15)
         self.set_free_pose(self._broom_qadr, (*bxy, HEAD_HALF[2]), byaw)
-        self.reset_grasp_assists(self.grasps)
-
-    # ------------------------------------------------------------------ per-step physics
-    def _before_physics(self, action: np.ndarray) -> None:
-        self.update_grasp_assists(self.grasps)
 
     # ------------------------------------------------------------------ state queries
     def scrap_positions(self) -> np.ndarray:

@@ -31,8 +31,6 @@ LONG_ON_PURPOSE: dict[str, str] = {
     "rewards/train_loop.py::run_training": "the one training loop (DDP, resume, evaluation, checkpoints); split, its "
     "state would travel between helpers",
     "tasks/collect.py::main": "the command line's checks and dispatch (one suite or one split)",
-    "tasks/sweep_paper_scraps.py::SweepPaperScrapsEnv._build_task": "one scene description, read top to bottom like "
-    "its MJCF",
 }
 
 
