@@ -53,7 +53,7 @@ from agents.rollouts import RecordedEpisode
 from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.state_policy import StateEpisode, StatePolicy
 from agents.success_gate import GateThreshold, calibrate_threshold, gate_report
-from agents.updates import SampleTargets, UpdateConfig, sample_targets
+from agents.updates import WEIGHTING_RULES, SampleTargets, UpdateConfig, sample_targets
 from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
 from sarm2_env.config import FrozenConfig
@@ -68,8 +68,6 @@ REFERENCE_SOURCES = ("oracle", "sparse")
 MEMBER_SEED_STRIDE = 1000
 #: What the update rule weights by (see :class:`StateSpiralConfig`).
 ADVANTAGES = ("chunk", "outcome")
-#: The update rules the state policy takes (the residual actor-critic trains on image-policy features).
-STATE_RULES = ("rabc", "awr", "recap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +172,9 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
         scale = self.adapt_lr_scale
         if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1):
             raise ConfigError(f"`adapt_lr_scale` must be in (0, 1]; got {self.adapt_lr_scale!r}")
-        if self.update.rule not in STATE_RULES:
-            raise ConfigError(
-                f"`update.rule` must be one of {', '.join(STATE_RULES)} for the state policy (the residual "
+        if self.update.rule not in WEIGHTING_RULES:
+            raise ConfigError(  # the sample weightings; the residual actor-critic has its own trainer
+                f"`update.rule` must be one of {', '.join(WEIGHTING_RULES)} for the state policy (the residual "
                 f"actor-critic trains on the image policy's features); got {self.update.rule!r}"
             )
         if self.update.rule == "recap" and not self.retrain:

@@ -69,15 +69,11 @@ def compare(pairs: Sequence[tuple[dict, dict]]) -> dict[str, Any]:
     for a, b in pairs:
         by_task.setdefault(a["task"], []).append([a["value_mse"], b["value_mse"]])
     groups = [np.asarray(v) for _, v in sorted(by_task.items())]
-
-    def ratio(resampled: Sequence[np.ndarray]) -> float:
-        return S.macro_mean([g[:, 1] for g in resampled]) / max(S.macro_mean([g[:, 0] for g in resampled]), 1e-12)
-
-    low, high = S.stratified_bootstrap(groups, ratio)
+    ratio, (low, high) = S.paired_macro_ratio([g[:, ::-1] for g in groups])  # the second run over the first
     return {
         "episodes": len(pairs),
         "mse": [S.macro_mean([g[:, 0] for g in groups]), S.macro_mean([g[:, 1] for g in groups])],
-        "ratio": ratio(groups),
+        "ratio": ratio,
         "ci": [low, high],
         "rho": [_mean_rho(pairs, 0), _mean_rho(pairs, 1)],
     }

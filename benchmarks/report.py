@@ -259,13 +259,8 @@ def _paired_ratio(rows: list[dict], split: str, ours: str, baseline: str) -> dic
     groups = [np.array([[mse[ours][k], mse[baseline][k]] for k in shared if k[0] == t]) for t in tasks]
     if not groups:
         return {"ratio": NAN, "ratio_ci": [NAN, NAN], "paired_episodes": 0}
-
-    def ratio(gs: list[np.ndarray]) -> float:
-        base = S.macro_mean([g[:, 1] for g in gs])
-        return S.macro_mean([g[:, 0] for g in gs]) / base if base > 0 else NAN
-
-    interval = list(S.stratified_bootstrap(groups, ratio))
-    return {"ratio": ratio(groups), "ratio_ci": interval, "paired_episodes": len(shared)}
+    ratio, interval = S.paired_macro_ratio(groups)
+    return {"ratio": ratio, "ratio_ci": list(interval), "paired_episodes": len(shared)}
 
 
 # --- files -----------------------------------------------------------------------------------------

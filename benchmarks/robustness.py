@@ -54,17 +54,13 @@ def _paired_entry(groups: list[list[tuple[float, float]]]) -> dict[str, Any]:
     """Macro MSEs without and with jitter, their ratio and its interval from per-task ``(nominal, jittered)``
     per-episode errors."""
     arrays = [np.asarray(g, dtype=float) for g in groups]
-
-    def ratio(resampled: list[np.ndarray]) -> float:
-        base = S.macro_mean([a[:, 0] for a in resampled])
-        return S.macro_mean([a[:, 1] for a in resampled]) / base if base > 0 else math.nan
-
+    ratio, interval = S.paired_macro_ratio([a[:, ::-1] for a in arrays])  # jittered over nominal
     return {
         "episodes": int(sum(len(a) for a in arrays)),
         "nominal_mse": S.macro_mean([a[:, 0] for a in arrays]),
         "jittered_mse": S.macro_mean([a[:, 1] for a in arrays]),
-        "ratio": ratio(arrays),
-        "ratio_ci": list(S.stratified_bootstrap(arrays, ratio)),
+        "ratio": ratio,
+        "ratio_ci": list(interval),
     }
 
 

@@ -205,3 +205,18 @@ def nanmean(values) -> float:
 def macro_mean(groups: Sequence[np.ndarray]) -> float:
     """Mean over groups of each group's mean (a task-macro average of per-episode values)."""
     return float(np.mean([np.mean(g) for g in groups]))
+
+
+def paired_macro_ratio(groups: Sequence[np.ndarray]) -> tuple[float, tuple[float, float]]:
+    """Task-macro mean of column 0 over that of column 1, and its 95 % interval from :func:`stratified_bootstrap`.
+
+    ``groups`` holds one ``(episodes, 2)`` array per task, the two columns one model (or condition) each on the same
+    episodes, so every resample draws the same episodes for both. NaN where column 1's macro mean is not > 0.
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+
+    def ratio(resampled: Sequence[np.ndarray]) -> float:
+        base = macro_mean([a[:, 1] for a in resampled])
+        return macro_mean([a[:, 0] for a in resampled]) / base if base > 0 else NAN
+
+    return ratio(arrays), stratified_bootstrap(arrays, ratio)

@@ -105,3 +105,13 @@ def test_seed_bootstrap_interval_counts_training_and_pairs_episodes() -> None:
     assert all(np.isnan(s.seed_bootstrap_interval([[1.0]])))
     with pytest.raises(InputShapeError, match="members"):
         s.seed_bootstrap_interval(same, same[:, :10])
+
+
+def test_paired_macro_ratio_resamples_the_same_episodes_for_both_columns() -> None:
+    from sarm2_env.stats import paired_macro_ratio
+
+    rng = np.random.default_rng(0)
+    groups = [np.stack([x, 2 * x], axis=1) for x in (rng.uniform(0.01, 0.1, 5), rng.uniform(0.1, 1.0, 7))]
+    ratio, (low, high) = paired_macro_ratio(groups)
+    assert ratio == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)  # paired: no spread
+    assert np.isnan(paired_macro_ratio([np.zeros((3, 2))])[0])  # nothing to divide by
