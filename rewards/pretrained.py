@@ -1,8 +1,8 @@
 """Build the default SARM2 checkpoint for the simulated station (``rewards/checkpoints/sarm2-sim``).
 
 This is the checkpoint ``SARM2RewardWrapper(env)`` loads when given no reward model. One command
-reproduces it from nothing (scripted-expert demos and motion controls -> cached EfficientNet-Lite0 embeddings
--> training)::
+reproduces it from nothing (scripted-expert demos and motion controls -> cached EfficientNet-Lite0 embeddings pooled
+in 2 x 2 cells -> training)::
 
     python -m rewards.pretrained                            # the shipped one: ~35 min on 2 CPUs
     python -m rewards.pretrained --data data/sim_demos-var1 # reuse episodes collected earlier (resumes)
@@ -53,13 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--negatives", type=int, default=3, help="motion negatives per task and control (random, play)")
     p.add_argument("--steps", type=int, default=3000, help="training steps")
     p.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help="checkpoint directory to write")
+    p.add_argument("--encoder", default=None, help="image encoder (default: rewards.encoders.DEFAULT_REWARD_ENCODER)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from rewards.data import load_features, split_episodes
-    from rewards.encoders import make_image_encoder
+    from rewards.encoders import DEFAULT_REWARD_ENCODER, make_image_encoder
     from rewards.sarm2.config import SARM2Config
     from rewards.sarm2.model import SARM2RewardModel
     from tasks import TASKS
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     negative_dirs = [Path(f"{args.data}-motion") / control for control in NEGATIVE_CONTROLS]
     for control, folder in zip(NEGATIVE_CONTROLS, negative_dirs):
         collect_controls(folder, tuple(TASKS), control, negative_seeds, steps=NEGATIVE_STEPS, progress_bar=True)
-    encoder = make_image_encoder("efficientnet-lite0", device=args.device)
+    encoder = make_image_encoder(args.encoder or DEFAULT_REWARD_ENCODER, device=args.device)
     features = load_features(args.data, encoder, progress=True)
     negatives = [f for folder in negative_dirs if args.negatives for f in load_features(folder, encoder, progress=True)]
     config = SARM2Config.preset("small", steps=args.steps)
