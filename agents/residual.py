@@ -185,6 +185,21 @@ def chunk_transitions(progress: Sequence[np.ndarray], execute: int, gamma: float
     )
 
 
+def episode_transitions(
+    episodes: Sequence[Any], progress: Sequence[np.ndarray], execute: int, gamma: float
+) -> ChunkTransitions:
+    """:func:`chunk_transitions` of rollouts (anything with a ``state (T, ...)``) and their per-frame ``progress``,
+    checking there is one ``(T,)`` series per rollout."""
+    if len(episodes) != len(progress) or not episodes:
+        raise InputShapeError(
+            f"`progress`: expected one series per episode ({len(episodes)} episodes); got {len(progress)}"
+        )
+    for e, (ep, p) in enumerate(zip(episodes, progress)):
+        if np.shape(p) != (ep.state.shape[0],):
+            raise InputShapeError(f"`progress[{e}]`: expected ({ep.state.shape[0]},); got {np.shape(p)}")
+    return chunk_transitions(progress, execute, gamma)
+
+
 # --------------------------------------------------------------------------------------------- networks
 def _mlp(width_in: int, hidden: int, width_out: int) -> nn.Sequential:
     return nn.Sequential(
@@ -197,7 +212,7 @@ def _mlp(width_in: int, hidden: int, width_out: int) -> nn.Sequential:
     )
 
 
-class _Actor(nn.Module):
+class ResidualActor(nn.Module):
     """[observation features, base chunk] -> bounded residual on the executed chunk."""
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: ResidualACConfig) -> None:
@@ -209,10 +224,11 @@ class _Actor(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, obs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """The residual ``(B, A)`` for observation features ``(B, O)`` and the base's chunks ``(B, A)``."""
         return self.limit * torch.tanh(self.net(torch.cat([obs, base], dim=-1)))
 
 
-class _Critics(nn.Module):
+class CriticEnsemble(nn.Module):
     """An ensemble of ``Q(s, a)`` heads; returns ``(K, B)``."""
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: ResidualACConfig) -> None:
@@ -220,8 +236,83 @@ class _Critics(nn.Module):
         self.heads = nn.ModuleList(_mlp(obs_dim + act_dim, cfg.hidden, 1) for _ in range(cfg.critics))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Every critic's ``Q`` ``(K, B)`` of chunks ``(B, A)`` from observation features ``(B, O)``."""
         x = torch.cat([obs, action], dim=-1)
         return torch.stack([h(x).squeeze(-1) for h in self.heads])
+
+
+# --------------------------------------------------------------------------------------------- training
+def train_actor_critic(
+    actor: nn.Module,
+    critics: nn.Module,
+    cfg: ResidualACConfig,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tr: ChunkTransitions,
+    *,
+    steps: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """TD3-style training of ``actor`` and ``critics`` in place (see the module docstring); returns its summary.
+
+    ``arrays`` are one row per transition of ``tr``: the observation features, the executed chunk and the frozen
+    base's chunk, both standardised and flattened; the actor proposes a residual on the base's chunk.
+    """
+    dev = next(actor.parameters()).device
+    obs, act, base, reward, mc, nxt, disc = (
+        torch.as_tensor(a, device=dev) for a in (*arrays, tr.reward, tr.mc_return, tr.next, tr.discount)
+    )
+    not_done = torch.as_tensor(~tr.done, dtype=torch.float32, device=dev)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    actor_t, critics_t = copy.deepcopy(actor), copy.deepcopy(critics)
+    for p in (*actor_t.parameters(), *critics_t.parameters()):
+        p.requires_grad_(False)
+    opt_a = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
+    opt_c = torch.optim.Adam(critics.parameters(), lr=cfg.lr)
+    actor.train()
+    critics.train()
+    n = len(tr)
+    critic_losses, actor_q, residual_sq = [], [], []
+    for step in range(steps):
+        idx = torch.as_tensor(rng.integers(0, n, size=min(cfg.batch_size, n)), device=dev)
+        with torch.no_grad():
+            j = nxt[idx]
+            eps = (torch.randn_like(act[j]) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+            next_action = base[j] + actor_t(obs[j], base[j]) + eps
+            pair = rng.choice(cfg.critics, size=2, replace=False)
+            q_next = critics_t(obs[j], next_action)[torch.as_tensor(pair, device=dev)].min(0).values
+            td = reward[idx] + disc[idx] * not_done[idx] * q_next
+            target = cfg.mc_weight * mc[idx] + (1.0 - cfg.mc_weight) * td
+        q = critics(obs[idx], act[idx])  # (K, B), on the actions actually executed
+        loss_c = ((q - target[None]) ** 2).mean()
+        opt_c.zero_grad(set_to_none=True)
+        loss_c.backward()
+        opt_c.step()
+        critic_losses.append(float(loss_c.detach()))
+        if step % cfg.policy_delay == 0:
+            res = actor(obs[idx], base[idx])
+            q_pi = critics(obs[idx], base[idx] + res).mean(0)
+            scale = q_pi.abs().mean().detach() + 1e-6
+            loss_a = -(q_pi / scale).mean() + cfg.bc_penalty * (res**2).mean()
+            opt_a.zero_grad(set_to_none=True)
+            loss_a.backward()
+            opt_a.step()
+            actor_q.append(float(q_pi.detach().mean()))
+            residual_sq.append(float((res.detach() ** 2).mean()))
+            _polyak((actor, actor_t), (critics, critics_t), tau=cfg.tau)
+        if not np.isfinite(critic_losses[-1]):
+            raise NonFiniteError(f"residual actor-critic: critic loss became {critic_losses[-1]} at step {step}")
+    actor.eval()
+    critics.eval()
+    mean_square = _last_tenth(residual_sq)
+    return {
+        "transitions": n,
+        "steps": steps,
+        "critic_loss": _last_tenth(critic_losses),
+        "actor_q": _last_tenth(actor_q),
+        "residual_rms": None if mean_square is None else float(np.sqrt(mean_square)),
+        "mean_chunk_reward": float(tr.reward.mean()),
+    }
 
 
 # --------------------------------------------------------------------------------------------- policy
@@ -245,8 +336,8 @@ class ResidualACPolicy(ChunkedActing):
         self.obs_dim = len(CAMERAS) * base.config.camera_dim + STATE_DIM + int(base.net.text.out_features)
         with torch.random.fork_rng(devices=[]):  # the initial weights depend on `seed` only
             torch.manual_seed(seed)
-            self.actor = _Actor(self.obs_dim, self.act_dim, self.ac).to(self.device)
-            self.critics = _Critics(self.obs_dim, self.act_dim, self.ac).to(self.device)
+            self.actor = ResidualActor(self.obs_dim, self.act_dim, self.ac).to(self.device)
+            self.critics = CriticEnsemble(self.obs_dim, self.act_dim, self.ac).to(self.device)
         self.critics_trained = False
         self.explore_noise = 0.0
         self.training_summary: dict[str, Any] = {}
@@ -339,73 +430,11 @@ class ResidualACPolicy(ChunkedActing):
     ) -> dict[str, Any]:
         """TD3-style training on rollouts (``embeddings``, ``state``, ``action``, ``instruction`` per episode) and
         their relabelled per-frame ``progress``; returns the training summary."""
-        if len(episodes) != len(progress) or not episodes:
-            raise InputShapeError(
-                f"`progress`: expected one series per episode ({len(episodes)} episodes); got {len(progress)}"
-            )
-        for e, (ep, p) in enumerate(zip(episodes, progress)):
-            if np.shape(p) != (ep.state.shape[0],):
-                raise InputShapeError(f"`progress[{e}]`: expected ({ep.state.shape[0]},); got {np.shape(p)}")
-        cfg = self.ac
-        tr = chunk_transitions(progress, self.execute, cfg.gamma)
-        obs_np, act_np, base_np = self._transition_arrays(episodes, tr)
-        dev = self.device
-        arrays = (obs_np, act_np, base_np, tr.reward, tr.mc_return, tr.next, tr.discount)
-        obs, act, base, reward, mc, nxt, disc = (torch.as_tensor(a, device=dev) for a in arrays)
-        not_done = torch.as_tensor(~tr.done, dtype=torch.float32, device=dev)
-
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        actor_t, critics_t = copy.deepcopy(self.actor), copy.deepcopy(self.critics)
-        for p in (*actor_t.parameters(), *critics_t.parameters()):
-            p.requires_grad_(False)
-        opt_a = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        opt_c = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr)
-        self.actor.train()
-        self.critics.train()
-        n = len(tr)
-        critic_losses, actor_q, residual_sq = [], [], []
-        for step in range(steps):
-            idx = torch.as_tensor(rng.integers(0, n, size=min(cfg.batch_size, n)), device=dev)
-            with torch.no_grad():
-                j = nxt[idx]
-                eps = (torch.randn_like(act[j]) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
-                next_action = base[j] + actor_t(obs[j], base[j]) + eps
-                pair = rng.choice(cfg.critics, size=2, replace=False)
-                q_next = critics_t(obs[j], next_action)[torch.as_tensor(pair, device=dev)].min(0).values
-                td = reward[idx] + disc[idx] * not_done[idx] * q_next
-                target = cfg.mc_weight * mc[idx] + (1.0 - cfg.mc_weight) * td
-            q = self.critics(obs[idx], act[idx])  # (K, B), on the actions actually executed
-            loss_c = ((q - target[None]) ** 2).mean()
-            opt_c.zero_grad(set_to_none=True)
-            loss_c.backward()
-            opt_c.step()
-            critic_losses.append(float(loss_c.detach()))
-            if step % cfg.policy_delay == 0:
-                res = self.actor(obs[idx], base[idx])
-                q_pi = self.critics(obs[idx], base[idx] + res).mean(0)
-                scale = q_pi.abs().mean().detach() + 1e-6
-                loss_a = -(q_pi / scale).mean() + cfg.bc_penalty * (res**2).mean()
-                opt_a.zero_grad(set_to_none=True)
-                loss_a.backward()
-                opt_a.step()
-                actor_q.append(float(q_pi.detach().mean()))
-                residual_sq.append(float((res.detach() ** 2).mean()))
-                _polyak((self.actor, actor_t), (self.critics, critics_t), tau=cfg.tau)
-            if not np.isfinite(critic_losses[-1]):
-                raise NonFiniteError(f"residual actor-critic: critic loss became {critic_losses[-1]} at step {step}")
-        self.actor.eval()
-        self.critics.eval()
+        tr = episode_transitions(episodes, progress, self.execute, self.ac.gamma)
+        obs, act, base = self._transition_arrays(episodes, tr)
+        summary = train_actor_critic(self.actor, self.critics, self.ac, (obs, act, base), tr, steps=steps, seed=seed)
         self.critics_trained = True
-        self.training_summary = {
-            "transitions": n,
-            "episodes": len(episodes),
-            "steps": steps,
-            "critic_loss": _last_tenth(critic_losses),
-            "actor_q": _last_tenth(actor_q),
-            "residual_rms": None if not residual_sq else float(np.sqrt(_last_tenth(residual_sq))),
-            "mean_chunk_reward": float(tr.reward.mean()),
-        }
+        self.training_summary = {"episodes": len(episodes), **summary}
         log.info("residual AC fit: %s", self.training_summary)
         return self.training_summary
 

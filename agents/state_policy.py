@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 LABEL = "state BC (sim-only stand-in for a VLA)"
 STATE_POLICY_MODEL = "state_bc_policy"
 _GRIPPERS = [6, 13]
+#: Joints whose cloned targets vary less than this (rad) in the policy's training data are never perturbed.
+STILL_JOINT = 0.01
 _CONDITIONS = 3  # the indicator's one-hot: NEGATIVE, POSITIVE, UNKNOWN
 
 
@@ -211,28 +213,57 @@ class StatePolicy(ChunkedActing):
         execute = self.config.execute
         return self._next_actions(features, state, lambda f, s, texts: self.predict_chunks(f)[:, :execute])
 
-    @torch.no_grad()
     def predict_chunks(self, features: np.ndarray) -> np.ndarray:
         """``(N, H, 14)`` absolute joint targets (grippers clipped to [0, 1]) from features ``(N, F)``."""
+        return self.targets_from_normalised(self.normalised_chunks(features))
+
+    @torch.no_grad()
+    def normalised_chunks(self, features: np.ndarray) -> np.ndarray:
+        """The head's plans ``(N, H, 14)`` in its standardised target units, from features ``(N, F)`` (those of
+        :meth:`encode_observations` or :func:`history_features`)."""
         self._require_trained()
         x = torch.as_tensor(self._standardise(features), dtype=torch.float32, device=self.device)
         cond = torch.full((len(x),), POSITIVE, device=self.device) if self.config.condition else None
-        y = self.net(_with_condition(x, cond)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
-        actions = y * self.norm["y_std"] + self.norm["y_mean"]
+        return self.net(_with_condition(x, cond)).cpu().numpy().reshape(len(features), self.config.chunk, ACTION_DIM)
+
+    def targets_from_normalised(self, chunks: np.ndarray) -> np.ndarray:
+        """Absolute joint targets ``(N, K, 14)`` from the first ``K`` steps of standardised plans (grippers clipped
+        to [0, 1])."""
+        k = chunks.shape[1]
+        actions = chunks * self.norm["y_std"][:k] + self.norm["y_mean"][:k]
         actions[..., _GRIPPERS] = np.clip(actions[..., _GRIPPERS], 0.0, 1.0)
         if not np.all(np.isfinite(actions)):
             raise NonFiniteError("state BC policy produced NaN/inf actions (diverged training?)")
         return actions.astype(np.float32)
 
+    def normalise_targets(self, actions: np.ndarray) -> np.ndarray:
+        """Standardised plans ``(N, K, 14)`` from absolute joint targets (the inverse of
+        :meth:`targets_from_normalised` away from the gripper clip)."""
+        k = actions.shape[1]
+        return ((actions - self.norm["y_mean"][:k]) / self.norm["y_std"][:k]).astype(np.float32)
+
+    def exploring_joints(self) -> np.ndarray:
+        """``(14,)`` 1 for the arm joints exploration may perturb: those the demonstrations move (a joint held
+        still has a label spread near the normalisation floor, so its noise would outweigh every other target
+        when cloned), 0 for the others and the grippers."""
+        self._require_trained()
+        mask = (self.norm["y_std"].min(axis=0) > STILL_JOINT).astype(np.float32)
+        mask[_GRIPPERS] = 0.0
+        return mask
+
     def standardised_features(self, states: np.ndarray) -> np.ndarray:
         """The head's standardised inputs ``(T, F)`` for one episode's states ``(T, D)`` (clipped to +-5: a
         state far outside the demos would otherwise dominate whatever is fitted on them)."""
-        self._require_trained()
-        x = history_features(np.asarray(states, np.float32), self.config.history)
-        return np.clip(self._standardise(x), -5.0, 5.0).astype(np.float32)
+        return self.clipped_standardised(history_features(np.asarray(states, np.float32), self.config.history))
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
         return (features - self.norm["x_mean"]) / self.norm["x_std"]
+
+    def clipped_standardised(self, features: np.ndarray) -> np.ndarray:
+        """Features ``(N, F)`` standardised with the demos' statistics and clipped to +-5 (what value and critic
+        heads fitted beside the policy read: a state far outside the demos would otherwise dominate them)."""
+        self._require_trained()
+        return np.clip(self._standardise(features), -5.0, 5.0).astype(np.float32)
 
     def _require_trained(self) -> None:
         if self.net is None:
@@ -326,9 +357,7 @@ class StatePolicy(ChunkedActing):
         """Write ``config.json`` + ``model.safetensors`` atomically."""
         from rewards.checkpoint import save_checkpoint
 
-        self._require_trained()
-        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        tensors.update({f"norm.{k}": torch.as_tensor(v) for k, v in self.norm.items()})
+        tensors = self.tensors()
         meta = {
             "model": STATE_POLICY_MODEL,
             "label": LABEL,
@@ -344,15 +373,32 @@ class StatePolicy(ChunkedActing):
         from rewards.checkpoint import load_checkpoint
 
         meta, tensors = load_checkpoint(path, expect_model=STATE_POLICY_MODEL)
+        policy = cls.from_tensors(meta, tensors, device=device)
+        policy.training_summary = meta.get("training", {})
+        return policy
+
+    @classmethod
+    def from_tensors(
+        cls, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str = "", device: Any = None
+    ) -> StatePolicy:
+        """A trained policy from a checkpoint's ``config`` / ``state_dim`` and its ``<prefix>net.*`` and
+        ``<prefix>norm.*`` tensors (what :meth:`save` writes with no prefix)."""
         policy = cls(StatePolicyConfig(**meta["config"]), device=device)
         policy.state_dim = int(meta["state_dim"])
         in_dim = policy.state_dim + STATE_DIM * len(policy.config.history)
         policy.net = _head(in_dim, policy.config)
-        policy.net.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")})
+        net, norm = f"{prefix}net.", f"{prefix}norm."
+        policy.net.load_state_dict({k[len(net) :]: v.float() for k, v in tensors.items() if k.startswith(net)})
         policy.net.to(policy.device).eval()
-        policy.norm = {k[5:]: v.float().numpy() for k, v in tensors.items() if k.startswith("norm.")}
-        policy.training_summary = meta.get("training", {})
+        policy.norm = {k[len(norm) :]: v.float().numpy() for k, v in tensors.items() if k.startswith(norm)}
         return policy
+
+    def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """The head's weights and the normalisation as ``<prefix>net.*`` / ``<prefix>norm.*`` tensors."""
+        self._require_trained()
+        out = {f"{prefix}net.{k}": v for k, v in self.net.state_dict().items()}
+        out.update({f"{prefix}norm.{k}": torch.as_tensor(v) for k, v in self.norm.items()})
+        return out
 
 
 def _shown_conditions(

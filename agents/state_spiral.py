@@ -52,12 +52,13 @@ from agents.relabel import RelabelConfig, relabel_progress
 from agents.rollouts import RecordedEpisode
 from agents.seeds import ROUND_SEED_STRIDE, RoundSeeds
 from agents.state_policy import StateEpisode, StatePolicy
+from agents.state_residual import StateResidualPolicy, load_state_policy
 from agents.success_gate import GateThreshold, calibrate_threshold, gate_report
-from agents.updates import WEIGHTING_RULES, SampleTargets, UpdateConfig, sample_targets
+from agents.updates import SampleTargets, UpdateConfig, sample_targets
 from rewards.references import physics_progress
 from sarm2_env.atomic import atomic_write, write_json_atomic
 from sarm2_env.config import FrozenConfig
-from sarm2_env.constants import ACTION_DIM, CAMERAS, GRIPPER_INDICES, STATE_DIM
+from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
 from sarm2_env.errors import ConfigError, DatasetError, InputShapeError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,12 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
         update: the update rule: ``rabc`` or ``awr`` (per-sample weights), or ``recap``: every sample the rule keeps
             is cloned at weight 1 with its advantage indicator (the top ``update.positive_fraction`` of this
             round's advantages are "positive") fed to the head, which then acts as "positive". RECAP's head has an
-            input ``pi_0``'s lacks, so it needs ``retrain``.
+            input ``pi_0``'s lacks, so it needs ``retrain``. Or ``residual_ac``, SPIRAL's released update
+            (:mod:`agents.state_residual`): a residual actor and critics on the frozen ``pi_0``, trained on the
+            relabelled progress of the rollouts (every round's so far with ``aggregate``) and carried from round to
+            round; it needs ``explore_noise`` (its critics learn from the exploration) and reads none of the
+            weighting options (``advantage``, ``success_gate``, ``drop_stalled_tail``, ``rollout_share``,
+            ``retrain``, the demos); ``finetune_steps`` are its TD3 steps, ``update.residual`` its settings.
         relabel: query rate, smoothing, clipping and the chunk of the advantages (set it to the policy's chunk).
         image_size: the rendered views the reward model scores (its checkpoint's resolution).
         max_episode_steps: episode cap (``None``: the task's).
@@ -172,11 +178,17 @@ class StateSpiralConfig(RoundSeeds, FrozenConfig):
         scale = self.adapt_lr_scale
         if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1):
             raise ConfigError(f"`adapt_lr_scale` must be in (0, 1]; got {self.adapt_lr_scale!r}")
-        if self.update.rule not in WEIGHTING_RULES:
-            raise ConfigError(  # the sample weightings; the residual actor-critic has its own trainer
-                f"`update.rule` must be one of {', '.join(WEIGHTING_RULES)} for the state policy (the residual "
-                f"actor-critic trains on the image policy's features); got {self.update.rule!r}"
-            )
+        if self.update.rule == "residual_ac":
+            if not self.explore_noise > 0:
+                raise ConfigError(
+                    "`update.rule='residual_ac'` learns its critics from the rollouts' exploration: set "
+                    f"`explore_noise` > 0 (rad); got {self.explore_noise!r}"
+                )
+            if self.success_gate:
+                raise ConfigError(
+                    "`success_gate` chooses what behaviour cloning clones; the residual actor-critic reads the "
+                    "relabelled progress itself: set `success_gate: false` with `update.rule='residual_ac'`"
+                )
         if self.update.rule == "recap" and not self.retrain:
             raise ConfigError("`update.rule='recap'` adds an input to the policy's head: set `retrain: true`")
         if self.rollouts_per_round >= ROUND_SEED_STRIDE or self.eval_episodes >= ROUND_SEED_STRIDE:
@@ -292,7 +304,7 @@ class _Worker:
 
     env: Any = None
     key: tuple = ()
-    policy: StatePolicy | None = None
+    policy: StatePolicy | StateResidualPolicy | None = None
     policy_path: str = ""
     encoder: Any = None
 
@@ -313,9 +325,9 @@ def _worker_env(task: str, image_size: int, max_steps: int | None) -> Any:
     return _Worker.env
 
 
-def _worker_policy(path: str) -> StatePolicy:
+def _worker_policy(path: str) -> StatePolicy | StateResidualPolicy:
     if _Worker.policy_path != path:
-        _Worker.policy, _Worker.policy_path = StatePolicy.load(path, device="cpu"), path
+        _Worker.policy, _Worker.policy_path = load_state_policy(path, device="cpu"), path
     return _Worker.policy
 
 
@@ -398,25 +410,21 @@ def rollout_episode(
     return rollout.success
 
 
-#: Joints whose cloned targets vary less than this (rad) in the policy's training data are never perturbed.
-STILL_JOINT = 0.01
-
-
 class _Exploration:
     """Adds one Gaussian offset per executed plan of ``hold`` steps; seeded per rollout.
 
-    Only arm joints the policy's demonstrations move are perturbed: a joint the demos hold still has a label
-    spread near the normalisation floor (0.001 rad), so its noise would weigh hundreds of times more than every
-    other target in the fine-tuning loss (measured: 22/50 -> 0/50 successes after one round when every joint explored).
+    Only arm joints the policy's demonstrations move are perturbed (:meth:`StatePolicy.exploring_joints`): a joint
+    the demos hold still has a label spread near the normalisation floor (0.001 rad), so its noise would weigh
+    hundreds of times more than every other target in the fine-tuning loss (measured: 22/50 -> 0/50 successes after
+    one round when every joint explored).
     """
 
-    def __init__(self, std: float, policy: StatePolicy, seed: int) -> None:
+    def __init__(self, std: float, policy: StatePolicy | StateResidualPolicy, seed: int) -> None:
         self.std, self.hold = float(std), int(policy.config.execute)
         self.rng = np.random.default_rng([int(seed), 11])
         self.step = 0
         self.offset = np.zeros(ACTION_DIM, np.float32)
-        self.mask = (policy.norm["y_std"].min(axis=0) > STILL_JOINT).astype(np.float32)
-        self.mask[list(GRIPPER_INDICES)] = 0.0
+        self.mask = policy.exploring_joints()
 
     def __call__(self, action: np.ndarray) -> np.ndarray:
         if self.std == 0:
@@ -654,37 +662,89 @@ class StateSpiral:
         started = time.perf_counter()
         replay = [*earlier, *rollouts]
         relabelled, judged, finals, extra = self._relabel(source, r, replay, rollouts)
-        previous = StatePolicy.load(previous_path, device="cpu")
-        features = [previous.standardised_features(ro.state) for ro in replay] if cfg.advantage == "outcome" else []
+        previous = load_state_policy(previous_path, device="cpu")
+        residual = cfg.update.rule == "residual_ac"
+        outcome = cfg.advantage == "outcome" and not residual
+        features = [previous.standardised_features(ro.state) for ro in replay] if outcome else []
         relabel_seconds = time.perf_counter() - started
+        common = {
+            **extra,
+            "source": source,
+            "rule": cfg.update.rule,
+            "rollouts": len(rollouts),
+            "replay_rollouts": len(replay),
+            "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
+        }
         records = []
         for member, out in outs.items():
             began = time.perf_counter()
             seed = cfg.seed + MEMBER_SEED_STRIDE * member + r
-            advantages = [rl.advantage for rl in relabelled]
-            if cfg.advantage == "outcome":
-                advantages = outcome_advantages(features, list(finals), seed=seed)
-            flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
-            targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
-            episodes = self._weighted_episodes(replay, relabelled, judged, targets, previous)
-            self._train(episodes, previous, seed, out, f"round {r} ({source})")
+            if residual:
+                progress = [rl.progress for rl in relabelled]
+                stats = {"residual": self._fit_residual(previous, replay, progress, seed, out)}
+            else:
+                weighted = (relabelled, judged, finals, features)
+                stats = self._fit_weighted(previous, replay, weighted, seed, out, f"round {r} ({source})")
             records.append(
                 {
-                    **extra,
-                    "source": source,
+                    **common,
                     "member": member,
-                    "rule": cfg.update.rule,
-                    "rollouts": len(rollouts),
-                    "replay_rollouts": len(replay),
-                    "rollout_success_rate": float(np.mean([ro.success for ro in rollouts])),
-                    "mean_advantage": float(flat.mean()),
-                    "mean_weight": float(targets.weight.mean()),
-                    **({} if targets.condition is None else {"positive_fraction": float(targets.condition.mean())}),
+                    **stats,
                     "relabel_seconds": relabel_seconds,
                     "update_seconds": time.perf_counter() - began,
                 }
             )
         return records
+
+    def _fit_weighted(
+        self,
+        previous: StatePolicy | StateResidualPolicy,
+        replay: list[StateRollout],
+        weighted: tuple[list[Any], np.ndarray, np.ndarray, list[np.ndarray]],
+        seed: int,
+        out: Path,
+        what: str,
+    ) -> dict[str, Any]:
+        """A weighting rule's update: advantages (the relabelling's, or outcome advantages cross-fitted on the
+        states' ``features`` with ``seed``), the rule's per-frame weights, then the policy trained and saved to
+        ``out``. ``weighted`` is the relabelling, the gate's judgement, the finals and the features."""
+        if not isinstance(previous, StatePolicy):
+            raise ConfigError(f"{what}: a weighting rule cannot update a residual actor-critic policy")
+        cfg = self.config
+        relabelled, judged, finals, features = weighted
+        advantages = [rl.advantage for rl in relabelled]
+        if cfg.advantage == "outcome":
+            advantages = outcome_advantages(features, list(finals), seed=seed)
+        flat = np.concatenate([a[:-1] for a in advantages])  # the final frame takes no action
+        targets = sample_targets(flat, cfg.update, np.zeros(len(flat), np.int64))
+        episodes = self._weighted_episodes(replay, relabelled, judged, targets, previous)
+        self._train(episodes, previous, seed, out, what)
+        return {
+            "mean_advantage": float(flat.mean()),
+            "mean_weight": float(targets.weight.mean()),
+            **({} if targets.condition is None else {"positive_fraction": float(targets.condition.mean())}),
+        }
+
+    def _fit_residual(
+        self,
+        previous: StatePolicy | StateResidualPolicy,
+        replay: list[StateRollout],
+        progress: list[np.ndarray],
+        seed: int,
+        out: Path,
+    ) -> dict[str, Any]:
+        """The residual rule's update: the previous round's residual policy trained further (from ``pi_0`` with a
+        zero residual in round 1) on ``replay`` and its relabelled ``progress``, saved to ``out``."""
+        cfg = self.config
+        if isinstance(previous, StateResidualPolicy):
+            policy = previous.copy(seed=seed)
+        else:
+            policy = StateResidualPolicy.from_base(
+                previous, cfg.update.residual, explore_noise=cfg.explore_noise, seed=seed
+            )
+        summary = policy.fit(replay, progress, steps=cfg.finetune_steps, seed=seed)
+        policy.save(out)
+        return summary
 
     def _relabel(
         self, source: str, r: int, replay: list[StateRollout], rollouts: list[StateRollout]

@@ -109,15 +109,31 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> No
 def _update_line(config: Any) -> str:
     """How the rollouts were explored and weighted, when the config departs from the plain rollouts."""
     parts = []
+    residual = config.update.rule == "residual_ac"
+    if residual:
+        ac = config.update.residual
+        parts.append(
+            f"residual actor-critic (SPIRAL's released update) on the frozen `pi_0`: a residual of at most "
+            f"{ac.residual_limit:g} demo standard deviations on each executed plan, {ac.critics} critics trained "
+            f"TD3-style on the relabelled progress gains of executed chunks ({config.finetune_steps} steps per "
+            f"round, carried from round to round), the best of {ac.best_of_k} candidates offset like the "
+            "exploration chosen by the critics when acting"
+        )
     if config.explore_noise > 0:
-        cloned = "every frame is cloned" if config.retrain else "only the planning frames are cloned"
+        cloned = (
+            "the critics learn from it"
+            if residual
+            else "every frame is cloned"
+            if config.retrain
+            else "only the planning frames are cloned"
+        )
         parts.append(
             f"rollouts explore with one N(0, {config.explore_noise:g} rad) offset per executed plan on the arm joints "
             f"the demos move, and {cloned}"
         )
-    if config.drop_stalled_tail:
+    if config.drop_stalled_tail and not residual:
         parts.append("nothing a rollout did after its relabelled progress last rose is cloned")
-    if config.advantage == "outcome":
+    if config.advantage == "outcome" and not residual:
         how = "labels samples" if config.update.rule == "recap" else "weights"
         parts.append(f"the update {how} by outcome advantages (final progress minus a cross-fitted state value)")
     if config.update.rule == "recap":
@@ -136,7 +152,7 @@ def _update_line(config: Any) -> str:
             f"only the rollouts a source judges successful are cloned (final relabelled progress {how}; judged "
             "failures count as final progress 0)"
         )
-    if config.rollout_share is not None:
+    if config.rollout_share is not None and not residual:
         parts.append(f"the rollouts make up {100 * config.rollout_share:.0f} % of every fine-tuning batch")
     if config.aggregate:
         parts.append("each update uses every round's rollouts so far")
@@ -146,7 +162,7 @@ def _update_line(config: Any) -> str:
             f"rollouts, annotated from the simulator's progress ({config.adapt_steps} steps at "
             f"{config.adapt_lr_scale:g}x its learning rate), and RM2 relabels rounds 2 on (round 1 uses RM1)"
         )
-    if config.retrain:
+    if config.retrain and not residual:
         parts.append(
             "each round's policy is trained afresh on the demos and the weighted rollouts (inputs standardised "
             "over both), not fine-tuned"

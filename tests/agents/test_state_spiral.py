@@ -247,7 +247,7 @@ def test_run_shares_round_one_and_resumes(pi0, demos, tmp_path):
 
 def test_bad_configs_are_refused(pi0, demos, tmp_path):
     policy, _ = pi0
-    with pytest.raises(ConfigError, match="update.rule"):
+    with pytest.raises(ConfigError, match="explore_noise"):
         _config(update=UpdateConfig(rule="residual_ac"))
     with pytest.raises(ConfigError, match="retrain"):
         _config(update=UpdateConfig(rule="recap"))
