@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from rewards.encoders import DEFAULT_REWARD_ENCODER
 from sarm2_env.errors import ConfigError, check_fraction, check_positive_int
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -118,7 +119,7 @@ class BenchConfig:
     name: str = "quick"
     tasks: tuple[str, ...] | str = "all"
     backends: tuple[str, ...] = ("sarm2",)
-    encoder: str = "efficientnet-lite0"
+    encoder: str = DEFAULT_REWARD_ENCODER
     encoder_path: str | None = None
     text_encoder: str = "minilm"
     text_encoder_path: str | None = None

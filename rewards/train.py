@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from rewards.encoders import DEFAULT_REWARD_ENCODER, IMAGE_ENCODERS
 from sarm2_env.errors import ConfigError, SARM2Error
 
 log = logging.getLogger("rewards.train")
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint directory to write (and resume from)")
     p.add_argument(
         "--encoder",
-        default="efficientnet-lite0",
-        help="image encoder: efficientnet-lite0, efficientnet-lite0-grid2, siglip2, tiny",
+        default=DEFAULT_REWARD_ENCODER,
+        help=f"image encoder: {', '.join(IMAGE_ENCODERS)} (default: %(default)s)",
     )
     p.add_argument("--encoder-path", default=None, help="local weights directory (siglip2)")
     p.add_argument("--image-size", type=int, default=None, help="encoder input size (default: the encoder's)")

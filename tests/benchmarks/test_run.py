@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_config import load_config
+from rewards.encoders import DEFAULT_REWARD_ENCODER
 from sarm2_env.errors import ConfigError, UnknownNameError
 
 TINY = [
@@ -24,6 +25,7 @@ def test_shipped_configs_load_and_are_strict(tmp_path) -> None:
     for name in ("quick", "full"):
         config = load_config(name)
         assert config.name == name and "sarm2" in config.backends and config.tasks == "all"
+        assert config.encoder == DEFAULT_REWARD_ENCODER  # the shipped checkpoint's encoder: the measured winner
     with pytest.raises(ConfigError, match="'trian' \\(did you mean 'train'\\?\\)"):
         bad = tmp_path / "bad.yaml"
         bad.write_text("trian: {steps: 3}\nbackends: [sarm2]\n")

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from rewards.encoders import DEFAULT_REWARD_ENCODER
 from sarm2_env.constants import CAMERAS
 from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
 from sarm2_env.wrapper import SARM2RewardWrapper, SARM2VectorRewardWrapper
@@ -276,7 +277,7 @@ def test_default_checkpoint_works_on_every_sarm2_task() -> None:
         obs, info = env.reset(seed=0)
         obs, reward, *_, info = env.step(hold_action(obs))
         assert np.isfinite(reward) and 0.0 <= info["sarm2/progress"] <= 1.0
-        assert env.reward_model.encoder_spec.name == "efficientnet-lite0"
+        assert env.reward_model.encoder_spec.name == DEFAULT_REWARD_ENCODER
         env.close()
 
 
