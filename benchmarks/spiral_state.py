@@ -262,7 +262,7 @@ def summary_markdown(
                 f"| {a['final_mae']:.2f} | {100 * u['rollout_success_rate']:.0f} % | {u['collect_seconds']:.0f} "
                 f"| {u['relabel_seconds'] + u['update_seconds']:.0f} | {c['eval_seconds']:.0f} |"
             )
-    extra = _seed_lines(curves) + _gate_lines(curves) + _adaptation_lines(curves)
+    extra = _seed_lines(curves) + _gate_lines(curves) + _adaptation_lines(curves) + _residual_lines(curves)
     return "\n".join(lines + extra) + "\n"
 
 
@@ -360,6 +360,29 @@ def _gate_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
         "",
         "| reward source | round | threshold | judged successes | true successes | precision | recall |",
         "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _residual_lines(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per round of the residual actor-critic: what it trained on and how far it moved from ``pi_0``."""
+    rows = [
+        f"| {source} | {c['round']} | {u['transitions']} | "
+        + " | ".join("–" if u[k] is None else f"{u[k]:.3g}" for k in ("critic_loss", "actor_q", "residual_rms"))
+        + " |"
+        for source, curve in curves.items()
+        for c in curve[1:]
+        if (u := c["update"].get("residual"))
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "Residual actor-critic per round: chunk transitions trained on, critic loss and actor Q (last tenth of the "
+        "steps), and the residual's RMS in demo standard deviations (0: `pi_0` itself):",
+        "",
+        "| reward source | round | transitions | critic loss | actor Q | residual RMS |",
+        "|---|---|---|---|---|---|",
         *rows,
     ]
 

@@ -48,6 +48,10 @@ def test_shipped_configs_load():
     recap = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_recap.yaml")
     recap_update = dataclasses.replace(gated.spiral_config().update, rule="recap", positive_fraction=0.3)
     assert recap.spiral_config() == dataclasses.replace(gated.spiral_config(), update=recap_update, success_gate=False)
+    residual = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_residual.yaml").spiral_config()
+    paired = ("task", "rollouts_per_round", "eval_episodes", "explore_noise", "adapt_steps", "adapt_lr_scale", "seed")
+    assert all(getattr(residual, f) == getattr(gated.spiral_config(), f) for f in paired)  # paired on the seeds
+    assert residual.update.rule == "residual_ac" and residual.adapt_reward_model and not residual.success_gate
     assert tuple(recap.sources) == ("sarm2",)
     folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
     assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
@@ -100,6 +104,24 @@ def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
     recap = {**spiral, "retrain": True, "update": {"rule": "recap", "positive_fraction": 0.25}}
     line = bench._update_line(bench.SpiralStateBench.load(_write(tmp_path, spiral=recap)).spiral_config())
     assert "labels samples by outcome advantages" in line and 'top 25 % of the round\'s advantages "positive"' in line
+
+
+def test_the_summary_describes_the_residual_actor_critic_and_its_rounds(tmp_path):
+    spiral = {
+        **TINY["spiral"],
+        "explore_noise": 0.02,
+        "retrain": True,  # read only by the weighting rules: not described
+        "drop_stalled_tail": True,
+        "update": {"rule": "residual_ac", "residual": {"best_of_k": 4}},
+    }
+    line = bench._update_line(bench.SpiralStateBench.load(_write(tmp_path, spiral=spiral)).spiral_config())
+    assert line.startswith("Residual actor-critic") and "the best of 4 candidates" in line
+    assert "the critics learn from it" in line and "cloned" not in line and "afresh" not in line
+    fitted = {"transitions": 120, "critic_loss": 0.000412, "actor_q": 0.5, "residual_rms": None}
+    curves = {"sarm2": [{}, {"round": 1, "update": {"residual": fitted}}], "sparse": [{}, {"round": 1, "update": {}}]}
+    lines = bench._residual_lines(curves)
+    assert lines[-1] == "| sarm2 | 1 | 120 | 0.000412 | 0.5 | – |" and not any("| sparse |" in x for x in lines)
+    assert bench._residual_lines({"sparse": curves["sparse"]}) == []
 
 
 def test_the_summary_pairs_the_last_round_with_pi0_on_the_same_seeds():
