@@ -44,7 +44,7 @@ from torch import nn
 from agents.policy import BCPolicy, BCPolicyConfig, ChunkedActing
 from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, CAMERAS, STATE_DIM
-from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.errors import ConfigError, InputShapeError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -521,16 +521,9 @@ class ResidualACPolicy(ChunkedActing):
 
 def load_policy(path: str | os.PathLike, device: str | torch.device | None = None) -> BCPolicy | ResidualACPolicy:
     """Load a :class:`BCPolicy` or :class:`ResidualACPolicy` checkpoint, whichever ``path`` holds."""
-    import json
+    from rewards.checkpoint import checkpoint_model
 
-    from rewards.checkpoint import CONFIG_FILE
-
-    config_file = Path(path) / CONFIG_FILE
-    try:
-        kind = json.loads(config_file.read_text()).get("model")
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{config_file}: no readable policy checkpoint ({exc})") from exc
-    if kind == RESIDUAL_MODEL:
+    if checkpoint_model(path, "policy checkpoint") == RESIDUAL_MODEL:
         return ResidualACPolicy.load(path, device=device)
     return BCPolicy.load(path, device=device)
 

@@ -206,17 +206,13 @@ def load_state_policy(
     path: str | os.PathLike, device: str | torch.device | None = None
 ) -> StatePolicy | StateResidualPolicy:
     """Load a :class:`StatePolicy` or :class:`StateResidualPolicy` checkpoint, whichever ``path`` holds."""
-    from rewards.checkpoint import CONFIG_FILE
+    from rewards.checkpoint import checkpoint_model
 
-    config_file = Path(path) / CONFIG_FILE
-    try:
-        kind = json.loads(config_file.read_text()).get("model")
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{config_file}: no readable state policy checkpoint ({exc})") from exc
+    kind = checkpoint_model(path, "state policy checkpoint")
     if kind == STATE_RESIDUAL_MODEL:
         return StateResidualPolicy.load(path, device=device)
     if kind != STATE_POLICY_MODEL:
         raise CheckpointError(
-            f"{config_file}: expected a state policy ({STATE_POLICY_MODEL} or {STATE_RESIDUAL_MODEL}); got {kind!r}"
+            f"{path}: expected a state policy ({STATE_POLICY_MODEL} or {STATE_RESIDUAL_MODEL}); got {kind!r}"
         )
     return StatePolicy.load(path, device=device)

@@ -61,6 +61,16 @@ def save_checkpoint(
     return path
 
 
+def checkpoint_model(path: str | os.PathLike, what: str = "checkpoint") -> str | None:
+    """The ``model`` a checkpoint directory's ``config.json`` names (to dispatch to the class that loads it); an
+    unreadable or missing file is a :class:`CheckpointError` saying no ``what`` is there."""
+    config_file = Path(path) / CONFIG_FILE
+    try:
+        return json.loads(config_file.read_text()).get("model")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{config_file}: no readable {what} ({exc})") from exc
+
+
 def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) -> tuple[dict[str, Any], dict]:
     """Read a checkpoint directory -> ``(meta, tensors as fp32)``; every problem is a :class:`CheckpointError`."""
     from safetensors import SafetensorError
