@@ -112,12 +112,16 @@ def _update_line(config: Any) -> str:
     residual = config.update.rule == "residual_ac"
     if residual:
         ac = config.update.residual
+        acting = (
+            f"the best of {ac.best_of_k} candidates offset like the exploration chosen by the critics when acting"
+            if ac.best_of_k > 1
+            else "the actor's plan executed as it is (no best-of-K)"
+        )
         parts.append(
             f"residual actor-critic (SPIRAL's released update) on the frozen `pi_0`: a residual of at most "
             f"{ac.residual_limit:g} demo standard deviations on each executed plan, {ac.critics} critics trained "
             f"TD3-style on the relabelled progress gains of executed chunks ({config.finetune_steps} steps per "
-            f"round, carried from round to round), the best of {ac.best_of_k} candidates offset like the "
-            "exploration chosen by the critics when acting"
+            f"round, carried from round to round), {acting}"
         )
     if config.explore_noise > 0:
         cloned = (

@@ -117,6 +117,9 @@ def test_the_summary_describes_the_residual_actor_critic_and_its_rounds(tmp_path
     line = bench._update_line(bench.SpiralStateBench.load(_write(tmp_path, spiral=spiral)).spiral_config())
     assert line.startswith("Residual actor-critic") and "the best of 4 candidates" in line
     assert "the critics learn from it" in line and "cloned" not in line and "afresh" not in line
+    spiral["update"] = {"rule": "residual_ac", "residual": {"best_of_k": 1}}
+    line = bench._update_line(bench.SpiralStateBench.load(_write(tmp_path, spiral=spiral)).spiral_config())
+    assert "the actor's plan executed as it is (no best-of-K)" in line and "candidates" not in line
     fitted = {"transitions": 120, "critic_loss": 0.000412, "actor_q": 0.5, "residual_rms": None}
     curves = {"sarm2": [{}, {"round": 1, "update": {"residual": fitted}}], "sparse": [{}, {"round": 1, "update": {}}]}
     lines = bench._residual_lines(curves)

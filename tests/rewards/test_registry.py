@@ -31,7 +31,7 @@ def test_default_checkpoint_is_small_and_covers_every_task() -> None:
     from tasks import TASKS
 
     size = (DEFAULT_CHECKPOINT / "model.safetensors").stat().st_size
-    assert size < 8 * 2**20  # ships in the repo: a few MB of fp16 weights
+    assert size < 12 * 2**20  # ships in the repo: ~10 MB of fp16 weights (2 x 2 grid features: 4x the input width)
     model = make_reward_model("sarm2", checkpoint="default", device="cpu")
     assert all(model.covers(task) for task in TASKS)
     assert model.training_summary["held_out_mse_fp16"] < 0.05
