@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from rewards.encoders import DEFAULT_REWARD_ENCODER
-from sarm2_env.errors import ConfigError, check_fraction, check_positive_int
+from sarm2_env.errors import ConfigError, check_fraction, check_positive_int, check_range
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -29,6 +29,7 @@ _DEFAULTS_BEFORE = (
     ("motion_negatives", 0),
     ("robustness_episodes", 0),
     ("robustness_jitter", 1.0),
+    ("robustness_pose_range", 1.0),
 )
 
 
@@ -52,6 +53,10 @@ class DataConfig:
     again with camera-pose and lighting jitter at ``robustness_jitter`` (:mod:`tasks.jitter`): the same seeds, so
     the same motion and ground truth under other pixels. Every backend is scored on them and the summary reports
     them apart, paired with the same episodes without jitter. 0: no robustness set.
+    ``robustness_pose_range``: above 1 (at most 2), those episodes are also collected with every task's object
+    position and yaw ranges widened by this factor (the tasks' ``pose_range`` option, no jitter): the same seeds
+    and skills in scenes further from the training distribution, reported apart and paired by seed with the
+    registered scenes. 1: no wider-pose set.
     """
 
     train_demos: int = 10
@@ -66,6 +71,7 @@ class DataConfig:
     motion_negatives: int = 0
     robustness_episodes: int = 0
     robustness_jitter: float = 1.0
+    robustness_pose_range: float = 1.0
     root: str = "data/benchmark"
 
     def __post_init__(self) -> None:
@@ -89,6 +95,14 @@ class DataConfig:
             )
         if check_fraction("data.robustness_jitter", self.robustness_jitter, " (> 0)") == 0:
             raise ConfigError("`data.robustness_jitter` must be in (0, 1] (0 would repeat the episodes unchanged)")
+        from tasks.base import MAX_POSE_RANGE
+
+        check_range("data.robustness_pose_range", self.robustness_pose_range, 1.0, MAX_POSE_RANGE, " (1 = no set)")
+        if self.robustness_pose_range > 1.0 and not self.robustness_episodes:
+            raise ConfigError(
+                "`data.robustness_pose_range` widens the poses of the robustness episodes: set "
+                f"data.robustness_episodes > 0 too; got {self.robustness_pose_range:g} with 0 episodes"
+            )
         check_positive_int("data.heldout_render_every", self.heldout_render_every, " (1 = a frame at every step)")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise ConfigError(f"`data.image_size` must be an integer in [16, 1024]; got {self.image_size!r}")

@@ -50,6 +50,19 @@ NEGATIVES = "negatives:"
 #: prefix of the robustness sets (held-out episodes again under camera and lighting jitter,
 #: ``jitter:heldout_demos``) in ``RunState.features`` and in their prediction keys
 JITTER = "jitter:"
+#: prefix of the wider-pose robustness sets (held-out episodes' seeds again with the tasks' object position and yaw
+#: ranges widened, ``poses:heldout_demos``)
+POSES = "poses:"
+#: both robustness prefixes, in report order
+ROBUSTNESS = (JITTER, POSES)
+
+
+def held_out_split(name: str) -> str:
+    """The held-out split a set repeats (``jitter:heldout_demos`` -> ``heldout_demos``); other names unchanged."""
+    for prefix in ROBUSTNESS:
+        if name.startswith(prefix):
+            return name.removeprefix(prefix)
+    return name
 
 
 @dataclasses.dataclass
@@ -78,9 +91,13 @@ class RunState:
         return Path(d.root) / f"{d.image_size}px-seed{d.seed}{suffix}"
 
     def data_dir(self, split: str) -> Path:
-        """The dataset directory of ``split`` (a held-out split, or its jittered copy ``jitter:<split>``)."""
+        """The dataset directory of ``split`` (a held-out split, its jittered copy ``jitter:<split>`` or its
+        wider-pose copy ``poses:<split>``)."""
+        d = self.config.data
         if split.startswith(JITTER):
-            return self.data_root() / f"jitter{self.config.data.robustness_jitter:g}" / split.removeprefix(JITTER)
+            return self.data_root() / f"jitter{d.robustness_jitter:g}" / held_out_split(split)
+        if split.startswith(POSES):
+            return self.data_root() / f"poses{d.robustness_pose_range:g}" / held_out_split(split)
         return self.data_root() / split
 
 
@@ -165,10 +182,10 @@ def stage_collect(state: RunState) -> None:
             render_every=state.config.data.heldout_render_every,
         )
         log.info("collect motion control %s: %d written, %d already there", control, c["written"], c["skipped"])
-    for split in _jitter_sets(state):
+    for split in robustness_sets(state):
         if "collect" in state.force and state.data_dir(split).exists():
             shutil.rmtree(state.data_dir(split))
-        c = collect(_jitter_collect_config(state, split), str(state.data_dir(split)), state.progress, workers)
+        c = collect(_robustness_collect_config(state, split), str(state.data_dir(split)), state.progress, workers)
         log.info("collect %s: %d written, %d already there", split, c["written"], c["skipped"])
     for control, path in _negative_dirs(state).items():
         seeds = _negative_seeds(state)
@@ -177,23 +194,31 @@ def stage_collect(state: RunState) -> None:
         log.info("collect motion negatives %s: %d written, %d already there", control, c["written"], c["skipped"])
 
 
-def _jitter_sets(state: RunState) -> list[str]:
-    """The robustness sets' names (``jitter:<held-out split>``), when the run has them."""
-    return [f"{JITTER}{split}" for split in EVAL_SETS] if state.config.data.robustness_episodes else []
+def robustness_sets(state: RunState) -> list[str]:
+    """The robustness sets' names (``jitter:<held-out split>``, then ``poses:<held-out split>`` when the run widens
+    the poses), when the run has them."""
+    d = state.config.data
+    if not d.robustness_episodes:
+        return []
+    prefixes = ROBUSTNESS if d.robustness_pose_range > 1.0 else (JITTER,)
+    return [f"{prefix}{split}" for prefix in prefixes for split in EVAL_SETS]
 
 
-def _jitter_seeds(state: RunState, split: str) -> range:
+def _robustness_seeds(state: RunState, split: str) -> range:
     """A robustness set's seeds: the first ``robustness_episodes`` of its held-out split's."""
-    seeds = _seeds(state, split.removeprefix(JITTER))
+    seeds = _seeds(state, held_out_split(split))
     return range(seeds.start, seeds.start + state.config.data.robustness_episodes)
 
 
-def _jitter_collect_config(state: RunState, split: str) -> CollectConfig:
-    """What a robustness set records: its held-out split's episodes (seeds, skills, frame rate), under jitter."""
-    held_out = _suite(state).split_config(split.removeprefix(JITTER))
+def _robustness_collect_config(state: RunState, split: str) -> CollectConfig:
+    """What a robustness set records: its held-out split's episodes (seeds, skills, frame rate), under jitter or
+    with wider poses."""
+    d = state.config.data
+    held_out = _suite(state).split_config(held_out_split(split))
     assert held_out is not None  # robustness_episodes <= the split's size, checked by DataConfig
-    episodes = state.config.data.robustness_episodes
-    return dataclasses.replace(held_out, episodes=episodes, jitter=state.config.data.robustness_jitter)
+    if split.startswith(POSES):
+        return dataclasses.replace(held_out, episodes=d.robustness_episodes, pose_range=d.robustness_pose_range)
+    return dataclasses.replace(held_out, episodes=d.robustness_episodes, jitter=d.robustness_jitter)
 
 
 def _motion_dirs(state: RunState) -> dict[str, Path]:
@@ -239,7 +264,7 @@ def stage_encode(state: RunState) -> None:
     sources = [(split, state.data_dir(split), _seeds(state, split)) for split in SETS]
     sources += [(f"{MOTION}{c}", path, _motion_seeds(state)) for c, path in _motion_dirs(state).items()]
     sources += [(f"{NEGATIVES}{c}", path, _negative_seeds(state)) for c, path in _negative_dirs(state).items()]
-    sources += [(split, state.data_dir(split), _jitter_seeds(state, split)) for split in _jitter_sets(state)]
+    sources += [(split, state.data_dir(split), _robustness_seeds(state, split)) for split in robustness_sets(state)]
     for split, path, seeds in sources:
         if not path.exists():
             state.features[split] = []
@@ -420,7 +445,7 @@ def predict_backend(state: RunState, name: str, model) -> dict[str, dict[str, np
     for f in state.features.get("train_demos", []) + state.features.get("heldout_demos", []):
         instructions.setdefault(f.task_id, f.instruction)
     jobs = []
-    for split in (*EVAL_SETS, *_jitter_sets(state)):
+    for split in (*EVAL_SETS, *robustness_sets(state)):
         for feats in state.features.get(split, []):
             jobs.append((split, feats, None, feats))
     if state.config.controls and name != "sparse" and not model.needs_frames:  # the oracle: their physics progress
@@ -468,7 +493,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
     predictions = {}
     eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
     motion_ids = sorted(f"{s}|{f.episode_id}" for s, fs in state.features.items() if s.startswith(MOTION) for f in fs)
-    jitter_ids = sorted(f"{s}|{f.episode_id}" for s in _jitter_sets(state) for f in state.features.get(s, []))
+    jitter_ids = sorted(f"{s}|{f.episode_id}" for s in robustness_sets(state) for f in state.features.get(s, []))
     for name, model in state.models.items():
         path = state.run_dir / "predictions" / f"{name}.npz"
         stamp_file = path.with_suffix(".stamp.json")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import metrics as M
-from benchmarks.pipeline import EVAL_SETS, JITTER, MOTION, RunState
+from benchmarks.pipeline import EVAL_SETS, MOTION, POSES, ROBUSTNESS, RunState
 from benchmarks.robustness import robustness_lines, robustness_table
 from sarm2_env import stats as S
 from sarm2_env.atomic import write_json_atomic
@@ -144,6 +144,7 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
         "expert_load": _expert_loads(predictions),
         "headline": headline(table, rows),
         "robustness": robustness_table(state, predictions),
+        **({"robustness_poses": poses} if (poses := robustness_table(state, predictions, POSES)) else {}),
     }
 
 
@@ -206,7 +207,9 @@ def _confusions(predictions: dict, feats_by_key: dict) -> dict[str, list[list[in
 def _expert_loads(predictions: dict) -> dict[str, Any]:
     out = {}
     for backend, results in predictions.items():
-        kept = [a for k, a in results.items() if "expert_weights" in a and "group" in a and not k.startswith(JITTER)]
+        kept = [
+            a for k, a in results.items() if "expert_weights" in a and "group" in a and not k.startswith(ROBUSTNESS)
+        ]
         weights, groups = [a["expert_weights"] for a in kept], [a["group"] for a in kept]
         if weights and weights[0].shape[-1] > 1:
             w, g = np.concatenate(weights), np.concatenate(groups)
@@ -447,6 +450,9 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
                 )
             )
     lines += robustness_lines(agg.get("robustness", {}), labels, c.data.robustness_jitter)
+    lines += robustness_lines(
+        agg.get("robustness_poses", {}), labels, c.data.robustness_jitter, c.data.robustness_pose_range
+    )
     if agg["expert_load"]:
         lines += ["", "## MoE expert use", ""]
         lines.append(_row(["backend", "experts used (mean weight > 0.01)", "load entropy (1 = even)"], header=True))

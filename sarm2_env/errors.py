@@ -14,12 +14,18 @@ class ConfigError(SARM2Error, ValueError):
     """A configuration value is out of range or of the wrong type."""
 
 
+def check_range(name: str, value: object, low: float, high: float, hint: str = "") -> float:
+    """``value`` as a float in [``low``, ``high``], or a :class:`ConfigError` naming ``name``; bools, strings and
+    NaN are refused. ``hint`` is added after the range in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(f"`{name}` must be a number in [{low:g}, {high:g}]{hint}; got {value!r}")
+    return float(value)
+
+
 def check_fraction(name: str, value: object, hint: str = "") -> float:
     """``value`` as a float in [0, 1] (a skill, a variability, a jitter level), or a :class:`ConfigError`
     naming ``name``; bools, strings and NaN are refused. ``hint`` is added after the range in the message."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"`{name}` must be a number in [0, 1]{hint}; got {value!r}")
-    return float(value)
+    return check_range(name, value, 0.0, 1.0, hint)
 
 
 def check_positive_int(name: str, value: object, hint: str = "") -> int:

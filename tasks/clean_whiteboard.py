@@ -191,9 +191,9 @@ class CleanWhiteboardEnv(YamTaskEnv):
         self._wiped = np.zeros_like(self._inked)
         colour = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
         self.model.geom_rgba[self._ink_geoms] = np.where(self._inked[:, None], colour, 0.0)
-        x = 0.29 + rng.uniform(-0.04, 0.04)
-        y = -0.085 + rng.uniform(-0.015, 0.015)
-        yaw = rng.uniform(-0.25, 0.25)
+        x = 0.29 + self.pose_offset(0.04)
+        y = -0.085 + self.pose_offset(0.015)
+        yaw = self.pose_offset(0.25)
         self.set_free_pose(self._eraser_qadr, (x, y, ERASER_HALF[2]), yaw)
 
     # ------------------------------------------------------------------ per-step physics

@@ -208,14 +208,14 @@ class CoilHeadphonesEnv(YamTaskEnv):
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
         rng = self.np_random
-        centre = MANDREL_XY + rng.uniform(-0.02, 0.02, size=2)
+        centre = MANDREL_XY + self.pose_offset(0.02, size=2)
         phones = centre + HEADPHONE_OFFSET
         self.data.mocap_pos[self._mandrel_mocap] = [*centre, 0.0]
         self.data.mocap_pos[self._phones_mocap] = [*phones, 0.0]
         # The cable leaves the headphones towards the robot and curls round to the right in an arc
         # that passes well clear of the mandrel; its free end lies in front of and right of it.
         radius = rng.uniform(0.22, 0.28)
-        heading = np.pi + rng.uniform(-0.15, 0.15) + (np.arange(N_VERTS - 1) + 0.5) * SPACING / radius
+        heading = np.pi + self.pose_offset(0.15) + (np.arange(N_VERTS - 1) + 0.5) * SPACING / radius
         steps = SPACING * np.stack([np.cos(heading), np.sin(heading)], axis=1)
         layout = np.zeros((N_VERTS, 3))
         layout[:, :2] = phones + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])

@@ -37,7 +37,7 @@ import numpy as np
 
 from sarm2_env.atomic import write_json_atomic
 from sarm2_env.constants import CAMERAS, PRIMITIVE_INDEX
-from sarm2_env.errors import ConfigError, SARM2Error, check_fraction, check_positive_int
+from sarm2_env.errors import ConfigError, SARM2Error, check_fraction, check_positive_int, check_range
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class CollectConfig:
     ``render_every``: camera frames at every step (1), or only every ``n`` steps plus the last step (the reward's
     query rate; state, actions and ground truth are still recorded at every step). ``jitter`` in [0, 1]: the
     envs' camera-pose and lighting jitter (:mod:`tasks.jitter`; 0 = off): the same seed then gives the same
-    motion and ground truth under other pixels."""
+    motion and ground truth under other pixels. ``pose_range``: the envs' object position and yaw ranges x this
+    (the tasks' ``pose_range`` option; 1 = as registered)."""
 
     tasks: tuple[str, ...]
     episodes: int
@@ -83,6 +84,7 @@ class CollectConfig:
     variability: float = 0.0
     render_every: int = 1
     jitter: float = 0.0
+    pose_range: float = 1.0
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -90,6 +92,9 @@ class CollectConfig:
         _check_dataset("skills", self.skills, self.tasks, self.image_size, self.variability)
         _check_render_every("render_every", self.render_every)
         check_fraction("jitter", self.jitter, " (0 = off)")
+        from tasks.base import MAX_POSE_RANGE
+
+        check_range("pose_range", self.pose_range, 0.0, MAX_POSE_RANGE, " (1 = as registered)")
 
 
 #: Named presets of a single dataset.
@@ -257,6 +262,7 @@ def record_episode(env, expert, seed: int, skill: float, render_every: int = 1, 
             "image_size": list(frames["top"][0].shape[:2]),
             "variability": getattr(expert, "variability", 0.0),
             **({"scene_jitter": dict(base.jitter_drawn)} if getattr(base, "jitter_drawn", None) else {}),
+            **({"pose_range": base.pose_range} if getattr(base, "pose_range", 1.0) != 1.0 else {}),
         },
     )
 
@@ -269,8 +275,9 @@ def _keep_views(frames: dict[str, list[np.ndarray]], frame_index: list[int], bas
     frame_index.append(step)
 
 
-#: Envs of a collection worker process, one per (task, image size, obs mode, jitter), reused across its jobs.
-_WORKER_ENVS: dict[tuple[str, int, str, float], object] = {}
+#: Envs of a collection worker process, one per (task, image size, obs mode, jitter, pose range), reused across its
+#: jobs.
+_WORKER_ENVS: dict[tuple[str, int, str, float, float], object] = {}
 
 
 def _record_job(
@@ -281,14 +288,17 @@ def _record_job(
     variability: float,
     render_every: int = 1,
     jitter: float = 0.0,
+    pose_range: float = 1.0,
 ):
     """One episode, recorded in a worker process (its env is kept for the worker's next job of the task)."""
     import tasks
 
     obs_mode = "pixels" if render_every == 1 else "state"  # state: render only the steps that are kept
-    key = (task_id, image_size, obs_mode, jitter)
+    key = (task_id, image_size, obs_mode, jitter, pose_range)
     if key not in _WORKER_ENVS:
-        scene = {"camera_jitter": jitter, "lighting_jitter": jitter} if jitter else {}
+        scene: dict[str, float] = {"camera_jitter": jitter, "lighting_jitter": jitter} if jitter else {}
+        if pose_range != 1.0:
+            scene["pose_range"] = pose_range
         _WORKER_ENVS[key] = tasks.make_task_env(task_id, image_size=image_size, obs_mode=obs_mode, **scene)
     env = _WORKER_ENVS[key]
     t0 = time.perf_counter()
@@ -297,9 +307,9 @@ def _record_job(
     return episode, time.perf_counter() - t0
 
 
-def _job_settings(config: CollectConfig) -> tuple[int, float, int, float]:
+def _job_settings(config: CollectConfig) -> tuple[int, float, int, float, float]:
     """The per-collection arguments of :func:`_record_job` after the job's own (task, seed, skill)."""
-    return config.image_size, config.variability, config.render_every, config.jitter
+    return config.image_size, config.variability, config.render_every, config.jitter, config.pose_range
 
 
 def _recorded_in_order(config: CollectConfig, jobs: list[tuple[str, int, float]], workers: int):
@@ -508,6 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="camera-pose and lighting jitter in [0, 1] (tasks.jitter; 0 = off): the same seeds then repeat the "
         "same motion under other pixels, e.g. a robustness copy of a held-out set",
     )
+    parser.add_argument(
+        "--pose-range",
+        type=float,
+        default=1.0,
+        help="object position and yaw ranges x this (the tasks' pose_range option; 1 = as registered, at most 2)",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named set of the options above")
     suite = parser.add_argument_group("benchmark suite (train / held-out demos, held-out imperfect rollouts)")
     suite.add_argument(
@@ -535,10 +551,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         if args.suite is not None:
-            if args.jitter:
+            if args.jitter or args.pose_range != 1.0:
                 raise ConfigError(
-                    "`--jitter` collects one dataset; the benchmark's robustness set is its config's "
-                    "`data.robustness_episodes` (a suite is collected without jitter)"
+                    "`--jitter` and `--pose-range` collect one dataset; the benchmark's robustness sets are its "
+                    "config's `data.robustness_episodes` (a suite is collected as registered)"
                 )
             suite_config = _suite_config(args, task_names)
             suite_counts = collect_suite(
@@ -558,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 variability=args.variability if args.variability is not None else 0.0,
                 render_every=args.render_every if args.render_every is not None else 1,
                 jitter=args.jitter,
+                pose_range=args.pose_range,
             )
             counts = collect(config, args.out, progress_bar=not args.quiet, workers=args.workers, repair=args.repair)
     except SARM2Error as exc:

@@ -125,7 +125,7 @@ class PlateTaskEnv(YamTaskEnv):
         the kinematics, so that plate positions are current."""
         rng = self.np_random
         for k, home in enumerate(homes):
-            xy = home + rng.uniform(-0.03, 0.03, 2)
+            xy = home + self.pose_offset(0.03, 2)
             self.set_plate(k, np.array([*xy, REST_Z]), yaw_quat(rng.uniform(-np.pi, np.pi)))
         self._release_plates()
         mujoco.mj_kinematics(self.model, self.data)

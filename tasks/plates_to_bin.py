@@ -128,8 +128,7 @@ class PlatesToBinEnv(PlateTaskEnv):
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
-        rng = self.np_random
-        self.data.mocap_pos[self._bin_mocap] = [*(BIN_CENTER + rng.uniform(-0.02, 0.02, 2)), 0.0]
+        self.data.mocap_pos[self._bin_mocap] = [*(BIN_CENTER + self.pose_offset(0.02, 2)), 0.0]
         self._scatter_plates(PLATE_HOMES)
         self._d0 = np.array([max(self._bin_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])
         self._carry0 = np.array([max(self._drop_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])

@@ -146,8 +146,7 @@ class PlatesToDishRackEnv(PlateTaskEnv):
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
-        rng = self.np_random
-        shift = np.array([rng.uniform(-0.02, 0.02), rng.uniform(-0.015, 0.015)])
+        shift = np.array([self.pose_offset(0.02), self.pose_offset(0.015)])
         self.data.mocap_pos[self._rack_mocap] = [*(RACK_CENTER + shift), 0.0]
         self._scatter_plates(PLATE_HOMES)
         self._d0 = np.array([max(self._slot_distance(self.plate_pos(k)), 0.05) for k in range(self.N_PLATES)])

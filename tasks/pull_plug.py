@@ -173,10 +173,9 @@ class PullPlugEnv(YamTaskEnv):
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
-        rng = self.np_random
-        x = SOCKET_CENTER[0] + rng.uniform(-0.03, 0.03)
-        y = SOCKET_CENTER[1] + rng.uniform(-0.02, 0.02)
-        yaw = rng.uniform(-0.2, 0.2)
+        x = SOCKET_CENTER[0] + self.pose_offset(0.03)
+        y = SOCKET_CENTER[1] + self.pose_offset(0.02)
+        yaw = self.pose_offset(0.2)
         self.set_free_pose(self._socket_qadr, (x, y, SOCKET_HALF[2]), yaw)
         self.data.qpos[self._plug_qadr] = 0.0
 

@@ -219,9 +219,8 @@ class PutAwayUmbrellaEnv(YamTaskEnv):
 
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
-        rng = self.np_random
-        x, y = UMBRELLA_XY + rng.uniform(-0.03, 0.03, size=2)
-        yaw = rng.uniform(-0.2, 0.2)
+        x, y = UMBRELLA_XY + self.pose_offset(0.03, size=2)
+        yaw = self.pose_offset(0.2)
         self.set_free_pose(self._qadr, (x, y, REST_Z), yaw)
         mujoco.mj_kinematics(self.model, self.data)
         self._rest_com_z = float(self.data.xipos[self._body][2])

@@ -280,14 +280,14 @@ class SetDinnerTableEnv(YamTaskEnv):
     # ------------------------------------------------------------------ randomisation
     def _reset_task(self) -> None:
         rng = self.np_random
-        shift = rng.uniform(-MAT_JITTER, MAT_JITTER, size=2)
+        shift = self.pose_offset(MAT_JITTER, size=2)
         self.model.geom_pos[self._mat_geom, :2] = self._mat_home[:2] + shift
         for t in TABLEWARE:
             self.model.geom_pos[self._marker_geom[t.name], :2] = self._marker_home[t.name][:2] + shift
         for t in TABLEWARE:
-            xy = np.array(t.start) + rng.uniform(-START_JITTER, START_JITTER, size=2)
+            xy = np.array(t.start) + self.pose_offset(START_JITTER, size=2)
             if t.is_cutlery:
-                yaw = t.start_yaw + rng.uniform(-CUTLERY_YAW_JITTER, CUTLERY_YAW_JITTER)
+                yaw = t.start_yaw + self.pose_offset(CUTLERY_YAW_JITTER)
             else:
                 yaw = rng.uniform(-np.pi, np.pi)
             adr = self._qadr[t.name]

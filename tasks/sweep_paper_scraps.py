@@ -201,8 +201,8 @@ class SweepPaperScrapsEnv(YamTaskEnv):
         for k, adr in enumerate(self._scrap_qadr):
             self.set_free_pose(adr, (*xy[k], SCRAP_HALF[2]), yaw[k])
         self._scrap_d0 = np.maximum(zone_distance(xy), 0.02)
-        bxy = BROOM_REST + rng.uniform(-0.015, 0.015, size=2)
-        byaw = rng.uniform(-0.15, 0.15)
+        bxy = BROOM_REST + self.pose_offset(0.015, size=2)
+        byaw = self.pose_offset(0.15)
         self.set_free_pose(self._broom_qadr, (*bxy, HEAD_HALF[2]), byaw)
 
     # ------------------------------------------------------------------ state queries

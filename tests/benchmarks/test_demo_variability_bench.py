@@ -13,7 +13,7 @@ def test_demo_variability_writes_resumable_cells_and_a_table(tmp_path, capsys) -
     args = ["--tasks", "PullPlug", "--episodes", "3", "--workers", "1", "--out", str(tmp_path)]
     assert demo_variability.main([*args, "--variability", "0,1"]) == 0
     table = capsys.readouterr().out
-    assert "| PullPlug | 0 | 3 |" in table and "| PullPlug | 1 | 3 |" in table and "3/3" in table
+    assert "| PullPlug | 0 | 1 | 3 |" in table and "| PullPlug | 1 | 1 | 3 |" in table and "3/3" in table
     cells = sorted((tmp_path / "cells").glob("*.json"))
     assert [c.name for c in cells] == ["PullPlug_var0_n3_seed0.json", "PullPlug_var1_n3_seed0.json"]
     varied = json.loads(cells[1].read_text())
@@ -27,9 +27,17 @@ def test_demo_variability_writes_resumable_cells_and_a_table(tmp_path, capsys) -
     before = [c.read_bytes() for c in cells]
     assert demo_variability.main([*args, "--variability", "0,1"]) == 0
     assert [c.read_bytes() for c in cells] == before
+    # Wider object poses: a cell of its own beside the registered range's, which is not rerun.
+    assert demo_variability.main([*args, "--variability", "1", "--pose-range", "1,2"]) == 0
+    assert "| PullPlug | 1 | 2 | 3 |" in capsys.readouterr().out
+    wide = json.loads((tmp_path / "cells" / "PullPlug_var1_poses2_n3_seed0.json").read_text())
+    assert wide["pose_range"] == 2.0 and wide["lengths"] != varied["lengths"]
+    assert cells[1].read_bytes() == before[1]
 
 
-@pytest.mark.parametrize("bad", [["--variability", "1.5"], ["--episodes", "1"], ["--tasks", "PulPlug"]])
+@pytest.mark.parametrize(
+    "bad", [["--variability", "1.5"], ["--pose-range", "3"], ["--episodes", "1"], ["--tasks", "PulPlug"]]
+)
 def test_demo_variability_refuses_bad_input(tmp_path, bad, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         demo_variability.main(["--out", str(tmp_path), *bad])

@@ -17,7 +17,7 @@ TINY = [
     "--set", "data.train_demos=2", "--set", "data.heldout_demos=1", "--set", "data.heldout_rollouts=2",
     "--set", "data.image_size=32", "--set", "train.preset=tiny", "--set", "train.steps=4",
     "--set", "train.eval_every=4", "--set", "data.motion_controls=1", "--set", "data.motion_negatives=1",
-    "--set", "data.robustness_episodes=1", "--no-progress",
+    "--set", "data.robustness_episodes=1", "--set", "data.robustness_pose_range=2", "--no-progress",
 ]  # fmt: skip
 
 
@@ -109,6 +109,22 @@ def test_end_to_end_outputs(first_run) -> None:
     assert robust["sarm2"]["heldout_demos"]["nominal_mse"] == pytest.approx(nominal)  # its one held-out demo
     assert robust["sarm2"]["heldout_demos"]["jittered_mse"] != robust["sarm2"]["heldout_demos"]["nominal_mse"]
     assert "## Robustness: camera-pose and lighting jitter at 1" in summary
+    # The wider-pose set: the same seeds with the objects' ranges doubled, paired by seed, reported apart.
+    wide = results["robustness_poses"]
+    for split in ("heldout_demos", "heldout_rollouts"):
+        assert wide["sarm2"][split]["episodes"] == 1 and np.isfinite(wide["sarm2"][split]["jittered_mse"])
+    # Each wider-pose episode is scored against its own ground truth: the oracle reads it exactly on rollouts.
+    assert wide["oracle"]["heldout_rollouts"]["jittered_mse"] == 0.0
+    assert wide["sarm2"]["heldout_demos"]["nominal_mse"] == pytest.approx(nominal)
+    assert "## Robustness: object poses 2x the training range" in summary
+    from sarm2_env.dataset import EpisodeDataset
+
+    data_root = next((root / "data").iterdir())
+    widened = EpisodeDataset(data_root / "poses2" / "heldout_demos")
+    registered = EpisodeDataset(data_root / "heldout_demos")
+    assert widened[0].seed == registered[0].seed and widened[0].extra["pose_range"] == 2.0
+    first, twin = widened[0].action, registered[0].action  # the objects start elsewhere: the expert moves elsewhere
+    assert first.shape[1:] == twin.shape[1:] and not np.array_equal(first[:20], twin[:20])
 
 
 def test_rerun_skips_valid_stages_and_redoes_damaged_ones(first_run, caplog) -> None:
@@ -156,6 +172,12 @@ def test_a_robustness_set_must_fit_inside_the_held_out_sets() -> None:
     on = load_config("quick", {"data.robustness_episodes": 2})
     assert on.digest("data") != load_config("quick").digest("data")
     assert load_config("quick", {"data.robustness_jitter": 1.0}).digest("data") == load_config("quick").digest("data")
+    plain = load_config("quick", {"data.robustness_episodes": 2})
+    assert load_config("quick", {"data.robustness_episodes": 2, "data.robustness_pose_range": 1.0}) == plain
+    with pytest.raises(ConfigError, match="robustness_pose_range.*must be a number in \\[1, 2\\]"):
+        load_config("quick", {"data.robustness_episodes": 2, "data.robustness_pose_range": 2.5})
+    with pytest.raises(ConfigError, match="set data.robustness_episodes > 0 too"):
+        load_config("quick", {"data.robustness_pose_range": 2.0})
 
 
 def test_train_overrides_name_registered_backends() -> None:

@@ -291,6 +291,23 @@ def test_a_jittered_collection_repeats_the_motion_under_other_pixels(tmp_path):
         CollectConfig(**base, jitter=2.0)
 
 
+def test_a_wider_pose_collection_keeps_seeds_and_skills_and_moves_the_objects(tmp_path):
+    from tasks.collect import CollectConfig, collect
+
+    base = {"tasks": ("PullPlug",), "episodes": 1, "skills": (1.0,), "seed": 5, "image_size": 16, "render_every": 10}
+    collect(CollectConfig(**base), str(tmp_path / "plain"), progress_bar=False)
+    args = ["--task", "PullPlug", "--episodes", "1", "--image-size", "16", "--quiet", "--seed", "5"]
+    assert main([*args, "--render-every", "10", "--pose-range", "2", "--out", str(tmp_path / "wide")]) == 0
+    (plain,), (wide,) = EpisodeDataset(tmp_path / "plain"), EpisodeDataset(tmp_path / "wide")
+    assert (wide.seed, wide.skill, wide.success) == (plain.seed, plain.skill, True)
+    assert wide.extra["pose_range"] == 2.0 and "pose_range" not in plain.extra
+    assert not np.array_equal(wide.action[:10], plain.action[:10])  # the socket is elsewhere: so is the reach
+    assert main([*args, "--pose-range", "2.5", "--out", str(tmp_path / "bad")]) == 2
+    assert main([*args, "--suite", "quick", "--pose-range", "2", "--out", str(tmp_path / "suite")]) == 2
+    with pytest.raises(ConfigError, match="`pose_range` must be a number in \\[0, 2\\]"):
+        CollectConfig(**base, pose_range=-1.0)
+
+
 def test_a_suite_renders_its_held_out_splits_at_the_query_rate(tmp_path, capsys):
     from rewards.cache import EmbeddingCache
     from rewards.data import EpisodeFeatures
