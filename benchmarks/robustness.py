@@ -38,8 +38,9 @@ def robustness_table(state: RunState, predictions: dict, prefix: str = JITTER) -
             for f in state.features[jittered]
             if f.seed is not None and (f.task_id, f.seed) in nominal
         ]
-        # A demo is scored against time-linear progress, which only a successful demo follows: a held-out demo whose
-        # copy failed (wider poses can put an object where the scripted expert misses it) is left out, and counted.
+        # A demo is scored against time-linear progress, which only a successful demo follows: a held-out demo that
+        # failed, as registered or in its copy (wider poses can put an object where the expert misses it), is left
+        # out of the pairs, and counted.
         pairs = [(a, b) for a, b in paired if split != "heldout_demos" or (a.success and b.success)]
         for backend, results in predictions.items():
             per_task: dict[str, list[tuple[float, float]]] = {}
@@ -95,8 +96,8 @@ def robustness_lines(
             "The same seeds and skills recorded again with every task's object position and yaw ranges widened "
             f"{pose_range:g}x (the tasks' `pose_range` option): scenes outside the range the models were trained "
             "on, each episode scored against its own ground truth. Macro value MSE as registered and widened, paired "
-            "by seed; the ratio's 95 % interval resamples the seeds (within each task). A held-out demo whose "
-            "wider-pose copy failed is left out (count in brackets): time-linear progress is no ground truth for it."
+            "by seed; the ratio's 95 % interval resamples the seeds (within each task). A held-out demo that failed, "
+            "as registered or widened, is left out (count in brackets): time-linear progress is no ground truth for it."
         )
         columns = ("MSE as registered", "MSE with wider poses")
     lines = [
