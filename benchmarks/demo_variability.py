@@ -108,8 +108,8 @@ def summarise(out: Path, cells: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = []
-    for c in sorted(cells, key=lambda c: (c["task"], c["variability"], c.get("pose_range", 1.0))):
-        c = {"pose_range": 1.0, **c}  # cells written before the option existed
+    cells = [{"pose_range": 1.0, **c} for c in cells]  # cells written before the option existed: as registered
+    for c in sorted(cells, key=lambda c: (c["task"], c["variability"], c["pose_range"])):
         lengths = np.asarray(c["lengths"], dtype=float)
         lo, hi = bootstrap_interval(lengths, cv)
         s = int(sum(c["successes"]))

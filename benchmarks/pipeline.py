@@ -493,7 +493,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
     predictions = {}
     eval_ids = sorted(f.episode_id for s in EVAL_SETS for f in state.features.get(s, []))
     motion_ids = sorted(f"{s}|{f.episode_id}" for s, fs in state.features.items() if s.startswith(MOTION) for f in fs)
-    jitter_ids = sorted(f"{s}|{f.episode_id}" for s in robustness_sets(state) for f in state.features.get(s, []))
+    robustness_ids = sorted(f"{s}|{f.episode_id}" for s in robustness_sets(state) for f in state.features.get(s, []))
     for name, model in state.models.items():
         path = state.run_dir / "predictions" / f"{name}.npz"
         stamp_file = path.with_suffix(".stamp.json")
@@ -509,7 +509,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
                     "controls": state.config.controls,
                     "vlm": state.config.vlm if model.needs_frames else None,
                     # only with a robustness set, so that the predictions of runs without one stay valid
-                    **({"robustness": jitter_ids} if jitter_ids else {}),
+                    **({"robustness": robustness_ids} if robustness_ids else {}),
                 },
                 default=str,
             )
