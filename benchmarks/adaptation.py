@@ -333,9 +333,9 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 def summary_table(results: dict[str, Any]) -> list[str]:
     """One row per (N, backend), and SARM2's paired MSE ratio to each baseline at that N."""
     lines = [
-        "| N per task | backend | rollout MSE [95 % CI] | rollout rho (mean / min task) | success AUROC | "
-        "demo MSE [95 % CI] | SARM2 MSE / this [95 % CI] |",
-        "|---|---|---|---|---|---|---|",
+        "| N per task | backend | rollout MSE [95 % CI] | rollout rho (mean / min task) | concordance | "
+        "success AUROC | demo MSE [95 % CI] | SARM2 MSE / this [95 % CI] |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n, rows in results["sizes"].items():
         for name, r in rows.items():
@@ -344,17 +344,22 @@ def summary_table(results: dict[str, Any]) -> list[str]:
             rho = r["rollout_rho"]
             lines.append(
                 f"| {n} | {results['labels'][name]} | {mean_ci(r['rollout_mse'], _fmt)} | "
-                f"{_fmt(rho['mean'], 2)} / {_fmt(rho['min'], 2)} | {_fmt(r['success_auroc'], 3)} | "
+                f"{_fmt(rho['mean'], 2)} / {_fmt(rho['min'], 2)} | {_concordance(r)} | {_fmt(r['success_auroc'], 3)} | "
                 f"{mean_ci(r['demo_mse'], _fmt)} | {ratio_text} |"
             )
     return lines
 
 
+def _concordance(scores: dict[str, Any]) -> str:
+    """Mean per-task concordance of a rollout evaluation ("–" for one saved before the metric existed)."""
+    return _fmt(scores.get("concordance", {}).get("mean"), 2)
+
+
 def policy_table(results: dict[str, Any]) -> list[str]:
     """The same models on the SPIRAL ``pi_0`` rollouts, when the run had them."""
     lines = [
-        "| N per task | backend | pi_0 rollout MSE [95 % CI] | rollout rho | success AUROC |",
-        "|---|---|---|---|---|",
+        "| N per task | backend | pi_0 rollout MSE [95 % CI] | rollout rho | concordance | success AUROC |",
+        "|---|---|---|---|---|---|",
     ]
     for n, rows in results["sizes"].items():
         for name, r in rows.items():
@@ -362,7 +367,7 @@ def policy_table(results: dict[str, Any]) -> list[str]:
             if p:
                 lines.append(
                     f"| {n} | {results['labels'][name]} | {mean_ci(p['rollout_mse'], _fmt)} | "
-                    f"{_fmt(p['rollout_rho']['mean'], 2)} | {_fmt(p['success_auroc'], 3)} |"
+                    f"{_fmt(p['rollout_rho']['mean'], 2)} | {_concordance(p)} | {_fmt(p['success_auroc'], 3)} |"
                 )
     return lines if len(lines) > 2 else []
 
@@ -424,7 +429,9 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "",
         "Columns: value MSE on held-out rollouts vs calibrated physics progress (task-macro, 95 % bootstrap interval "
         "over episodes within tasks); rollout rho (Spearman of final predicted vs true progress across a task's "
-        f"rollouts; mean over tasks / worst task; target >= {RHO_TARGET} after N = 100); success AUROC (final "
+        f"rollouts; mean over tasks / worst task; target >= {RHO_TARGET} after N = 100); concordance (of the rollout "
+        "pairs whose true final progress differs, the fraction ordered right, mean over tasks; 0.5 chance, 1 perfect "
+        "whatever the ties); success AUROC (final "
         f"predicted progress vs success, pooled; target >= {AUROC_TARGET}); held-out demo MSE vs time-linear "
         "progress; SARM2's rollout MSE over this row's at the same N, paired on the same episodes (< 1: SARM2 better).",
         "",

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from benchmarks.metrics import by_task, macro_summary, spearman_per_task
-from sarm2_env.stats import auroc, nanmean
+from benchmarks.metrics import by_task, macro_summary, rollout_ranking
+from sarm2_env.stats import auroc, spearman_ceiling
 
 log = logging.getLogger("benchmarks")
 
@@ -25,8 +25,9 @@ _Settings = TypeVar("_Settings")
 
 
 def score_rollouts(model, rollouts: Sequence) -> dict[str, Any]:
-    """Value MSE against calibrated physics progress, rollout rho, success AUROC and per-episode errors (for paired
-    ratios) of ``model`` on imperfect rollouts, at their scored steps."""
+    """Value MSE against calibrated physics progress, the ranking of final progress (rollout rho, its ceiling on
+    these rollouts, concordance: :func:`~benchmarks.metrics.rollout_ranking`), success AUROC and per-episode errors
+    (for paired ratios) of ``model`` on imperfect rollouts, at their scored steps."""
     from benchmarks.report import ground_truth, scored
 
     finals: dict[str, list[tuple[float, float]]] = {}
@@ -43,19 +44,13 @@ def score_rollouts(model, rollouts: Sequence) -> dict[str, Any]:
         return per_episode[f.episode_id]
 
     mse = macro_summary(by_task(rollouts, error))  # fills finals, scores, success, per_episode
-    rho = spearman_per_task(finals)
     return {
         "rollout_mse": mse,
-        "rollout_rho": {"mean": nanmean(rho.values()), "min": _nanmin(rho.values()), "per_task": rho},
+        **rollout_ranking(finals),
         "success_auroc": auroc(scores, success),
         "success_rate": float(np.mean(success)) if success else float("nan"),
         "episode_mse": per_episode,
     }
-
-
-def _nanmin(values) -> float:
-    kept = [v for v in values if v is not None and np.isfinite(v)]
-    return float(min(kept)) if kept else float("nan")
 
 
 def fingerprint_ids(ids: Sequence[str]) -> str:
@@ -63,12 +58,18 @@ def fingerprint_ids(ids: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:12]
 
 
+#: Bumped when the metrics an evaluation computes change, so that evaluations cached before are computed again
+#: (2: rollout concordance).
+EVALUATION_VERSION = 2
+
+
 def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` (resumable)."""
+    """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` and
+    :data:`EVALUATION_VERSION` (resumable)."""
     from benchmarks.pipeline import _read_json
     from sarm2_env.atomic import write_json_atomic
 
-    stamp = json.loads(json.dumps(stamp, default=str))
+    stamp = json.loads(json.dumps({**stamp, "evaluation_version": EVALUATION_VERSION}, default=str))
     saved = _read_json(path)
     if isinstance(saved, dict) and saved.get("stamp") == stamp:
         log.info("evaluate %s: cached", path.stem)
@@ -186,18 +187,11 @@ def write_summary(text: str, out: Path, docs: Path | None) -> None:
 
 
 def rho_ceiling(rollouts: Sequence) -> dict[str, float]:
-    """Per task, the highest rollout rho any prediction without ties can reach: truth's own order, ties in the truth
-    broken arbitrarily. Where most rollouts end at the same progress (all successes at 1.0), Spearman's rho of a
-    continuous prediction is capped well below 1 however well it ranks."""
-    from sarm2_env.stats import spearman
-
+    """Per task, the highest rollout rho any prediction without ties can reach
+    (:func:`~sarm2_env.stats.spearman_ceiling` of the rollouts' true final progress). Where most rollouts end at
+    the same progress (all successes at 1.0), Spearman's rho of a continuous prediction is capped well below 1
+    however well it ranks."""
     finals: dict[str, list[float]] = {}
     for f in rollouts:
         finals.setdefault(f.task_id, []).append(float(np.asarray(f.physics_progress)[f.scored_steps[-1]]))
-    ceiling = {}
-    for task, values in sorted(finals.items()):
-        truth = np.asarray(values)
-        untied = np.empty(len(truth))
-        untied[np.argsort(truth, kind="stable")] = np.arange(len(truth))
-        ceiling[task] = spearman(untied, truth)
-    return ceiling
+    return {task: spearman_ceiling(np.asarray(values)) for task, values in sorted(finals.items())}

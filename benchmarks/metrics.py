@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from sarm2_env.constants import NUM_GROUPS, NUM_PRIMITIVES
-from sarm2_env.stats import kendall_tau_b, macro_mean, paired_arrays, spearman, stratified_bootstrap
+from sarm2_env.stats import (
+    concordance,
+    kendall_tau_b,
+    macro_mean,
+    nanmean,
+    nanmin,
+    paired_arrays,
+    spearman,
+    stratified_bootstrap,
+)
 
 NAN = float("nan")
 
@@ -153,6 +162,22 @@ def macro_summary(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def spearman_per_task(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, float]:
-    """Per task, Spearman's rho of ``(predicted, true)`` pairs (e.g. final progress across a task's rollouts)."""
-    return {t: spearman(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())}
+def rollout_ranking(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, dict[str, Any]]:
+    """How final predicted progress ranks a set of rollouts, per task (``finals``: ``{task: [(predicted, true)]}``).
+
+    ``rollout_rho``: Spearman's rho of predicted and true final progress (capped below 1 where the truth has ties:
+    :func:`~sarm2_env.stats.spearman_ceiling`); ``concordance``: Harrell's C over the pairs whose true final
+    progress differs (1 = every such pair ordered right whatever the ties, 0.5 = chance). Each as
+    ``{"mean", "min", "per_task"}``.
+    """
+    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "rollout_rho": spearman,
+        "concordance": concordance,
+    }
+    out = {}
+    for name, metric in metrics.items():
+        per_task = {
+            t: metric(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())
+        }
+        out[name] = {"mean": nanmean(per_task.values()), "min": nanmin(per_task.values()), "per_task": per_task}
+    return out

@@ -133,7 +133,8 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                 overall["value_mse_macro_ci"] = list(S.stratified_bootstrap(groups, S.macro_mean))
                 if split == "heldout_rollouts":
                     pooled = _rollout_ranking(split_rows)
-                    overall["rollout_rho"] = S.nanmean(t.get("rollout_rho") for t in per_task.values())
+                    for key in ("rollout_rho", "rho_ceiling", "concordance"):
+                        overall[key] = S.nanmean(t.get(key) for t in per_task.values())
                     overall["success_auroc"] = pooled["success_auroc"]
                     overall["success_gap"] = pooled["success_gap"]
                 table[backend][split] = {"overall": overall, "tasks": per_task}
@@ -152,8 +153,10 @@ def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
     """How a backend ranks rollouts by their final predicted progress.
 
     ``rollout_rho``: Spearman correlation of predicted and true final progress across the rollouts;
-    ``success_auroc``: AUROC of the final prediction for success; ``success_gap``: mean final prediction on
-    successes minus on failures; ``kendall_rank``: Kendall tau-b over failure < partial < success.
+    ``rho_ceiling``: the highest rho a prediction without ties reaches given the truth's ties; ``concordance``:
+    Harrell's C over the pairs whose true final progress differs; ``success_auroc``: AUROC of the final prediction
+    for success; ``success_gap``: mean final prediction on successes minus on failures; ``kendall_rank``: Kendall
+    tau-b over failure < partial < success.
     """
     final_pred = np.array([r["final_pred"] for r in rows], dtype=float)
     final_gt = np.array([r["final_gt"] for r in rows], dtype=float)
@@ -161,6 +164,8 @@ def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
     gap = float(final_pred[success].mean() - final_pred[~success].mean()) if success.any() and (~success).any() else NAN
     return {
         "rollout_rho": S.spearman(final_pred, final_gt) if len(rows) >= 3 else NAN,
+        "rho_ceiling": S.spearman_ceiling(final_gt) if len(rows) >= 3 else NAN,
+        "concordance": S.concordance(final_pred, final_gt),
         "success_auroc": S.auroc(final_pred, success),
         "success_gap": gap,
         "kendall_rank": M.kendall_rank(list(final_pred), [r["outcome"] for r in rows]),
@@ -383,7 +388,7 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         extra = (
             ["voc_time"]
             if split == "heldout_demos"
-            else ["voc_progress", "rollout_rho", "success_auroc", "success_gap", "kendall_rank"]
+            else ["voc_progress", "rollout_rho", "concordance", "success_auroc", "success_gap", "kendall_rank"]
         )
         header = [
             "backend",
@@ -415,6 +420,8 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
                     ]
                 )
             )
+        if split == "heldout_rollouts":
+            lines += ["", _ranking_note(agg["table"][backends[0]][split], state.task_ids)]
     if agg["controls"]:
         motion = [c for c in CONTROLS if any(f"motion_{c}_final" in v for v in agg["controls"].values())]
         lines += ["", "## Controls (first held-out demo of each task; motion controls: every task)", ""]
@@ -480,6 +487,20 @@ def _row(cells: list[str], header: bool = False) -> str:
     return row + "\n" + "|---" * len(cells) + "|" if header else row
 
 
+def _ranking_note(table: dict, task_ids: list[str]) -> str:
+    """What the rollout-ranking columns mean, with the rho ceiling of this rollout set (the same for every backend:
+    it depends on the truth only)."""
+    per_task = ", ".join(f"{_short(t)} {_fmt(table['tasks'].get(t, {}).get('rho_ceiling'), 2)}" for t in task_ids)
+    return (
+        "`rollout_rho`: Spearman of final predicted vs true progress across a task's rollouts (mean over tasks). Its "
+        "ceiling, the best a prediction without ties can reach given the truth's ties (every success ends at 1.0), "
+        f"is {_fmt(table['overall'].get('rho_ceiling'), 2)} on this set ({per_task}). `concordance`: of the rollout "
+        "pairs whose true final progress differs, the fraction a backend orders right (0.5 chance, 1 perfect whatever "
+        "the ties). `success_auroc` and `success_gap` pool the tasks' rollouts; `kendall_rank`: Kendall tau-b over "
+        "failure < partial < success."
+    )
+
+
 def summary_csv(agg: dict, labels: dict[str, str]) -> str:
     """The headline metrics per backend as CSV."""
     out = io.StringIO()
@@ -493,6 +514,8 @@ def summary_csv(agg: dict, labels: dict[str, str]) -> str:
         "pearson",
         "kendall_rank",
         "rollout_rho",
+        "rho_ceiling",
+        "concordance",
         "success_auroc",
         "success_gap",
         "primitive_accuracy",

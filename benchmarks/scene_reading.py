@@ -49,10 +49,12 @@ from benchmarks.evaluation import (
     config_from_arguments,
     fingerprint_ids,
     mean_ci,
+    rho_ceiling,
     score_rollouts,
     write_summary,
 )
 from benchmarks.metrics import by_task, macro_summary
+from sarm2_env.stats import nanmean
 
 log = logging.getLogger("benchmarks.scene_reading")
 
@@ -206,7 +208,7 @@ def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, A
 
     result["demo_mse"] = macro_summary(by_task(demos, demo_error))
     scores = score_rollouts(model, rollouts)
-    result["rollout_mse"], result["rollout_rho"] = scores["rollout_mse"], scores["rollout_rho"]
+    result.update({k: scores[k] for k in ("rollout_mse", "rollout_rho", "concordance")})
 
     def hold_shift(f) -> float:
         held, inside, _ = held_still(f)
@@ -269,7 +271,7 @@ def probe_rows(state) -> dict[str, Any]:
     out = {}
     for view in VIEWS:
         scores = score_rollouts(_Fixed(rollouts, cross_fitted(rollouts, view)), rollouts)
-        out[view] = {"rollout_mse": scores["rollout_mse"], "rollout_rho": scores["rollout_rho"]}
+        out[view] = {k: scores[k] for k in ("rollout_mse", "rollout_rho", "concordance")}
     return out
 
 
@@ -297,9 +299,9 @@ def _fmt(x: float) -> str:
 def summary_table(results: dict[str, Any]) -> list[str]:
     """The headline table: one row per backend."""
     lines = [
-        "| backend | demo MSE [95 % CI] | rollout MSE [95 % CI] | rollout rho | 3 s hold: mean shift (max) | "
-        "0.5x MSE | 2x MSE | wrong-task drop | idle final | random final | play final |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | demo MSE [95 % CI] | rollout MSE [95 % CI] | rollout rho | concordance | "
+        "3 s hold: mean shift (max) | 0.5x MSE | 2x MSE | wrong-task drop | idle final | random final | play final |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["backends"].values():
         motion = r["motion"]
@@ -307,7 +309,7 @@ def summary_table(results: dict[str, Any]) -> list[str]:
         drop = r.get("wrong_task_drop", {"mean": float("nan")})
         lines.append(
             f"| {r['label']} | {mean_ci(r['demo_mse'], _fmt)} | {mean_ci(r['rollout_mse'], _fmt)} | "
-            f"{r['rollout_rho']['mean']:.2f} | "
+            f"{r['rollout_rho']['mean']:.2f} | {r['concordance']['mean']:.2f} | "
             f"{_fmt(hold['mean'])} ({_fmt(hold['max'])}) | {_fmt(r['speed_0.5x_mse']['mean'])} | "
             f"{_fmt(r['speed_2x_mse']['mean'])} | {_fmt(drop['mean'])} | "
             + " | ".join(_fmt(motion[c]["final"]["mean"]) for c in ("idle", "random", "play"))
@@ -356,8 +358,11 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "training seed each. Baselines: the benchmark run's checkpoints, unchanged.",
         "",
         "Columns: value MSE (task-macro, 95 % bootstrap interval over episodes within tasks) on held-out demos vs "
-        "time-linear progress and on imperfect rollouts vs calibrated physics progress; rollout rho (Spearman of final "
-        "predicted vs true progress across a task's rollouts, mean over tasks); how far the prediction moves while a "
+        "time-linear progress and on imperfect rollouts vs calibrated physics progress; rollout rho (Spearman of "
+        "final predicted vs true progress across a task's rollouts, mean over tasks; its ceiling, the best a "
+        f"prediction without ties reaches given the truth's ties, is {meta['rho_ceiling']:.2f} "
+        "here); concordance (of the rollout pairs whose true final progress differs, the fraction ordered right; 0.5 "
+        "chance, 1 perfect); how far the prediction moves while a "
         f"demo is held still for 3 s (target < {HOLD_TARGET}); value MSE of demos replayed at 0.5x / 2x against the "
         "scene's progress; mean progress drop when told another task's instruction (> 0 good); final learned progress "
         f"after 30 s of idle / random actions / arm play (target <= {MOTION_TARGET}; the physics progress of those "
@@ -375,10 +380,11 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "held-out rollouts* (2-fold within each task; ridge strength chosen on held-out episodes), which no reward "
         "model sees: how much failure signal a linear read-out of single frames finds in these features.",
         "",
-        "| features | rollout MSE [95 % CI] | rollout rho |",
-        "|---|---|---|",
+        "| features | rollout MSE [95 % CI] | rollout rho | concordance |",
+        "|---|---|---|---|",
         *(
-            f"| probe: {view} | {mean_ci(r['rollout_mse'], _fmt)} | {r['rollout_rho']['mean']:.2f} |"
+            f"| probe: {view} | {mean_ci(r['rollout_mse'], _fmt)} | {r['rollout_rho']['mean']:.2f} | "
+            f"{r['concordance']['mean']:.2f} |"
             for view, r in results["probe"].items()
         ),
         "",
@@ -442,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["meta"] = {
         "config": config.name,
         "tasks": len(state.task_ids),
+        "rho_ceiling": nanmean(rho_ceiling(state.features["heldout_rollouts"]).values()),
         "heldout_demos": len(state.features["heldout_demos"]),
         "heldout_rollouts": len(state.features["heldout_rollouts"]),
         "control_episodes": args.control_episodes,

@@ -56,6 +56,34 @@ def spearman(pred: np.ndarray, target: np.ndarray) -> float:
     return pearson(rankdata(pred), rankdata(target))
 
 
+def spearman_ceiling(target: np.ndarray) -> float:
+    """The highest Spearman rho a prediction without ties can reach against ``target``.
+
+    When the target has ties (every successful rollout's true final progress is 1.0), a continuous prediction
+    orders the tied items somehow and loses rank correlation that no model can win back: with 19 successes and
+    one failure among 20 rollouts the best such rho is 0.38. Every order consistent with ``target`` reaches the
+    same value (1.0 without ties; NaN for fewer than 2 items or a constant target).
+    """
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    strict = np.empty(len(target), dtype=np.float64)
+    strict[np.argsort(target, kind="mergesort")] = np.arange(1, len(target) + 1)
+    return pearson(strict, rankdata(target))
+
+
+def concordance(pred: np.ndarray, target: np.ndarray) -> float:
+    """Harrell's C: of the pairs whose ``target`` differs, the fraction ``pred`` orders the same way (a tie in
+    ``pred`` counts half). Pairs tied in the target are left out, so a perfect ranking scores 1 whatever the
+    target's ties, and 0.5 is chance; NaN when every pair is tied in the target."""
+    pred, target = paired_arrays(pred, target)
+    upper = np.triu_indices(len(pred), k=1)
+    dt = np.sign(target[:, None] - target[None, :])[upper]
+    dp = np.sign(pred[:, None] - pred[None, :])[upper]
+    ordered = dt != 0
+    if not ordered.any():
+        return NAN
+    return float(((dp[ordered] * dt[ordered]) + 1.0).sum() / (2.0 * ordered.sum()))
+
+
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's tau-b (tie-corrected); NaN when either side is constant."""
     x, y = paired_arrays(x, y)
@@ -200,6 +228,12 @@ def nanmean(values) -> float:
     one rollout per task)."""
     kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return float(np.mean(kept)) if kept else NAN
+
+
+def nanmin(values) -> float:
+    """Minimum of ``values`` with None and NaN entries skipped; NaN when nothing is left."""
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(min(kept)) if kept else NAN
 
 
 def macro_mean(groups: Sequence[np.ndarray]) -> float:

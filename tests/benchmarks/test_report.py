@@ -84,6 +84,19 @@ def test_rollout_ranking_metrics() -> None:
     r = _rollout_ranking(backwards)
     assert r["rollout_rho"] == pytest.approx(-1.0) and r["success_auroc"] == 0.0 and r["success_gap"] < 0
     assert math.isnan(_rollout_ranking(right[:1])["success_auroc"])  # one class only
+    assert r["concordance"] == 0.0 and _rollout_ranking(right)["concordance"] == 1.0
+    # Three successes at 1.0 and one failure: rho is capped by the truth's ties, concordance is not.
+    tied = [row(0.7, 1.0, True, 2), row(0.9, 1.0, True, 2), row(0.8, 1.0, True, 2), row(0.2, 0.3, False, 1)]
+    r = _rollout_ranking(tied)
+    assert r["concordance"] == 1.0 and r["rollout_rho"] == pytest.approx(r["rho_ceiling"]) and r["rho_ceiling"] < 0.8
+
+
+def test_the_rollout_table_states_the_rho_ceiling() -> None:
+    from benchmarks.report import _ranking_note
+
+    table = {"overall": {"rho_ceiling": 0.74}, "tasks": {"SARM2/PullPlug-v0": {"rho_ceiling": 0.52}}}
+    note = _ranking_note(table, ["SARM2/PullPlug-v0", "SARM2/FoldShorts-v0"])
+    assert "is 0.74 on this set" in note and "PullPlug 0.52" in note and "FoldShorts –" in note
 
 
 def test_query_rate_episodes_are_scored_at_their_query_steps_only() -> None:

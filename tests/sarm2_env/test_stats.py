@@ -44,6 +44,28 @@ def test_auroc() -> None:
     assert np.isnan(s.auroc([0.1, 0.2], [True, True]))
 
 
+def test_spearman_ceiling_from_the_targets_ties() -> None:
+    assert s.spearman_ceiling(np.array([0.1, 0.5, 0.9])) == pytest.approx(1.0)
+    # 19 successes and one failure: sqrt(95 / 665) by hand (the tied block's ranks average 11)
+    target = np.array([0.4] + [1.0] * 19)
+    assert s.spearman_ceiling(target) == pytest.approx(np.sqrt(95 / 665))
+    # the best continuous prediction (failure lowest, successes in any order) reaches it and no more
+    rng = np.random.default_rng(0)
+    best = np.concatenate([[0.0], rng.uniform(0.5, 1.0, 19)])
+    assert s.spearman(best, target) == pytest.approx(s.spearman_ceiling(target))
+    assert np.isnan(s.spearman_ceiling(np.ones(5)))
+
+
+def test_concordance_leaves_out_pairs_tied_in_the_target() -> None:
+    target = np.array([0.4, 1.0, 1.0, 1.0])
+    assert s.concordance(np.array([0.1, 0.9, 0.7, 0.8]), target) == 1.0  # order among the successes is free
+    assert s.concordance(np.array([0.9, 0.1, 0.2, 0.3]), target) == 0.0
+    assert s.concordance(np.array([0.8, 0.9, 0.7, 0.8]), target) == pytest.approx((1 + 0 + 0.5) / 3)
+    assert np.isnan(s.concordance(np.array([0.1, 0.2]), np.array([1.0, 1.0])))
+    with pytest.raises(InputShapeError):
+        s.concordance(np.zeros(3), np.zeros(4))
+
+
 def test_stratified_bootstrap_keeps_groups_and_pairs() -> None:
     a = np.array([0.0, 0.0, 0.0])
     b = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
