@@ -265,14 +265,14 @@ def adapted_model(
 def evaluate(model, state, policy_rollouts: Sequence = ()) -> dict[str, Any]:
     """The benchmark's held-out rollouts (:func:`score_rollouts`), its held-out demos (MSE against time-linear
     progress) and, when given, policy rollouts (:func:`score_rollouts`, under ``"policy"``)."""
-    from benchmarks.report import ground_truth, scored
+    from benchmarks.report import ground_truth, scored, successful_demos
 
     def demo_error(f) -> float:
         p = scored(f, model.predict_episode(f).progress).astype(np.float64)
         return float(np.mean((p - ground_truth("heldout_demos", f)) ** 2))
 
     result = score_rollouts(model, state.features["heldout_rollouts"])
-    result["demo_mse"] = macro_summary(by_task(state.features["heldout_demos"], demo_error))
+    result["demo_mse"] = macro_summary(by_task(successful_demos(state), demo_error))
     result["policy"] = score_rollouts(model, policy_rollouts) if policy_rollouts else None
     return result
 
@@ -411,7 +411,12 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         f"rollouts of every task plus the {meta['demos']} training demos, {meta['steps']} steps at "
         f"{meta['lr_scale']}x the training learning rate, one seed. Evaluated on the benchmark's "
         f"{meta['heldout_rollouts']} held-out rollouts (never adapted on; queried at 1 Hz) and "
-        f"{meta['heldout_demos']} held-out demos.",
+        f"{meta['heldout_demos']} held-out demos"
+        + (
+            f" (the {len(failed)} the expert failed left out: {', '.join(failed)})."
+            if (failed := meta.get("failed_demos"))
+            else "."
+        ),
         "",
         *(
             [
@@ -518,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the RM1 -> RM2 adaptation benchmark; returns the exit status."""
     from benchmarks.evaluation import publish_results, run_footer, start_run
     from benchmarks.pipeline import RunState, _read_json, encoded_episodes, stage_collect, stage_encode, stage_train
+    from benchmarks.report import failed_demos, successful_demos
     from rewards.registry import reward_model_class
 
     args, started = start_run(build_parser(), argv)
@@ -628,7 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": args.steps,
         "lr_scale": args.lr_scale,
         "heldout_rollouts": len(state.features["heldout_rollouts"]),
-        "heldout_demos": len(state.features["heldout_demos"]),
+        "heldout_demos": len(successful_demos(state)),
+        "failed_demos": failed_demos(state),
         "policy_rollouts": f"{len(policy_rollouts)} from {args.policy_rollouts}" if policy_rollouts else None,
         "adapt_seconds": adapt_seconds,
         **run_footer(started),

@@ -59,7 +59,7 @@ def fingerprint_ids(ids: Sequence[str]) -> str:
 
 
 #: Bumped when the metrics an evaluation computes change, so that evaluations cached before are computed again
-#: (2: rollout concordance).
+#: (2: rollout concordance; held-out demos the expert failed left out of demo metrics).
 EVALUATION_VERSION = 2
 
 

@@ -44,9 +44,31 @@ def scored(feats, per_step: np.ndarray) -> np.ndarray:
     return np.asarray(per_step)[feats.scored_steps]
 
 
+def scored_episodes(state: RunState) -> dict[str, Any]:
+    """The episodes the evaluation tables score, by ``"<set>|<episode_id>"``: every held-out rollout and every
+    held-out demo that succeeded. A demo the expert failed has no time-linear ground truth (the label runs to 1.0,
+    the task did not), so it is left out of the demo tables and counted (:func:`failed_demos`)."""
+    return {
+        f"{s}|{f.episode_id}": f
+        for s in EVAL_SETS
+        for f in state.features.get(s, [])
+        if s != "heldout_demos" or f.success
+    }
+
+
+def successful_demos(state: RunState) -> list:
+    """The held-out demos the expert completed: the ones scored against time-linear progress."""
+    return [f for f in state.features.get("heldout_demos", []) if f.success]
+
+
+def failed_demos(state: RunState) -> list[str]:
+    """Ids of the held-out demos the expert failed (left out of the demo tables)."""
+    return [f.episode_id for f in state.features.get("heldout_demos", []) if not f.success]
+
+
 def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
-    """One row per (backend, evaluation set, episode) with the per-episode metrics."""
-    feats_by_key = {f"{s}|{f.episode_id}": f for s in EVAL_SETS for f in state.features.get(s, [])}
+    """One row per (backend, evaluation set, scored episode: :func:`scored_episodes`) with the per-episode metrics."""
+    feats_by_key = scored_episodes(state)
     rows = []
     for backend, results in predictions.items():
         for key, arrays in results.items():
@@ -81,8 +103,9 @@ def episode_rows(state: RunState, predictions: dict) -> list[dict[str, Any]]:
 
 
 def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str, Any]:
-    """Per (backend, set, task) and overall metrics, controls, confusion matrices, MoE expert load."""
-    feats_by_key = {f"{s}|{f.episode_id}": f for s in EVAL_SETS for f in state.features.get(s, [])}
+    """Per (backend, set, task) and overall metrics over :func:`scored_episodes`, controls, confusion matrices, MoE
+    expert load."""
+    feats_by_key = scored_episodes(state)
     table: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for backend, results in predictions.items():
         table[backend] = {}
@@ -348,7 +371,13 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
             if c.data.motion_negatives
             else ""
         )
-        + f"; wall time {minutes:.1f} min.",
+        + f"; wall time {minutes:.1f} min."
+        + (
+            f" Held-out demos the expert failed are left out of the demo tables (no time-linear ground truth): "
+            f"{len(failed)} of {len(state.features.get('heldout_demos', []))} ({', '.join(failed)})."
+            if (failed := failed_demos(state))
+            else ""
+        ),
         "",
         "Stage wall times (this run; cached stages take seconds): "
         + ", ".join(

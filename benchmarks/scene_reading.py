@@ -191,11 +191,12 @@ def load_baselines(folder: Path, device: str | None) -> dict[str, Any]:
 def evaluate(model, state, controls: dict[str, list], label: str) -> dict[str, Any]:
     """Every measurement of the module docstring for one model."""
     from benchmarks.clock_tests import held_still, replayed, scene_progress
+    from benchmarks.report import successful_demos
 
     def predict(feats) -> np.ndarray:
         return np.asarray(model.predict_episode(feats).progress, dtype=np.float64)
 
-    demos, rollouts = state.features["heldout_demos"], state.features["heldout_rollouts"]
+    demos, rollouts = successful_demos(state), state.features["heldout_rollouts"]
     instructions = {}
     for f in state.features["train_demos"] + demos:
         instructions.setdefault(f.task_id, f.instruction)
@@ -335,6 +336,11 @@ def motion_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _left_out(meta: dict[str, Any]) -> str:
+    failed = meta.get("failed_demos", [])
+    return f" ({len(failed)} the expert failed left out: {', '.join(failed)})" if failed else ""
+
+
 def _train_times(timings: dict[str, float]) -> str:
     trained = {k.removeprefix("train/"): v for k, v in timings.items() if k.startswith("train/")}
     return ", ".join(f"{k} {v / 60:.1f} min" for k, v in trained.items()) or "none (checkpoints cached)"
@@ -351,7 +357,7 @@ def write_report(results: dict[str, Any], out: Path, docs: Path | None, command:
         "",
         f"{stamp}. `{command}` ({meta['wall_min']:.1f} min on {meta['machine']}, reusing what earlier runs cached; "
         f"training times this run: {_train_times(meta['timings'])}). Data: benchmark config "
-        f"`{meta['config']}` ({meta['tasks']} tasks; {meta['heldout_demos']} held-out demos and "
+        f"`{meta['config']}` ({meta['tasks']} tasks; {meta['heldout_demos']} held-out demos{_left_out(meta)} and "
         f"{meta['heldout_rollouts']} held-out rollouts in all, queried at 1 Hz); motion controls: "
         f"{meta['control_episodes']} episodes per task and control, {meta['control_steps']} steps (30 s). SARM2 "
         f"variants: preset `{meta['preset']}`, {meta['steps']} steps, encoder {meta['encoder']} (frozen), one "
@@ -417,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the scene-or-clock benchmark (controls, probes, SARM2 options); returns the exit status."""
     from benchmarks.evaluation import publish_results, run_footer, start_run
     from benchmarks.pipeline import RunState, stage_collect, stage_encode
+    from benchmarks.report import failed_demos, successful_demos
     from sarm2_env.errors import UnknownNameError
 
     args, started = start_run(build_parser(), argv)
@@ -449,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": config.name,
         "tasks": len(state.task_ids),
         "rho_ceiling": nanmean(rho_ceiling(state.features["heldout_rollouts"]).values()),
-        "heldout_demos": len(state.features["heldout_demos"]),
+        "heldout_demos": len(successful_demos(state)),
+        "failed_demos": failed_demos(state),
         "heldout_rollouts": len(state.features["heldout_rollouts"]),
         "control_episodes": args.control_episodes,
         "control_steps": args.control_steps,

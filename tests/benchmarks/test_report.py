@@ -124,3 +124,22 @@ def test_query_rate_episodes_are_scored_at_their_query_steps_only() -> None:
     np.testing.assert_array_equal(scored(feats, np.arange(length)), steps)
     every = ground_truth("heldout_demos", dataclasses.replace(feats, query_indices=None))
     assert every.shape == (length,) and every[-1] == 1.0
+
+
+def test_failed_held_out_demos_are_left_out_of_the_scored_episodes() -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.report import failed_demos, scored_episodes, successful_demos
+
+    def episode(episode_id: str, success: bool) -> SimpleNamespace:
+        return SimpleNamespace(episode_id=episode_id, success=success)
+
+    state = SimpleNamespace(
+        features={
+            "heldout_demos": [episode("d0", True), episode("d1", False)],
+            "heldout_rollouts": [episode("r0", True), episode("r1", False)],
+        }
+    )
+    # a failed rollout is evaluation data; a failed demo has no time-linear ground truth
+    assert set(scored_episodes(state)) == {"heldout_demos|d0", "heldout_rollouts|r0", "heldout_rollouts|r1"}
+    assert failed_demos(state) == ["d1"] and [f.episode_id for f in successful_demos(state)] == ["d0"]
