@@ -14,6 +14,7 @@ import numpy as np
 
 from sarm2_env.constants import NUM_GROUPS, NUM_PRIMITIVES
 from sarm2_env.stats import (
+    auroc,
     concordance,
     kendall_tau_b,
     macro_mean,
@@ -22,6 +23,7 @@ from sarm2_env.stats import (
     paired_arrays,
     spearman,
     stratified_bootstrap,
+    stratified_draws,
 )
 
 NAN = float("nan")
@@ -180,4 +182,36 @@ def rollout_ranking(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict
             t: metric(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())
         }
         out[name] = {"mean": nanmean(per_task.values()), "min": nanmin(per_task.values()), "per_task": per_task}
+    return out
+
+
+#: Columns of the per-task arrays :func:`ranking_statistics` reads: one row per rollout.
+RANKING_COLUMNS = ("final_pred", "final_gt", "success", "outcome")
+
+
+def ranking_statistics(groups: Sequence[np.ndarray]) -> dict[str, float]:
+    """The rollout-ranking metrics of one set: ``groups`` holds one ``(n, 4)`` array per task (columns
+    :data:`RANKING_COLUMNS`). ``rollout_rho``, ``concordance`` and ``kendall_rank`` are per-task means (a task needs
+    3 rollouts for rho); ``success_auroc`` and ``success_gap`` pool the tasks' rollouts."""
+    groups = [np.asarray(g, dtype=np.float64).reshape(-1, len(RANKING_COLUMNS)) for g in groups]
+    pooled = np.concatenate(groups) if groups else np.zeros((0, len(RANKING_COLUMNS)))
+    success = pooled[:, 2] > 0.5
+    gap = float(pooled[success, 0].mean() - pooled[~success, 0].mean()) if success.any() and (~success).any() else NAN
+    return {
+        "rollout_rho": nanmean(spearman(g[:, 0], g[:, 1]) if len(g) >= 3 else NAN for g in groups),
+        "concordance": nanmean(concordance(g[:, 0], g[:, 1]) for g in groups),
+        "kendall_rank": nanmean(kendall_tau_b(g[:, 0], g[:, 3]) for g in groups),
+        "success_auroc": auroc(pooled[:, 0], success),
+        "success_gap": gap,
+    }
+
+
+def ranking_intervals(groups: Sequence[np.ndarray], resamples: int = 1000) -> dict[str, list[float]]:
+    """95 % bootstrap intervals of every :func:`ranking_statistics` metric, rollouts resampled within each task."""
+    draws = stratified_draws(groups, ranking_statistics, resamples=resamples)
+    out = {}
+    for name in ranking_statistics(groups):
+        values = np.array([d[name] for d in draws], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[name] = [float(np.quantile(values, q)) for q in (0.025, 0.975)] if len(values) else [NAN, NAN]
     return out

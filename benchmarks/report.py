@@ -155,11 +155,10 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
                 groups = [np.array([r["value_mse"] for r in split_rows if r["task"] == t]) for t in per_task]
                 overall["value_mse_macro_ci"] = list(S.stratified_bootstrap(groups, S.macro_mean))
                 if split == "heldout_rollouts":
-                    pooled = _rollout_ranking(split_rows)
-                    for key in ("rollout_rho", "rho_ceiling", "concordance"):
-                        overall[key] = S.nanmean(t.get(key) for t in per_task.values())
-                    overall["success_auroc"] = pooled["success_auroc"]
-                    overall["success_gap"] = pooled["success_gap"]
+                    ranking = [_ranking_array([r for r in split_rows if r["task"] == t]) for t in per_task]
+                    overall.update(M.ranking_statistics(ranking))
+                    overall["rho_ceiling"] = S.nanmean(t.get("rho_ceiling") for t in per_task.values())
+                    overall["ranking_ci"] = M.ranking_intervals(ranking)
                 table[backend][split] = {"overall": overall, "tasks": per_task}
     return {
         "table": table,
@@ -172,26 +171,20 @@ def aggregate(state: RunState, predictions: dict, rows: list[dict]) -> dict[str,
     }
 
 
-def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
-    """How a backend ranks rollouts by their final predicted progress.
+def _ranking_array(rows: list[dict]) -> np.ndarray:
+    """``(n, 4)``: the rows' :data:`~benchmarks.metrics.RANKING_COLUMNS` (final predicted and true progress,
+    success, outcome category)."""
+    return np.array([[r["final_pred"], r["final_gt"], float(bool(r["success"])), r["outcome"]] for r in rows])
 
-    ``rollout_rho``: Spearman correlation of predicted and true final progress across the rollouts;
-    ``rho_ceiling``: the highest rho a prediction without ties reaches given the truth's ties; ``concordance``:
-    Harrell's C over the pairs whose true final progress differs; ``success_auroc``: AUROC of the final prediction
-    for success; ``success_gap``: mean final prediction on successes minus on failures; ``kendall_rank``: Kendall
-    tau-b over failure < partial < success.
-    """
-    final_pred = np.array([r["final_pred"] for r in rows], dtype=float)
-    final_gt = np.array([r["final_gt"] for r in rows], dtype=float)
-    success = np.array([bool(r["success"]) for r in rows])
-    gap = float(final_pred[success].mean() - final_pred[~success].mean()) if success.any() and (~success).any() else NAN
+
+def _rollout_ranking(rows: list[dict]) -> dict[str, float]:
+    """How a backend ranks rollouts by their final predicted progress (:func:`~benchmarks.metrics.ranking_statistics`
+    on one set of rows), and ``rho_ceiling``: the highest rho a prediction without ties reaches given the truth's
+    ties."""
+    ranking = _ranking_array(rows)
     return {
-        "rollout_rho": S.spearman(final_pred, final_gt) if len(rows) >= 3 else NAN,
-        "rho_ceiling": S.spearman_ceiling(final_gt) if len(rows) >= 3 else NAN,
-        "concordance": S.concordance(final_pred, final_gt),
-        "success_auroc": S.auroc(final_pred, success),
-        "success_gap": gap,
-        "kendall_rank": M.kendall_rank(list(final_pred), [r["outcome"] for r in rows]),
+        **M.ranking_statistics([ranking]),
+        "rho_ceiling": S.spearman_ceiling(ranking[:, 1]) if len(rows) >= 3 else NAN,
     }
 
 
@@ -414,11 +407,7 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
         if not backends:
             lines.append("No backend produced predictions for this set.")
             continue
-        extra = (
-            ["voc_time"]
-            if split == "heldout_demos"
-            else ["voc_progress", "rollout_rho", "concordance", "success_auroc", "success_gap", "kendall_rank"]
-        )
+        extra = ["voc_time"] if split == "heldout_demos" else ["voc_progress"]
         header = [
             "backend",
             *(_short(t) for t in state.task_ids),
@@ -450,7 +439,7 @@ def summary_markdown(state: RunState, agg: dict, labels: dict[str, str], minutes
                 )
             )
         if split == "heldout_rollouts":
-            lines += ["", _ranking_note(agg["table"][backends[0]][split], state.task_ids)]
+            lines += ranking_lines(agg["table"], backends, labels, state.task_ids)
     if agg["controls"]:
         motion = [c for c in CONTROLS if any(f"motion_{c}_final" in v for v in agg["controls"].values())]
         lines += ["", "## Controls (first held-out demo of each task; motion controls: every task)", ""]
@@ -516,6 +505,39 @@ def _row(cells: list[str], header: bool = False) -> str:
     return row + "\n" + "|---" * len(cells) + "|" if header else row
 
 
+#: The rollout-ranking metrics in the summary's ranking table, in column order, with their headers.
+RANKING_HEADERS = {
+    "rollout_rho": "rollout rho",
+    "concordance": "concordance",
+    "success_auroc": "success AUROC",
+    "success_gap": "success gap",
+    "kendall_rank": "kendall_rank",
+}
+
+
+def ranking_lines(table: dict, backends: list[str], labels: dict[str, str], task_ids: list[str]) -> list[str]:
+    """The held-out rollouts' ranking section: each metric with its 95 % interval (rollouts resampled within
+    tasks), what the metrics mean with the set's rho ceiling, and rho / concordance per task."""
+    lines = ["", "## held-out imperfect rollouts: ranked by final predicted progress", ""]
+    lines.append(_row(["backend", *(f"{h} [95 % CI]" for h in RANKING_HEADERS.values())], header=True))
+    for b in backends:
+        o = table[b]["heldout_rollouts"]["overall"]
+        ci = o.get("ranking_ci", {})
+        lines.append(
+            _row([labels.get(b, b), *(f"{_fmt(o.get(k), 3)} {_interval(ci.get(k), 3)}" for k in RANKING_HEADERS)])
+        )
+    lines += ["", _ranking_note(table[backends[0]]["heldout_rollouts"], task_ids), ""]
+    lines.append(_row(["rollout rho / concordance", *(_short(t) for t in task_ids)], header=True))
+    for b in backends:
+        tasks = table[b]["heldout_rollouts"]["tasks"]
+        cells = [
+            f"{_fmt(tasks.get(t, {}).get('rollout_rho'), 2)} / {_fmt(tasks.get(t, {}).get('concordance'), 2)}"
+            for t in task_ids
+        ]
+        lines.append(_row([labels.get(b, b), *cells]))
+    return lines
+
+
 def _ranking_note(table: dict, task_ids: list[str]) -> str:
     """What the rollout-ranking columns mean, with the rho ceiling of this rollout set (the same for every backend:
     it depends on the truth only)."""
@@ -526,7 +548,7 @@ def _ranking_note(table: dict, task_ids: list[str]) -> str:
         f"is {_fmt(table['overall'].get('rho_ceiling'), 2)} on this set ({per_task}). `concordance`: of the rollout "
         "pairs whose true final progress differs, the fraction a backend orders right (0.5 chance, 1 perfect whatever "
         "the ties). `success_auroc` and `success_gap` pool the tasks' rollouts; `kendall_rank`: Kendall tau-b over "
-        "failure < partial < success."
+        "failure < partial < success. Intervals: 95 % bootstrap, rollouts resampled within each task."
     )
 
 

@@ -178,16 +178,20 @@ def stratified_bootstrap(
     When no group has 2 items (one episode per task), the groups themselves are resampled instead (a
     bootstrap over tasks). Returns ``(nan, nan)`` for fewer than 2 items in all.
     """
+    draws = stratified_draws(groups, statistic, resamples, seed)
+    return _percentile_interval(np.asarray(draws, dtype=float), level) if draws else (NAN, NAN)
+
+
+def stratified_draws(groups: Sequence[np.ndarray], statistic, resamples: int = 2000, seed: int = 0) -> list:
+    """``statistic`` of each of ``resamples`` stratified bootstrap draws (as in :func:`stratified_bootstrap`, whose
+    resampling this is), for a statistic that returns several values at once; ``[]`` for fewer than 2 items."""
     arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
     if sum(len(a) for a in arrays) < 2:
-        return NAN, NAN
+        return []
     if all(len(a) < 2 for a in arrays):
         arrays = [np.concatenate(arrays)]
     rng = np.random.default_rng(seed)
-    stats = np.empty(resamples)
-    for i in range(resamples):
-        stats[i] = statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays])
-    return _percentile_interval(stats, level)
+    return [statistic([a[rng.integers(0, len(a), size=len(a))] for a in arrays]) for _ in range(resamples)]
 
 
 def seed_bootstrap_interval(

@@ -70,3 +70,21 @@ def test_expert_load_and_collapse() -> None:
 def test_relative_reduction() -> None:
     assert m.relative_reduction(0.2, 1.0) == pytest.approx(0.8)
     assert math.isnan(m.relative_reduction(0.2, float("nan")))
+
+
+def test_ranking_statistics_and_their_intervals() -> None:
+    # columns: final predicted, final true, success, outcome category
+    task_a = np.array([[0.9, 1.0, 1, 2], [0.5, 0.6, 0, 1], [0.1, 0.0, 0, 0], [0.8, 1.0, 1, 2]])
+    task_b = np.array([[0.2, 1.0, 1, 2], [0.6, 0.3, 0, 1], [0.7, 0.0, 0, 0]])  # ranked backwards
+    stats = m.ranking_statistics([task_a, task_b])
+    assert stats["concordance"] == pytest.approx((1.0 + 0.0) / 2)  # a mean over tasks
+    assert stats["kendall_rank"] == pytest.approx((5 / np.sqrt(6 * 5) - 1.0) / 2)  # tau-b: one pair tied in a
+    # pooled over tasks: successes 0.9, 0.8, 0.2 against failures 0.5, 0.1, 0.6, 0.7 -> 4 + 4 + 1 of 12 pairs
+    assert stats["success_auroc"] == pytest.approx(9 / 12)
+    assert stats["success_gap"] == pytest.approx(np.mean([0.9, 0.8, 0.2]) - np.mean([0.5, 0.1, 0.6, 0.7]))
+    ci = m.ranking_intervals([task_a, task_b], resamples=200)
+    assert set(ci) == set(stats)
+    for name, (lo, hi) in ci.items():
+        assert lo <= hi, name
+    assert ci["concordance"][0] < stats["concordance"] < ci["concordance"][1]
+    assert all(np.isnan(m.ranking_intervals([task_a[:1]], resamples=50)["rollout_rho"]))  # one rollout: no rho

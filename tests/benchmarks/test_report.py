@@ -99,6 +99,19 @@ def test_the_rollout_table_states_the_rho_ceiling() -> None:
     assert "is 0.74 on this set" in note and "PullPlug 0.52" in note and "FoldShorts –" in note
 
 
+def test_the_ranking_section_gives_every_metric_an_interval() -> None:
+    from benchmarks.report import RANKING_HEADERS, ranking_lines
+
+    overall = {k: 0.5 for k in RANKING_HEADERS} | {"rho_ceiling": 0.74}
+    overall["ranking_ci"] = {k: [0.25, 0.75] for k in RANKING_HEADERS}
+    tasks = {"SARM2/PullPlug-v0": {"rollout_rho": 0.52, "concordance": 1.0, "rho_ceiling": 0.52}}
+    table = {"sarm2": {"heldout_rollouts": {"overall": overall, "tasks": tasks}}}
+    lines = ranking_lines(table, ["sarm2"], {"sarm2": "SARM2"}, ["SARM2/PullPlug-v0"])
+    row = next(line for line in lines if line.startswith("| SARM2 | 0.500"))
+    assert row.count("[0.250, 0.750]") == len(RANKING_HEADERS)
+    assert "| SARM2 | 0.52 / 1.00 |" in lines
+
+
 def test_query_rate_episodes_are_scored_at_their_query_steps_only() -> None:
     import numpy as np
 
