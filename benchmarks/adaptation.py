@@ -56,6 +56,7 @@ from benchmarks.evaluation import (
     write_summary,
 )
 from benchmarks.metrics import by_task, macro_summary
+from rewards.data import FEATURES_VERSION
 from sarm2_env.errors import ConfigError, DatasetError
 from sarm2_env.stats import macro_mean, nanmean, stratified_bootstrap
 
@@ -242,6 +243,7 @@ def adapted_model(
         "steps": steps,
         "lr_scale": lr_scale,
         "seed": state.config.seed,
+        "features": FEATURES_VERSION,
     }
     stamp = json.loads(json.dumps(stamp, default=str))
     if _read_json(stamp_file) == stamp and (ckpt / "config.json").exists():

@@ -31,7 +31,7 @@ def _rows(feats: EpisodeFeatures, rows: np.ndarray, queries: np.ndarray) -> Epis
 
     return dataclasses.replace(
         feats,
-        embeddings=feats.embeddings[rows],
+        frame_of_step=feats.step_rows(rows),
         state=feats.state[rows],
         primitive=feats.primitive[rows],
         progress=feats.progress[rows],

@@ -59,7 +59,8 @@ def fingerprint_ids(ids: Sequence[str]) -> str:
 
 
 #: Bumped when the metrics an evaluation computes change, so that evaluations cached before are computed again
-#: (2: rollout concordance; held-out demos the expert failed left out of demo metrics).
+#: (2: rollout concordance; held-out demos the expert failed left out of demo metrics). The stamp also carries
+#: :data:`rewards.data.FEATURES_VERSION` (what models read).
 EVALUATION_VERSION = 2
 
 
@@ -67,9 +68,11 @@ def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], d
     """``compute()``, or its saved result when ``path`` holds one made with the same ``stamp`` and
     :data:`EVALUATION_VERSION` (resumable)."""
     from benchmarks.pipeline import _read_json
+    from rewards.data import FEATURES_VERSION
     from sarm2_env.atomic import write_json_atomic
 
-    stamp = json.loads(json.dumps({**stamp, "evaluation_version": EVALUATION_VERSION}, default=str))
+    versions = {"evaluation_version": EVALUATION_VERSION, "features": FEATURES_VERSION}
+    stamp = json.loads(json.dumps({**stamp, **versions}, default=str))
     saved = _read_json(path)
     if isinstance(saved, dict) and saved.get("stamp") == stamp:
         log.info("evaluate %s: cached", path.stem)

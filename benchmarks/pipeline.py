@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_config import BenchConfig
+from rewards.data import FEATURES_VERSION
 from sarm2_env.atomic import atomic_path, write_json_atomic
 from tasks.collect import EVAL_SPLITS, SPLITS, CollectConfig, SuiteConfig, collect, collect_suite
 from tasks.motion_controls import (
@@ -394,12 +395,12 @@ def _controls(feats, other_task: tuple[str, str] | None) -> dict[str, Any]:
     out = {
         "static": dataclasses.replace(
             feats,
-            embeddings=np.repeat(feats.embeddings[:1], n, axis=0),
+            frame_of_step=np.repeat(feats.step_rows(np.arange(1)), n),
             state=np.repeat(feats.state[:1], n, axis=0),
         ),
         "reversed": dataclasses.replace(
             feats,
-            embeddings=feats.embeddings[::-1].copy(),
+            frame_of_step=feats.step_rows()[::-1].copy(),
             state=feats.state[::-1].copy(),
             primitive=feats.primitive[::-1].copy(),
             progress=feats.progress[::-1].copy(),
@@ -505,6 +506,7 @@ def stage_predict(state: RunState) -> dict[str, dict[str, dict[str, np.ndarray]]
                     # the weights themselves: a retrain (`--force train`) with an unchanged stamp still re-predicts
                     "weights": _read_json(state.run_dir / "checkpoints" / name / "config.json"),
                     "episodes": eval_ids,
+                    "features": FEATURES_VERSION,
                     "motion_controls": motion_ids,
                     "controls": state.config.controls,
                     "vlm": state.config.vlm if model.needs_frames else None,

@@ -76,7 +76,7 @@ def choose_alpha(
 def view_features(feats: EpisodeFeatures, view: str, steps: np.ndarray | None = None) -> np.ndarray:
     """``(N, D)`` (one camera) or ``(N, C * D)`` (``"all"``) embeddings at ``steps`` (default: the scored steps)."""
     steps = feats.scored_steps if steps is None else steps
-    emb = feats.embeddings[steps]  # (N, C, D)
+    emb = feats.embeddings_at(steps).astype(np.float32)  # (N, C, D); stored as float16
     if view == "all":
         return emb.reshape(len(steps), -1)
     if view not in CAMERAS:

@@ -12,19 +12,28 @@ import numpy as np
 from sarm2_env.constants import CAMERAS, STATE_DIM
 from sarm2_env.errors import DatasetError, InputShapeError, NonFiniteError
 
+#: Bumped when :meth:`EpisodeFeatures.from_episode` changes what a model reads, so that stamped predictions and
+#: adapted checkpoints made from older features are made again (2: at a query-rate episode's steps, the state
+#: recorded with the frame each step sees; it was the state of an earlier step).
+FEATURES_VERSION = 2
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class EpisodeFeatures:
     """What a reward model needs of one episode, frames already encoded.
 
-    ``embeddings (T, C, D)`` float32 in :data:`CAMERAS` order (or ``(T, 0, 0)`` for backends that need no
-    embeddings), ``state (T, 14)``, ``primitive (T,)`` label indices (the expert's; -1 where unknown),
-    ``progress (T,)`` physics ground truth from the simulator (for evaluation only: training never reads it).
+    ``embeddings (K, C, D)`` in :data:`CAMERAS` order, one row per rendered frame (or ``(T, 0, 0)`` for backends
+    that need no embeddings): float16 when built by :meth:`from_episode` (the precision encoders round to and the
+    cache stores, so nothing is lost, at half the memory of float32; models cast the windows they read);
+    ``state (T, 14)``, ``primitive (T,)`` label indices (the expert's; -1 where unknown), ``progress (T,)`` physics
+    ground truth from the simulator (for evaluation only: training never reads it).
 
     An episode recorded at the reward's query rate (frames rendered only at some steps) has ``query_indices``:
-    those steps. Its ``embeddings`` still have one row per step, each rendered frame's embedding held until the
-    next rendered step, so every window a model builds reads the newest frame it could have seen; models predict
-    at the query steps only and evaluation scores those steps (:attr:`scored_steps`).
+    those steps, and ``frame_of_step (T,)``: the embedding row each step sees, its newest rendered frame (held
+    until the next rendered step), so every window a model builds reads the newest frame it could have seen, and
+    its ``state`` is the one recorded with that frame. Read per-step embeddings with :meth:`embeddings_at`; the
+    rows stay compact (a tenth of the memory at 1 Hz queries). Models predict at the query steps only and
+    evaluation scores those steps (:attr:`scored_steps`).
     """
 
     episode_id: str
@@ -44,11 +53,22 @@ class EpisodeFeatures:
     calibrated_progress: np.ndarray | None = None
     #: the env seed the episode was recorded with (pairs an episode with its re-recordings), None where unknown
     seed: int | None = None
+    #: ``(T,)`` the ``embeddings`` row each step sees; None = one row per step
+    frame_of_step: np.ndarray | None = None
 
     @property
     def length(self) -> int:
-        """Frames in the episode."""
-        return int(self.embeddings.shape[0])
+        """Steps in the episode."""
+        return int(self.state.shape[0])
+
+    def step_rows(self, steps: np.ndarray | None = None) -> np.ndarray:
+        """The ``embeddings`` rows that ``steps`` (any integer array; default every step) see."""
+        steps = np.arange(self.length, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64)
+        return steps if self.frame_of_step is None else np.asarray(self.frame_of_step, dtype=np.int64)[steps]
+
+    def embeddings_at(self, steps: np.ndarray | None = None) -> np.ndarray:
+        """Embeddings seen at ``steps`` (any integer array, e.g. ``(B, W)`` windows): ``steps.shape + (C, D)``."""
+        return self.embeddings[self.step_rows(steps)]
 
     @property
     def physics_progress(self) -> np.ndarray:
@@ -66,7 +86,9 @@ class EpisodeFeatures:
     @classmethod
     def from_episode(cls, episode, embeddings: Mapping[str, np.ndarray] | np.ndarray) -> EpisodeFeatures:
         """Pair a :class:`sarm2_env.dataset.Episode` with its per-camera embeddings (a mapping or a (T, C, D) array)."""
-        stacked = stack_cameras(embeddings, name="embeddings")
+        # float16 is the precision embeddings are encoded at (ImageEncoder.encode rounds through it): exact, and
+        # half the memory of a benchmark's hundreds of thousands of (C, D) rows
+        stacked = stack_cameras(embeddings, name="embeddings").astype(np.float16)
         frame_index = getattr(episode, "frame_index", None)
         frame_count = episode.length if frame_index is None else len(frame_index)
         if stacked.shape[0] != frame_count:
@@ -74,19 +96,38 @@ class EpisodeFeatures:
                 f"`embeddings`: expected {frame_count} frames for episode {episode.episode_id!r}; "
                 f"got {stacked.shape[0]}"
             )
-        if frame_index is not None:  # rendered at a query rate: hold each frame's embedding until the next
+        rows = None
+        if frame_index is not None:  # rendered at a query rate: each step sees its newest rendered frame
             from sarm2_env.dataset import hold_rows
 
             rows = hold_rows(frame_index, episode.length)
-            stacked = stacked[rows]
         return cls(
             **episode_labels(episode),
             embeddings=stacked,
-            # the state a model reads is the one seen with the frame (held like the embeddings)
-            state=np.asarray(episode.state if frame_index is None else episode.state[rows], dtype=np.float32),
+            # the state a model reads is the one recorded with the frame it sees (the step that frame was rendered
+            # at), not the state of an earlier step
+            state=np.asarray(
+                episode.state if rows is None else episode.state[np.asarray(frame_index, dtype=np.int64)[rows]],
+                dtype=np.float32,
+            ),
             query_indices=None if frame_index is None else np.asarray(frame_index, dtype=np.int64),
             seed=int(episode.seed),
+            frame_of_step=rows,
         )
+
+
+def stacked_rows(episodes: Sequence[EpisodeFeatures], device: Any) -> tuple[Any, Any]:
+    """Every episode's embedding rows in one float16 tensor ``(R, C, D)`` on ``device``, and ``(N,)`` the row each
+    of the episodes' ``N`` steps sees (episodes in order, steps within each): what the training stores gather
+    windows from, at the memory of the rendered frames only."""
+    import torch
+
+    rows, offset = [], 0
+    for e in episodes:
+        rows.append(e.step_rows() + offset)
+        offset += len(e.embeddings)
+    emb = torch.from_numpy(np.concatenate([np.asarray(e.embeddings, dtype=np.float16) for e in episodes]))
+    return emb.to(device), torch.from_numpy(np.concatenate(rows)).to(device)
 
 
 def episode_labels(episode) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing_extensions import (
 
 from rewards.base import RewardOutput, Session, spread_to_steps
 from rewards.blocks import CausalTransformer, FrameTokens, init_positions
-from rewards.data import EpisodeFeatures, check_state, require_every_frame
+from rewards.data import EpisodeFeatures, check_state, require_every_frame, stacked_rows
 from rewards.embedding_model import AdaptableMixin, EmbeddingRewardModel
 from rewards.train_loop import FitOptions
 from sarm2_env.config import FrozenConfig
@@ -203,7 +203,7 @@ class EpisodeStore:
         self.episodes = list(episodes)
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)  # (E,)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)  # (E,)
-        self.emb = torch.from_numpy(np.concatenate([e.embeddings for e in episodes])).half().to(device)  # (N, C, D)
+        self.emb, self.row = stacked_rows(episodes, device)  # (R, C, D) half, (N,) the row each step sees
         self.state = torch.from_numpy(np.concatenate([e.state for e in episodes])).float().to(device)  # (N, S)
         self.task_ids = sorted({e.task_id for e in episodes})
         self.task_of = np.array([self.task_ids.index(e.task_id) for e in episodes], dtype=np.int64)  # (E,)
@@ -214,7 +214,7 @@ class EpisodeStore:
     def gather(self, episode: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``emb (B, W, C, D)`` float32 and ``state (B, W, S)`` of frames ``idx (B, W)`` of ``episode (B,)``."""
         flat = torch.from_numpy(self.offsets[episode][:, None] + idx).to(self.device)  # (B, W)
-        return self.emb[flat].float(), self.state[flat]
+        return self.emb[self.row[flat]].float(), self.state[flat]
 
     def instruction_tables(self, embed: Callable[[str], np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction embeddings per episode ``(E, L)`` and per task ``(n_tasks, L)`` (its first episode's)."""
@@ -298,7 +298,7 @@ class WindowRewardModel(EmbeddingRewardModel):
         for lo in range(0, len(steps), _CHUNK):
             t = steps[lo : lo + _CHUNK]
             idx = self._indices(t)  # (B, W)
-            parts.append(self._checked(self._run(feats.embeddings[idx], feats.state[idx], [context] * len(t))))
+            parts.append(self._checked(self._run(feats.embeddings_at(idx), feats.state[idx], [context] * len(t))))
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         progress, merged = spread_to_steps(merged.pop("progress").astype(np.float32), merged, steps, feats.length)
         return RewardOutput(
@@ -336,7 +336,10 @@ class PrefixRewardModel(AdaptableMixin, WindowRewardModel):
     @torch.no_grad()
     def _run(self, emb: np.ndarray, state: np.ndarray, contexts: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         net = self._require_net()
-        out = net(torch.from_numpy(emb).to(self.device), torch.from_numpy(np.stack(contexts)).to(self.device))
+        out = net(
+            torch.from_numpy(emb).to(self.device, torch.float32),
+            torch.from_numpy(np.stack(contexts)).to(self.device),
+        )
         result = {"progress": out["progress"][:, -1].float().cpu().numpy()}
         result.update({k: v.float().cpu().numpy() for k, v in out.items() if k != "progress" and v.ndim == 1})
         return result

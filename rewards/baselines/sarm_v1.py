@@ -444,7 +444,8 @@ class SARMRewardModel(WindowRewardModel):
         for task in dict.fromkeys(contexts):
             rows = np.array([i for i, c in enumerate(contexts) if c == task])
             res = net[self._net_key(task)](
-                torch.from_numpy(emb[rows]).to(self.device), torch.from_numpy(state[rows]).to(self.device)
+                torch.from_numpy(emb[rows]).to(self.device, torch.float32),
+                torch.from_numpy(state[rows]).to(self.device),
             )
             probs = torch.softmax(res["stage_logits"].float(), -1).cpu().numpy()  # (b, K)
             out["progress"][rows] = res["progress"].float().cpu().numpy()

@@ -90,7 +90,7 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
         """``emb (B, 1 + W, C, D)``, ``state (B, 1 + W, S)``, ``task_emb (B, L)`` -> numpy outputs per window."""
         net = self._require_net()
         out = net(
-            torch.from_numpy(emb).to(self.device),
+            torch.from_numpy(emb).to(self.device, torch.float32),
             torch.from_numpy(state).to(self.device),
             torch.from_numpy(task_emb).to(self.device),
             None if primitive is None else torch.from_numpy(primitive).long().to(self.device),
@@ -130,7 +130,7 @@ class SARM2RewardModel(AdaptableMixin, EmbeddingRewardModel):
             idx = self._windows(t)
             parts.append(
                 self._forward_windows(
-                    feats.embeddings[idx],
+                    feats.embeddings_at(idx),
                     feats.state[idx],
                     np.repeat(task_emb[None], len(t), axis=0),
                     None if primitive is None else primitive[t],

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewards.data import EpisodeFeatures, require_every_frame
+from rewards.data import EpisodeFeatures, require_every_frame, stacked_rows
 from rewards.sarm2.config import SARM2Config
 from rewards.sarm2.windows import causal_windows, hold_windows, rewind_windows, speed_strides
 from sarm2_env.constants import PRIMITIVE_TO_GROUP
@@ -43,7 +43,7 @@ class WindowBatcher:
         self.config, self.device = config, device
         self.lengths = np.array([e.length for e in episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.emb = torch.from_numpy(np.concatenate([e.embeddings for e in episodes])).half().to(device)  # (N, C, D)
+        self.emb, self.row = stacked_rows(episodes, device)  # (R, C, D) half, (N,) the row each step sees
         self.state = torch.from_numpy(np.concatenate([e.state for e in episodes])).to(device)  # (N, S)
         self.primitive = torch.from_numpy(np.concatenate([e.primitive for e in episodes])).long().to(device)  # (N,)
         self.task_emb = torch.from_numpy(np.stack([task_embeddings[e.instruction] for e in episodes])).float()
@@ -85,7 +85,7 @@ class WindowBatcher:
         given = self.curve[self.offsets[episode] + current]  # (B,) annotated targets, NaN if none
         target = np.where(np.isnan(given), target, given)
         return {
-            "emb": self.emb[flat].float(),  # (B, 1 + W, C, D)
+            "emb": self.emb[self.row[flat]].float(),  # (B, 1 + W, C, D)
             "state": self.state[flat],  # (B, 1 + W, S)
             "task_emb": self.task_emb[torch.from_numpy(episode).to(self.device)],  # (B, L)
             "primitive": self.primitive[flat[:, -1]],  # (B,) label of the current frame
