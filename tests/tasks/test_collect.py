@@ -328,8 +328,11 @@ def test_a_suite_renders_its_held_out_splits_at_the_query_rate(tmp_path, capsys)
     assert EmbeddingCache(held, cache.encoder).get(0)["top"].shape[0] == episode.frame_count  # read back, not redone
     feats = EpisodeFeatures.from_episode(held.load(0, frames=False), embeddings)
     assert feats.length == episode.length and feats.scored_steps.tolist() == episode.frame_index.tolist()
-    np.testing.assert_array_equal(feats.embeddings[9, 0], embeddings["top"][0])  # held until the next rendered step
-    np.testing.assert_array_equal(feats.embeddings[10, 0], embeddings["top"][1])
+    seen = feats.embeddings_at(np.array([9, 10]))  # one row per rendered frame, read per step
+    np.testing.assert_array_equal(seen[0, 0], embeddings["top"][0])  # held until the next rendered step
+    np.testing.assert_array_equal(seen[1, 0], embeddings["top"][1])
+    recorded = held.load(0, frames=False).state
+    np.testing.assert_array_equal(feats.state[[9, 10]], recorded[[0, 10]])  # the state recorded with that frame
     with pytest.raises(ConfigError, match="`heldout_render_every`: the suite at .* was collected at 10"):
         collect_suite(SuiteConfig(**base), tmp_path, progress_bar=False)
     with pytest.raises(ConfigError, match="`heldout_render_every` must be an integer >= 1"):
