@@ -173,13 +173,16 @@ def train_variant(state, variant: Variant, negatives: Sequence, out: Path, steps
 
 
 def load_baselines(folder: Path, device: str | None) -> dict[str, Any]:
-    """The baselines of :data:`BASELINES` whose checkpoints ``folder`` holds."""
+    """The baselines of :data:`BASELINES` whose finished checkpoints ``folder`` holds (a folder without a
+    ``config.json``, left by an interrupted training, is skipped with a warning)."""
     from rewards.registry import make_reward_model
 
     models = {}
     for name in BASELINES:
-        if (folder / name).is_dir():
+        if (folder / name / "config.json").is_file():
             models[name] = make_reward_model(name, checkpoint=folder / name, device=device)
+        elif (folder / name).is_dir():
+            log.warning("baseline %s: %s holds no finished checkpoint (interrupted?); not evaluated", name, folder)
         else:
             log.warning("baseline %s: no checkpoint in %s; not evaluated", name, folder)
     return models

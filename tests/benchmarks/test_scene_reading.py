@@ -132,3 +132,10 @@ def test_script_end_to_end_on_a_tiny_config(tmp_path) -> None:
     assert "training times this run: sarm2" in (tmp_path / "out" / "summary.md").read_text()
     assert main(args) == 0  # the rerun trains and evaluates nothing again
     assert "none (checkpoints cached)" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_an_unfinished_baseline_checkpoint_is_skipped(tmp_path) -> None:
+    from benchmarks.scene_reading import load_baselines
+
+    (tmp_path / "sarm" / "sarm-tasks").mkdir(parents=True)  # what an interrupted SARM v1 training leaves
+    assert load_baselines(tmp_path, "cpu") == {}
