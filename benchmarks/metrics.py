@@ -200,7 +200,7 @@ def ranking_statistics(groups: Sequence[np.ndarray]) -> dict[str, float]:
     return {
         "rollout_rho": nanmean(spearman(g[:, 0], g[:, 1]) if len(g) >= 3 else NAN for g in groups),
         "concordance": nanmean(concordance(g[:, 0], g[:, 1]) for g in groups),
-        "kendall_rank": nanmean(kendall_tau_b(g[:, 0], g[:, 3]) for g in groups),
+        "kendall_rank": nanmean(kendall_rank(g[:, 0], g[:, 3]) for g in groups),
         "success_auroc": auroc(pooled[:, 0], success),
         "success_gap": gap,
     }
