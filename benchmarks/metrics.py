@@ -70,7 +70,7 @@ def outcome_category(success: bool, final_progress: float, partial_threshold: fl
     return 1 if final_progress >= partial_threshold else 0
 
 
-def kendall_rank(final_preds: Sequence[float], categories: Sequence[int]) -> float:
+def kendall_rank(final_preds: Sequence[float] | np.ndarray, categories: Sequence[int] | np.ndarray) -> float:
     """``kendall_rank`` (Robometer): Kendall tau-b between final predicted progress and the outcome order
     failure < partial < success over one task's rollouts."""
     return kendall_tau_b(np.asarray(final_preds), np.asarray(categories))
