@@ -59,9 +59,10 @@ def fingerprint_ids(ids: Sequence[str]) -> str:
 
 
 #: Bumped when the metrics an evaluation computes change, so that evaluations cached before are computed again
-#: (2: rollout concordance; held-out demos the expert failed left out of demo metrics). The stamp also carries
+#: (2: rollout concordance; held-out demos the expert failed left out of demo metrics; 3: rollout rho NaN on a task
+#: with fewer than 3 rollouts, as in the benchmark table). The stamp also carries
 #: :data:`rewards.data.FEATURES_VERSION` (what models read).
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 
 
 def cached_evaluation(path: Path, stamp: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:

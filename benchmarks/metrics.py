@@ -21,6 +21,7 @@ from sarm2_env.stats import (
     nanmean,
     nanmin,
     paired_arrays,
+    percentile_interval,
     spearman,
     stratified_bootstrap,
     stratified_draws,
@@ -164,20 +165,25 @@ def macro_summary(per_task: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def rollout_ranking(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, dict[str, Any]]:
-    """How final predicted progress ranks a set of rollouts, per task (``finals``: ``{task: [(predicted, true)]}``).
+def task_rollout_rho(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman's rho of one task's final predicted and true progress; NaN below 3 rollouts (too few to rank)."""
+    return spearman(pred, truth) if len(pred) >= 3 else NAN
 
-    ``rollout_rho``: Spearman's rho of predicted and true final progress (capped below 1 where the truth has ties:
-    :func:`~sarm2_env.stats.spearman_ceiling`); ``concordance``: Harrell's C over the pairs whose true final
-    progress differs (1 = every such pair ordered right whatever the ties, 0.5 = chance). Each as
-    ``{"mean", "min", "per_task"}``.
-    """
-    metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "rollout_rho": spearman,
-        "concordance": concordance,
-    }
+
+#: The per-task ranking metrics of final predicted against final true progress, by result name: rho (capped below
+#: 1 where the truth has ties: :func:`~sarm2_env.stats.spearman_ceiling`) and concordance (Harrell's C over the
+#: pairs whose true final progress differs: 1 = every such pair ordered right whatever the ties, 0.5 = chance).
+TASK_RANKING: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "rollout_rho": task_rollout_rho,
+    "concordance": concordance,
+}
+
+
+def rollout_ranking(finals: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, dict[str, Any]]:
+    """How final predicted progress ranks a set of rollouts, per task (``finals``: ``{task: [(predicted, true)]}``):
+    each :data:`TASK_RANKING` metric as ``{"mean", "min", "per_task"}``."""
     out = {}
-    for name, metric in metrics.items():
+    for name, metric in TASK_RANKING.items():
         per_task = {
             t: metric(np.array([p for p, _ in v]), np.array([y for _, y in v])) for t, v in sorted(finals.items())
         }
@@ -198,8 +204,7 @@ def ranking_statistics(groups: Sequence[np.ndarray]) -> dict[str, float]:
     success = pooled[:, 2] > 0.5
     gap = float(pooled[success, 0].mean() - pooled[~success, 0].mean()) if success.any() and (~success).any() else NAN
     return {
-        "rollout_rho": nanmean(spearman(g[:, 0], g[:, 1]) if len(g) >= 3 else NAN for g in groups),
-        "concordance": nanmean(concordance(g[:, 0], g[:, 1]) for g in groups),
+        **{name: nanmean(metric(g[:, 0], g[:, 1]) for g in groups) for name, metric in TASK_RANKING.items()},
         "kendall_rank": nanmean(kendall_rank(g[:, 0], g[:, 3]) for g in groups),
         "success_auroc": auroc(pooled[:, 0], success),
         "success_gap": gap,
@@ -213,5 +218,5 @@ def ranking_intervals(groups: Sequence[np.ndarray], resamples: int = 1000) -> di
     for name in ranking_statistics(groups):
         values = np.array([d[name] for d in draws], dtype=np.float64)
         values = values[np.isfinite(values)]
-        out[name] = [float(np.quantile(values, q)) for q in (0.025, 0.975)] if len(values) else [NAN, NAN]
+        out[name] = list(percentile_interval(values, 0.95)) if len(values) else [NAN, NAN]
     return out

@@ -141,10 +141,10 @@ def bootstrap_interval(
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(x), size=(resamples, len(x)))
-    return _percentile_interval(np.array([statistic(x[row]) for row in index], dtype=float), level)
+    return percentile_interval(np.array([statistic(x[row]) for row in index], dtype=float), level)
 
 
-def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:
     """The central ``level`` range of bootstrap statistics (NaN draws ignored)."""
     alpha = (1.0 - level) / 2.0
     return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1.0 - alpha))
@@ -179,7 +179,7 @@ def stratified_bootstrap(
     bootstrap over tasks). Returns ``(nan, nan)`` for fewer than 2 items in all.
     """
     draws = stratified_draws(groups, statistic, resamples, seed)
-    return _percentile_interval(np.asarray(draws, dtype=float), level) if draws else (NAN, NAN)
+    return percentile_interval(np.asarray(draws, dtype=float), level) if draws else (NAN, NAN)
 
 
 def stratified_draws(groups: Sequence[np.ndarray], statistic, resamples: int = 2000, seed: int = 0) -> list:
@@ -224,7 +224,7 @@ def seed_bootstrap_interval(
         if b is not None:
             value -= b[rng.integers(0, len(b), size=len(b))][:, cols].mean()
         stats[i] = value
-    return _percentile_interval(stats, level)
+    return percentile_interval(stats, level)
 
 
 def nanmean(values) -> float:

@@ -88,3 +88,20 @@ def test_ranking_statistics_and_their_intervals() -> None:
         assert lo <= hi, name
     assert ci["concordance"][0] < stats["concordance"] < ci["concordance"][1]
     assert all(np.isnan(m.ranking_intervals([task_a[:1]], resamples=50)["rollout_rho"]))  # one rollout: no rho
+
+
+def test_rollout_ranking_per_task_agrees_with_ranking_statistics() -> None:
+    finals = {
+        "a": [(0.9, 1.0), (0.5, 0.6), (0.1, 0.0), (0.8, 1.0)],
+        "b": [(0.2, 1.0), (0.6, 0.3), (0.7, 0.0)],  # ranked backwards
+        "c": [(0.3, 0.2), (0.4, 0.9)],  # two rollouts: too few for rho, enough for concordance
+    }
+    r = m.rollout_ranking(finals)
+    assert r["concordance"]["per_task"] == {"a": 1.0, "b": 0.0, "c": 1.0}
+    assert r["rollout_rho"]["per_task"]["b"] == pytest.approx(-1.0)
+    assert math.isnan(r["rollout_rho"]["per_task"]["c"])
+    assert r["rollout_rho"]["min"] == pytest.approx(-1.0)
+    groups = [np.array([[p, y, 0.0, 0.0] for p, y in v]) for v in finals.values()]
+    stats = m.ranking_statistics(groups)
+    for name in m.TASK_RANKING:
+        assert stats[name] == pytest.approx(r[name]["mean"]), name
