@@ -55,6 +55,14 @@ def test_shipped_configs_load():
     assert tuple(recap.sources) == ("sarm2",)
     folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
     assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
+    fine_tuned = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts_ft.yaml")
+    assert fine_tuned.spiral_config() == folding.spiral_config()  # paired with the SARM2 run on the same seeds
+    assert (fine_tuned.demos, fine_tuned.bc_steps, fine_tuned.action_noise) == (
+        folding.demos,
+        folding.bc_steps,
+        folding.action_noise,
+    )
+    assert fine_tuned.sources == ("robometer_lite",) and "robometer_lite" in fine_tuned.checkpoints
 
 
 def test_unknown_keys_are_errors(tmp_path):
