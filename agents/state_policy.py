@@ -33,7 +33,7 @@ from torch import nn
 from agents.policy import NEGATIVE, POSITIVE, UNKNOWN, ChunkedActing
 from sarm2_env.config import FrozenConfig
 from sarm2_env.constants import ACTION_DIM, STATE_DIM
-from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError
+from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, NonFiniteError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class StatePolicyConfig(FrozenConfig):
             features, e.g. a flag never set in the demos, would otherwise blow up when they change).
         condition: add RECAP's advantage-indicator input (each episode's ``condition``; acting reads "positive").
         condition_dropout: probability of showing "unknown" instead of a sample's indicator in training.
+        ignore_fields: state fields (names of the env's ``state_layout``, e.g. ``"ink_remaining"``) the head does
+            not read: their standardised inputs are held at 0. A high-dimensional field that varies from episode to
+            episode but does not change what the demonstrator does (CleanWhiteboard's 72-cell ink map: the expert
+            wipes the same strokes whatever the ink) is a cue a small demo set lets the head latch onto.
     """
 
     label = "state policy"
@@ -85,9 +89,11 @@ class StatePolicyConfig(FrozenConfig):
     std_floor: float = 0.05
     condition: bool = False
     condition_dropout: float = 0.3
+    ignore_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history", tuple(self.history))
+        object.__setattr__(self, "ignore_fields", tuple(self.ignore_fields))
         self._check_positive_ints(*("chunk", "execute", "hidden", "layers", "batch_size", "steps"))
         if self.execute > self.chunk:
             raise ConfigError(f"`execute` must be <= `chunk` ({self.chunk}); got {self.execute}")
@@ -257,7 +263,9 @@ class StatePolicy(ChunkedActing):
         return self.clipped_standardised(history_features(np.asarray(states, np.float32), self.config.history))
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.norm["x_mean"]) / self.norm["x_std"]
+        standardised = (features - self.norm["x_mean"]) / self.norm["x_std"]
+        mask = self.norm.get("input_mask")  # absent in policies saved before `ignore_fields` existed
+        return standardised if mask is None else standardised * mask
 
     def clipped_standardised(self, features: np.ndarray) -> np.ndarray:
         """Features ``(N, F)`` standardised with the demos' statistics and clipped to +-5 (what value and critic
@@ -301,6 +309,8 @@ class StatePolicy(ChunkedActing):
                 raise ConfigError("`init_from`: its state size or chunk differs from this policy's; cannot fine-tune")
             if init_from.config.condition != cfg.condition:
                 raise ConfigError("`init_from`: its `condition` input differs from this policy's; cannot fine-tune")
+            if init_from.config.ignore_fields != cfg.ignore_fields:
+                raise ConfigError("`init_from`: its `ignore_fields` differ from this policy's; cannot fine-tune")
             self.norm = {k: v.copy() for k, v in init_from.norm.items()}
         else:
             self.norm = {
@@ -308,6 +318,7 @@ class StatePolicy(ChunkedActing):
                 "x_std": np.maximum(x.std(0), cfg.std_floor).astype(np.float32),
                 "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
                 "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
+                "input_mask": input_mask(episodes[0].task_id, self.state_dim, cfg),
             }
         xn = torch.as_tensor(self._standardise(x), dtype=torch.float32, device=self.device)
         yn = torch.as_tensor(
@@ -399,6 +410,43 @@ class StatePolicy(ChunkedActing):
         out = {f"{prefix}net.{k}": v for k, v in self.net.state_dict().items()}
         out.update({f"{prefix}norm.{k}": torch.as_tensor(v) for k, v in self.norm.items()})
         return out
+
+
+def input_mask(task_id: str, state_dim: int, cfg: StatePolicyConfig) -> np.ndarray:
+    """``(F,)`` 1 for each head input the policy reads, 0 for the columns of ``cfg.ignore_fields`` (looked up in
+    ``task_id``'s state layout; an unknown field is an :class:`UnknownNameError` listing the layout's fields)."""
+    mask = np.ones(state_dim + STATE_DIM * len(cfg.history), np.float32)
+    if not cfg.ignore_fields:
+        return mask
+    layout = state_layout(task_id)
+    width = sum(size for _, size in layout)
+    if width != state_dim:
+        raise InputShapeError(f"`episodes`: {task_id}'s state layout has {width} values; the states have {state_dim}")
+    offsets, start = {}, 0
+    for name, size in layout:
+        offsets[name] = (start, start + size)
+        start += size
+    for name in cfg.ignore_fields:
+        if name not in offsets:
+            raise UnknownNameError(f"state field of {task_id}", name, offsets)
+        if name == "agent_pos":
+            raise ConfigError("`ignore_fields`: the policy must read `agent_pos` (its joint state)")
+        lo, hi = offsets[name]
+        mask[lo:hi] = 0.0
+    return mask
+
+
+def state_layout(task_id: str) -> tuple[tuple[str, int], ...]:
+    """The ``(name, size)`` fields of ``task_id``'s ``obs_mode="state"`` vector, in order (builds the env once)."""
+    import gymnasium as gym
+
+    import tasks  # noqa: F401  (registers the ids)
+
+    env = gym.make(task_id, obs_mode="state")
+    try:
+        return tuple(env.unwrapped.state_layout)
+    finally:
+        env.close()
 
 
 def _shown_conditions(

@@ -44,6 +44,8 @@ class SpiralStateBench:
     action_noise: float = 0.02
     bc_steps: int = 6000
     checkpoints: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ``StatePolicyConfig`` overrides of ``pi_0`` (every round's policy is trained with ``pi_0``'s settings)
+    policy: dict[str, Any] = dataclasses.field(default_factory=dict)
     spiral: dict[str, Any] = dataclasses.field(default_factory=dict)
     demo_cache: str = "results/state_policy"
     out: str = "results"
@@ -62,6 +64,15 @@ class SpiralStateBench:
         if data.get("kind", KIND) != KIND:
             raise ConfigError(f"{path}: `kind` must be {KIND!r} for this benchmark; got {data['kind']!r}")
         return cls(**data)
+
+    def policy_config(self):
+        """``pi_0``'s :class:`agents.state_policy.StatePolicyConfig`: ``bc_steps`` and the ``policy`` overrides."""
+        from agents.state_policy import StatePolicyConfig
+
+        try:
+            return StatePolicyConfig.from_dict({"steps": self.bc_steps, **self.policy})
+        except ConfigError as exc:
+            raise ConfigError(f"`policy`: {exc}") from exc
 
     def spiral_config(self):
         """The :class:`agents.state_spiral.StateSpiralConfig` of one task's run."""
@@ -215,6 +226,12 @@ def _paired_row(source: str, policy: dict[str, Any], baseline: dict[str, Any]) -
     return f"| {source} | {gained} | {lost} | {gained - lost:+d} | {shown} |"
 
 
+def _inputs_note(bench: SpiralStateBench) -> str:
+    """What of the state the policy does not read, when the config says (``policy.ignore_fields``)."""
+    ignored = bench.policy_config().ignore_fields
+    return ", not reading the state's " + ", ".join(f"`{name}`" for name in ignored) if ignored else ""
+
+
 def summary_markdown(
     bench: SpiralStateBench, config: Any, curves: dict[str, list[dict[str, Any]]], started_at: str
 ) -> str:
@@ -230,7 +247,8 @@ def summary_markdown(
     lines = [
         f"# SPIRAL on {short}: `{bench.name}`",
         "",
-        f"{stamp}. Policy: {LABEL}, `pi_0` from {bench.demos} expert demos (DART noise {bench.action_noise:g} rad). "
+        f"{stamp}. Policy: {LABEL}, `pi_0` from {bench.demos} expert demos (DART noise {bench.action_noise:g} rad)"
+        f"{_inputs_note(bench)}. "
         f"Update: {config.update.rule}; {config.rollouts_per_round} rollouts and {config.eval_episodes} evaluation "
         f"episodes per round (the same evaluation seeds for every policy); rewards queried at every "
         f"{config.relabel.query_every}th frame. Round 1's rollouts (of the shared `pi_0`) are relabelled by every "
@@ -450,13 +468,14 @@ def main(argv: list[str] | None = None) -> int:
 def run_bench(bench: SpiralStateBench) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     """Run (or resume) the benchmark; returns its summary Markdown and every source's curve. Also what
     ``python benchmarks/run.py --config <name>`` runs for a ``kind: spiral_state`` config."""
-    from agents.state_policy import StatePolicy, StatePolicyConfig
+    from agents.state_policy import StatePolicy
     from agents.state_spiral import REFERENCE_SOURCES, StateSpiral
     from benchmarks.report import _git_revision
     from benchmarks.state_policy import _demo_file, _load_demos, collect_demos
     from rewards import make_reward_model
 
     config = bench.spiral_config()
+    policy_config = bench.policy_config()
     # The reward models first: a missing checkpoint is an error before any demo is collected or policy trained.
     models = {
         source: make_reward_model(source, checkpoint=bench.checkpoints.get(source, "default"), device="cpu")
@@ -471,8 +490,13 @@ def run_bench(bench: SpiralStateBench) -> tuple[str, dict[str, list[dict[str, An
     pi0_path = out / "pi0"
     if (pi0_path / "config.json").exists():
         pi0 = StatePolicy.load(pi0_path, device="cpu")
+        if pi0.config != policy_config:
+            raise ConfigError(
+                f"{pi0_path}: pi_0 was trained with {pi0.config.to_dict()}; the config now asks for "
+                f"{policy_config.to_dict()} (use another `name`, or restore `bc_steps` / `policy`)"
+            )
     else:
-        pi0 = StatePolicy(StatePolicyConfig(steps=bench.bc_steps), device="cpu")
+        pi0 = StatePolicy(policy_config, device="cpu")
         pi0.fit(demos, seed=0)
     with StateSpiral(config, pi0, demos, out, reward_models=models) as spiral:
         curves = spiral.run(bench.sources)

@@ -2,6 +2,7 @@
 
     python benchmarks/state_policy.py                                   # FoldShorts + CleanWhiteboard
     python benchmarks/state_policy.py --tasks all --budgets 40 --eval 10  # every task at one budget
+    python benchmarks/state_policy.py --tasks CleanWhiteboard --budgets 5,10,20 --ignore-fields ink_remaining
 
 For each task and budget ``N`` it trains :class:`agents.state_policy.StatePolicy` on the first ``N`` full-skill
 expert demos (executed with DART noise, labelled with the expert's targets; seeds from 300000) and rolls it out
@@ -43,8 +44,9 @@ def _demo_file(out: Path, task_id: str, noise: float) -> Path:
     return out / "demos" / f"{_short(task_id)}_noise{noise:g}.npz"
 
 
-def _cell_file(out: Path, task_id: str, budget: int, noise: float, episodes: int) -> Path:
-    return out / "cells" / f"{_short(task_id)}_n{budget}_noise{noise:g}_eval{episodes}.json"
+def _cell_file(out: Path, task_id: str, budget: int, noise: float, episodes: int, ignore: tuple[str, ...] = ()) -> Path:
+    without = "".join(f"_without-{name.replace('/', '-')}" for name in ignore)
+    return out / "cells" / f"{_short(task_id)}_n{budget}_noise{noise:g}_eval{episodes}{without}.json"
 
 
 def collect_demos(out: Path, task_id: str, episodes: int, noise: float) -> str:
@@ -88,8 +90,11 @@ def _load_demos(path: Path, task_id: str) -> list:
         ]
 
 
-def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, steps: int) -> dict[str, Any]:
-    """Train on the first ``budget`` demos, evaluate on ``episodes`` held-out seeds; the cell's record."""
+def run_cell(
+    out: Path, task_id: str, budget: int, noise: float, episodes: int, steps: int, ignore: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Train on the first ``budget`` demos (the head not reading the state fields ``ignore``), evaluate on
+    ``episodes`` held-out seeds; the cell's record."""
     import torch
 
     from agents.state_policy import LABEL, StatePolicy, StatePolicyConfig, evaluate_state_policy
@@ -98,7 +103,7 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
     torch.set_num_threads(1)
     demos = _load_demos(_demo_file(out, task_id, noise), task_id)[:budget]
     started = time.perf_counter()
-    policy = StatePolicy(StatePolicyConfig(steps=steps), device="cpu")
+    policy = StatePolicy(StatePolicyConfig(steps=steps, ignore_fields=ignore), device="cpu")
     policy.fit(demos, seed=0)
     trained = time.perf_counter() - started
     results = evaluate_state_policy(policy, task_id, range(EVAL_SEED, EVAL_SEED + episodes))
@@ -111,6 +116,7 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
         "demos": budget,
         "action_noise": noise,
         "bc_steps": steps,
+        "ignore_fields": list(ignore),
         "episodes": results,
         "successes": int(sum(r["success"] for r in results)),
         "n": len(results),
@@ -118,7 +124,7 @@ def run_cell(out: Path, task_id: str, budget: int, noise: float, episodes: int, 
         "train_s": trained,
         "eval_s": time.perf_counter() - started - trained,
     }
-    write_json_atomic(_cell_file(out, task_id, budget, noise, episodes), record)
+    write_json_atomic(_cell_file(out, task_id, budget, noise, episodes, ignore), record)
     return record
 
 
@@ -139,15 +145,15 @@ def summarise(out: Path, args: argparse.Namespace) -> str:
         f"{args.steps} BC steps; held-out seeds from {EVAL_SEED}; nothing rendered. Success from the simulator "
         "(95 % Wilson interval); the paper starts SPIRAL at 40-65 %.",
         "",
-        "| task | demos | success | 95 % interval | mean final progress | train / eval (s) |",
-        "|---|---|---|---|---|---|",
+        "| task | inputs | demos | success | 95 % interval | mean final progress | train / eval (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for c in sorted(cells, key=lambda c: (c["task"], c["demos"])):
+    for c in sorted(cells, key=lambda c: (c["task"], c.get("ignore_fields", []), c["demos"])):
         lo, hi = wilson_interval(c["successes"], c["n"])
         rate = f"{c['successes']}/{c['n']} ({100 * c['successes'] / c['n']:.0f} %)"
         timing = f"{c['train_s']:.0f} / {c['eval_s']:.0f}"
         lines.append(
-            f"| {_short(c['task'])} | {c['demos']} | {rate} | {100 * lo:.0f}-{100 * hi:.0f} % "
+            f"| {_short(c['task'])} | {_inputs(c)} | {c['demos']} | {rate} | {100 * lo:.0f}-{100 * hi:.0f} % "
             f"| {c['mean_final_progress']:.2f} | {timing} |"
         )
     text = "\n".join(lines) + "\n"
@@ -156,6 +162,12 @@ def summarise(out: Path, args: argparse.Namespace) -> str:
     write_json_atomic(out / "results.json", {"policy": LABEL, "stamp": stamp, "cells": cells})
     (out / "summary.md").write_text(text)
     return text
+
+
+def _inputs(cell: dict[str, Any]) -> str:
+    """How a cell's policy read the state: every field, or every field but those it ignored."""
+    ignored = cell.get("ignore_fields", [])  # cells written before the option existed read everything
+    return "all state" if not ignored else "without " + ", ".join(f"`{name}`" for name in ignored)
 
 
 def _budgets(args: argparse.Namespace) -> list[int]:
@@ -178,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=int, default=20, help="held-out evaluation episodes per cell")
     parser.add_argument("--steps", type=int, default=6000, help="BC training steps")
     parser.add_argument("--workers", type=int, default=2, help="processes (each uses one torch thread)")
+    parser.add_argument(
+        "--ignore-fields", default="", help="state fields the policy does not read (comma-separated layout names)"
+    )
     parser.add_argument("--out", default="results/state_policy")
     args, ids, budgets = parse_task_arguments(parser, argv, _budgets)
     out = Path(args.out)
+    ignore = tuple(name for name in args.ignore_fields.split(",") if name)
     ctx = mp.get_context("spawn")  # forked workers deadlock after torch/GL initialisation
     with cf.ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
         for line in pool.map(collect_demos, [out] * len(ids), ids, [budgets[-1]] * len(ids), [args.noise] * len(ids)):
@@ -188,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         todo = []
         for task_id in ids:
             for budget in budgets:
-                path = _cell_file(out, task_id, budget, args.noise, args.eval)
+                path = _cell_file(out, task_id, budget, args.noise, args.eval, ignore)
                 done = json.loads(path.read_text()) if path.exists() else None
                 if not (done and done["n"] == args.eval and done["bc_steps"] == args.steps):
                     todo.append((task_id, budget))
-        futures = {pool.submit(run_cell, out, t, b, args.noise, args.eval, args.steps): (t, b) for t, b in todo}
+        futures = {pool.submit(run_cell, out, t, b, args.noise, args.eval, args.steps, ignore): (t, b) for t, b in todo}
         for future in cf.as_completed(futures):
             cell = future.result()
             log.info(

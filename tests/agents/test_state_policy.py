@@ -17,7 +17,7 @@ from agents.state_policy import (
     history_features,
 )
 from sarm2_env.constants import STATE_DIM
-from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError
+from sarm2_env.errors import CheckpointError, ConfigError, InputShapeError, UnknownNameError
 
 TASK = "SARM2/PullPlug-v0"  # the shortest task: ~100 steps, ~400 physics-only steps/s
 CONFIG = StatePolicyConfig(steps=600, hidden=128, layers=2, batch_size=128)
@@ -150,3 +150,31 @@ def test_recap_head_round_trips_and_is_checked(tmp_path):
         StateEpisode(TASK, state, action, condition=np.ones(3))
     with pytest.raises(ConfigError, match="condition"):
         StateEpisode(TASK, state, action, condition=np.full(30, 2))
+
+
+def test_ignored_fields_do_not_reach_the_head(demos, tmp_path):
+    config = CONFIG.replace(steps=50, ignore_fields=("socket_free/quat",))  # PullPlug: columns 17-20
+    policy = StatePolicy(config, device="cpu")
+    policy.fit(demos, seed=0)
+    plain = StatePolicy(CONFIG.replace(steps=50), device="cpu")
+    plain.fit(demos, seed=0)
+    features = history_features(demos[0].state, CONFIG.history)
+    shifted = features.copy()
+    shifted[:, 17:21] += 3.0
+    np.testing.assert_array_equal(policy.predict_chunks(shifted), policy.predict_chunks(features))
+    assert np.abs(plain.predict_chunks(shifted) - plain.predict_chunks(features)).max() > 1e-3
+    shifted[:, 21] += 3.0  # the next field is read
+    assert np.abs(policy.predict_chunks(shifted) - policy.predict_chunks(features)).max() > 1e-3
+    policy.save(tmp_path / "pol")
+    loaded = StatePolicy.load(tmp_path / "pol", device="cpu")
+    assert loaded.config.ignore_fields == ("socket_free/quat",)
+    np.testing.assert_allclose(loaded.predict_chunks(shifted), policy.predict_chunks(shifted), rtol=1e-5, atol=1e-5)
+
+
+def test_ignored_fields_are_checked(demos, policy):
+    with pytest.raises(UnknownNameError, match="socket_free/quat"):  # the error lists the layout's fields
+        StatePolicy(CONFIG.replace(ignore_fields=("socket/quat",))).fit(demos[:1], steps=1)
+    with pytest.raises(ConfigError, match="agent_pos"):
+        StatePolicy(CONFIG.replace(ignore_fields=("agent_pos",))).fit(demos[:1], steps=1)
+    with pytest.raises(ConfigError, match="ignore_fields"):
+        StatePolicy(CONFIG.replace(ignore_fields=("socket_free/quat",))).fit(demos[:1], steps=1, init_from=policy)

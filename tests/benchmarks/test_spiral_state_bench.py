@@ -53,6 +53,9 @@ def test_shipped_configs_load():
     assert all(getattr(residual, f) == getattr(gated.spiral_config(), f) for f in paired)  # paired on the seeds
     assert residual.update.rule == "residual_ac" and residual.adapt_reward_model and not residual.success_gate
     assert tuple(recap.sources) == ("sarm2",)
+    focused = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_whiteboard_noink.yaml")
+    assert focused.spiral_config() == dataclasses.replace(gated.spiral_config(), eval_episodes=100)
+    assert focused.policy_config().ignore_fields == ("ink_remaining",) and "robometer_lite" not in focused.sources
     folding = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts.yaml")
     assert folding.spiral_config().task == "SARM2/FoldShorts-v0" and folding.spiral_config().success_gate
     fine_tuned = bench.SpiralStateBench.load(bench.CONFIG_DIR / "spiral_state_foldshorts_ft.yaml")
@@ -70,6 +73,8 @@ def test_unknown_keys_are_errors(tmp_path):
         bench.SpiralStateBench.load(_write(tmp_path, colour="red"))
     with pytest.raises(ConfigError, match="spiral"):
         bench.SpiralStateBench.load(_write(tmp_path, spiral={"round": 2})).spiral_config()
+    with pytest.raises(ConfigError, match="`policy`: .*unknown keys \\['hiden'\\]"):
+        bench.SpiralStateBench.load(_write(tmp_path, policy={"hiden": 3})).policy_config()
     with pytest.raises(ConfigError, match="`kind` must be 'spiral_state'"):
         bench.SpiralStateBench.load(_write(tmp_path, kind="spiral"))
 
@@ -88,6 +93,9 @@ def test_tiny_run_writes_a_labelled_table_and_a_plot(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results["curves"]) == {"oracle", "sparse"}
     assert summary in capsys.readouterr().out
+    changed = _write(tmp_path, kind="spiral_state", policy={"hidden": 64})  # resumed with another pi_0 recipe
+    assert run_main(["--config", str(changed), "--name", "tiny_run"]) == 2
+    assert "pi_0 was trained with" in capsys.readouterr().err
 
 
 def test_the_summary_says_how_rollouts_were_explored_and_weighted(tmp_path):
@@ -236,3 +244,10 @@ def test_the_summary_counts_training_seeds_where_policies_were_retrained():
     assert gaps and gaps[0].startswith("| sarm2 | +37.5 pp [") and "| +17.5 pp [" in gaps[0]
     assert next(line for line in lines if line.startswith("| sparse | +")).endswith("| – |")
     assert bench._seed_lines({"sparse": [member([True] * n, 0), member([True] * n, 0)]}) == []  # one seed: none
+
+
+def test_the_summary_names_the_state_fields_the_policy_ignores(tmp_path):
+    assert bench._inputs_note(bench.SpiralStateBench.load(_write(tmp_path))) == ""
+    cfg = bench.SpiralStateBench.load(_write(tmp_path, policy={"ignore_fields": ["socket_free/quat"]}))
+    assert cfg.policy_config().ignore_fields == ("socket_free/quat",) and cfg.policy_config().steps == TINY["bc_steps"]
+    assert bench._inputs_note(cfg) == ", not reading the state's `socket_free/quat`"
