@@ -318,7 +318,7 @@ class StatePolicy(ChunkedActing):
                 "x_std": np.maximum(x.std(0), cfg.std_floor).astype(np.float32),
                 "y_mean": y.mean(0).reshape(cfg.chunk, ACTION_DIM),
                 "y_std": np.maximum(y.std(0), 1e-3).astype(np.float32).reshape(cfg.chunk, ACTION_DIM),
-                "input_mask": input_mask(episodes[0].task_id, self.state_dim, cfg),
+                "input_mask": input_mask([ep.task_id for ep in episodes], self.state_dim, cfg),
             }
         xn = torch.as_tensor(self._standardise(x), dtype=torch.float32, device=self.device)
         yn = torch.as_tensor(
@@ -412,13 +412,19 @@ class StatePolicy(ChunkedActing):
         return out
 
 
-def input_mask(task_id: str, state_dim: int, cfg: StatePolicyConfig) -> np.ndarray:
+def input_mask(task_ids: Sequence[str], state_dim: int, cfg: StatePolicyConfig) -> np.ndarray:
     """``(F,)`` 1 for each head input the policy reads, 0 for the columns of ``cfg.ignore_fields`` (looked up in
-    ``task_id``'s state layout; an unknown field is an :class:`UnknownNameError` listing the layout's fields)."""
+    the tasks' state layout, which must be the same for all; an unknown field is an :class:`UnknownNameError`
+    listing the layout's fields)."""
     mask = np.ones(state_dim + STATE_DIM * len(cfg.history), np.float32)
     if not cfg.ignore_fields:
         return mask
-    layout = state_layout(task_id)
+    layouts = {task_id: state_layout(task_id) for task_id in sorted(set(task_ids))}
+    task_id, layout = next(iter(layouts.items()))
+    if any(other != layout for other in layouts.values()):
+        raise InputShapeError(
+            f"`episodes`: ignore_fields needs one state layout, but {sorted(layouts)} lay their states out differently"
+        )
     width = sum(size for _, size in layout)
     if width != state_dim:
         raise InputShapeError(f"`episodes`: {task_id}'s state layout has {width} values; the states have {state_dim}")

@@ -178,3 +178,16 @@ def test_ignored_fields_are_checked(demos, policy):
         StatePolicy(CONFIG.replace(ignore_fields=("agent_pos",))).fit(demos[:1], steps=1)
     with pytest.raises(ConfigError, match="ignore_fields"):
         StatePolicy(CONFIG.replace(ignore_fields=("socket_free/quat",))).fit(demos[:1], steps=1, init_from=policy)
+
+
+def test_ignored_fields_need_one_layout_across_tasks(demos, monkeypatch):
+    import agents.state_policy as module
+
+    layout = module.state_layout(TASK)
+    other = "SARM2/Other-v0"  # the same state size, its fields in another order
+    monkeypatch.setattr(module, "state_layout", lambda task_id: layout if task_id == TASK else layout[::-1])
+    mixed = [demos[0], StateEpisode(other, demos[1].state, demos[1].action)]
+    config = CONFIG.replace(ignore_fields=("socket_free/quat",))
+    with pytest.raises(InputShapeError, match="one state layout"):
+        StatePolicy(config).fit(mixed, steps=1)
+    StatePolicy(CONFIG).fit(mixed, steps=1)  # nothing ignored: no layout needed
